@@ -1,0 +1,149 @@
+"""What application developers write: process definitions gathered in an App."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shards.errors import InvalidDefinition
+
+if TYPE_CHECKING:
+    from shards.context import ProcessContext
+
+ProcessFunction = Callable[["ProcessContext"], Any]
+ScopeData = dict[str, Any]
+
+# Ids end up in Mongo keys, CLI arguments and Kubernetes labels: keep them plain.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+MIN_DETAIL_LEVEL, MAX_DETAIL_LEVEL = 1, 4
+
+
+@dataclass(frozen=True)
+class ProcessDefinition:
+    """A named, long-running process: id, name, optional warning, detail level, special flag."""
+
+    process_id: str
+    name: str
+    function: ProcessFunction
+    warning: str = ""
+    detail_level: int = 1
+    special: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.process_id, str) or not _ID_PATTERN.match(self.process_id):
+            raise InvalidDefinition(
+                f"invalid process id {self.process_id!r}: use letters, digits, '_', '.', ':', '-'"
+            )
+        if not callable(self.function):
+            raise InvalidDefinition(f"process {self.process_id!r} has no callable function")
+        level = self.detail_level
+        if not isinstance(level, int) or not MIN_DETAIL_LEVEL <= level <= MAX_DETAIL_LEVEL:
+            raise InvalidDefinition(
+                f"process {self.process_id!r}: detail level must be 1..4, got {level!r}"
+            )
+
+    def __call__(self, ctx: ProcessContext) -> Any:
+        return self.function(ctx)
+
+    def to_fields(self) -> dict[str, Any]:
+        """The definition as stored on the record (everything but the function)."""
+        return {
+            "name": self.name,
+            "warning": self.warning,
+            "detailLevel": self.detail_level,
+            "special": self.special,
+        }
+
+
+def process(
+    process_id: str,
+    *,
+    name: str | None = None,
+    warning: str = "",
+    detail_level: int = 1,
+    special: bool = False,
+) -> Callable[[ProcessFunction], ProcessDefinition]:
+    """Decorator: turn a function into a ProcessDefinition (for scope-dependent catalogs)."""
+
+    def wrap(function: ProcessFunction) -> ProcessDefinition:
+        return ProcessDefinition(
+            process_id=process_id,
+            name=name or process_id,
+            function=function,
+            warning=warning,
+            detail_level=detail_level,
+            special=special,
+        )
+
+    return wrap
+
+
+class App:
+    """A catalog of processes, optionally different per scope (as the seed's getProcessList)."""
+
+    def __init__(
+        self,
+        get_process_list: Callable[[ScopeData], Iterable[ProcessDefinition]] | None = None,
+        get_scope_data: Callable[[str], ScopeData | None] | None = None,
+    ) -> None:
+        self._definitions: dict[str, ProcessDefinition] = {}
+        self._get_process_list = get_process_list
+        self._get_scope_data = get_scope_data
+
+    def process(
+        self,
+        process_id: str,
+        *,
+        name: str | None = None,
+        warning: str = "",
+        detail_level: int = 1,
+        special: bool = False,
+    ) -> Callable[[ProcessFunction], ProcessDefinition]:
+        """Decorator: define a process in this app's default catalog."""
+
+        def register(function: ProcessFunction) -> ProcessDefinition:
+            definition = process(
+                process_id,
+                name=name,
+                warning=warning,
+                detail_level=detail_level,
+                special=special,
+            )(function)
+            self.add(definition)
+            return definition
+
+        return register
+
+    def add(self, definition: ProcessDefinition) -> None:
+        if definition.process_id in self._definitions:
+            raise InvalidDefinition(f"duplicate process id {definition.process_id!r} in the catalog")
+        self._definitions[definition.process_id] = definition
+
+    @property
+    def process_ids(self) -> list[str]:
+        """The ids of the default catalog (what a worker advertises)."""
+        return list(self._definitions)
+
+    def scope_data(self, scope_id: str) -> ScopeData:
+        data = self._get_scope_data(scope_id) if self._get_scope_data else None
+        return {"scopeId": scope_id, **(data or {})}
+
+    def catalog(self, scope_data: ScopeData) -> dict[str, ProcessDefinition]:
+        """The processes available in a scope, checked for duplicate ids."""
+        if self._get_process_list is None:
+            return dict(self._definitions)
+        catalog: dict[str, ProcessDefinition] = {}
+        for definition in self._get_process_list(scope_data):
+            if not isinstance(definition, ProcessDefinition):
+                raise InvalidDefinition(
+                    f"get_process_list returned {type(definition).__name__}, "
+                    "expected ProcessDefinition"
+                )
+            if definition.process_id in catalog:
+                raise InvalidDefinition(
+                    f"duplicate process id {definition.process_id!r} in the catalog"
+                )
+            catalog[definition.process_id] = definition
+        return catalog

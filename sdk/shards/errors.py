@@ -1,0 +1,37 @@
+"""Errors with one-line messages meant for people: the CLI prints them as they are."""
+
+
+class ShardsError(Exception):
+    """Base class: str(error) is a complete one-line explanation."""
+
+
+class UnknownScope(ShardsError):
+    pass
+
+
+class UnknownProcess(ShardsError):
+    pass
+
+
+class ProcessActive(ShardsError):
+    """Launching (or redefining) a process that is scheduled, running or stopping."""
+
+
+class ConfirmationRequired(ShardsError):
+    """The process carries a warning and the launch did not confirm it."""
+
+
+class InvalidDefinition(ShardsError):
+    """A catalog is malformed: duplicate ids, bad detail level, missing function."""
+
+
+class InvalidArgs(ShardsError):
+    """Process arguments are not a JSON object."""
+
+
+class ChildProcessFailed(ShardsError):
+    """A child process failed and the parent did not ask to survive that."""
+
+
+class NotActive(ShardsError):
+    """Stopping a process that is not scheduled or running."""

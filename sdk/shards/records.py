@@ -1,0 +1,284 @@
+"""Plain records of what Shards stores, and their document form (camelCase, as the seed had)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shards.states import State
+
+Document = dict[str, Any]
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, at the millisecond precision MongoDB keeps."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass
+class Progress:
+    message: str = ""
+    rate: float = 0.0
+
+    def to_doc(self) -> Document:
+        return {"message": self.message, "rate": self.rate}
+
+    @classmethod
+    def from_doc(cls, doc: Document | None) -> Progress:
+        doc = doc or {}
+        return cls(message=str(doc.get("message", "")), rate=float(doc.get("rate", 0.0)))
+
+
+@dataclass
+class ProcessStatus:
+    state: State = State.IDLE
+    error: str = ""
+    running_since: datetime | None = None
+    done_at: datetime | None = None
+    duration: float | None = None  # seconds of the last finished run
+    stopped_at: datetime | None = None
+    failed_at: datetime | None = None
+
+    def to_doc(self) -> Document:
+        return {
+            "state": self.state.value,
+            "error": self.error,
+            "runningSince": self.running_since,
+            "doneAt": self.done_at,
+            "duration": self.duration,
+            "stoppedAt": self.stopped_at,
+            "failedAt": self.failed_at,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Document | None) -> ProcessStatus:
+        doc = doc or {}
+        return cls(
+            state=State(doc.get("state", State.IDLE)),
+            error=str(doc.get("error") or ""),
+            running_since=doc.get("runningSince"),
+            done_at=doc.get("doneAt"),
+            duration=doc.get("duration"),
+            stopped_at=doc.get("stoppedAt"),
+            failed_at=doc.get("failedAt"),
+        )
+
+
+@dataclass
+class ProcessRecord:
+    """One record per (scope, process id): the definition, its status and its progress."""
+
+    scope_id: str
+    process_id: str
+    name: str
+    warning: str = ""
+    detail_level: int = 1
+    special: bool = False
+    status: ProcessStatus = field(default_factory=ProcessStatus)
+    progress: Progress = field(default_factory=Progress)
+    run_id: str = ""  # the current or last run; "" before the first launch
+    worker_id: str = ""  # the worker executing the current run; "" when none
+    parent_run_id: str = ""  # set while running as a child process
+
+    @property
+    def state(self) -> State:
+        return self.status.state
+
+    def to_doc(self) -> Document:
+        return {
+            "scopeId": self.scope_id,
+            "processId": self.process_id,
+            "name": self.name,
+            "warning": self.warning,
+            "detailLevel": self.detail_level,
+            "special": self.special,
+            "status": self.status.to_doc(),
+            "progress": self.progress.to_doc(),
+            "runId": self.run_id,
+            "workerId": self.worker_id,
+            "parentRunId": self.parent_run_id,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> ProcessRecord:
+        return cls(
+            scope_id=doc["scopeId"],
+            process_id=doc["processId"],
+            name=doc.get("name", doc["processId"]),
+            warning=doc.get("warning") or "",
+            detail_level=int(doc.get("detailLevel", 1)),
+            special=bool(doc.get("special", False)),
+            status=ProcessStatus.from_doc(doc.get("status")),
+            progress=Progress.from_doc(doc.get("progress")),
+            run_id=doc.get("runId", ""),
+            worker_id=doc.get("workerId", ""),
+            parent_run_id=doc.get("parentRunId", ""),
+        )
+
+    def to_json(self) -> Document:
+        """The stable, script-readable form printed by `shards status -o json`."""
+        status = self.status
+        return {
+            "scope": self.scope_id,
+            "id": self.process_id,
+            "name": self.name,
+            "warning": self.warning,
+            "detailLevel": self.detail_level,
+            "special": self.special,
+            "state": status.state.value,
+            "error": status.error,
+            "progress": self.progress.to_doc(),
+            "runningSince": iso(status.running_since),
+            "doneAt": iso(status.done_at),
+            "duration": status.duration,
+            "stoppedAt": iso(status.stopped_at),
+            "failedAt": iso(status.failed_at),
+            "runId": self.run_id,
+            "workerId": self.worker_id,
+        }
+
+
+class RequestKind:
+    DEFINE = "define"
+    LAUNCH = "launch"
+    STOP = "stop"
+
+
+class RequestState:
+    PENDING = "Pending"
+    TAKEN = "Taken"
+
+
+ANY_WORKER = ""  # targetWorker of a request that any worker may claim
+
+
+@dataclass
+class Request:
+    """A live request for workers. Finished requests leave this collection."""
+
+    kind: str
+    scope_id: str
+    process_id: str = ""
+    run_id: str = ""
+    args: Document = field(default_factory=dict)
+    options: Document = field(default_factory=dict)
+    target_worker: str = ANY_WORKER
+    state: str = RequestState.PENDING
+    taken_by: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    id: Any = None
+
+    def to_doc(self) -> Document:
+        doc: Document = {
+            "kind": self.kind,
+            "scopeId": self.scope_id,
+            "processId": self.process_id,
+            "runId": self.run_id,
+            "args": self.args,
+            "options": self.options,
+            "targetWorker": self.target_worker,
+            "state": self.state,
+            "takenBy": self.taken_by,
+            "createdAt": self.created_at,
+        }
+        if self.id is not None:
+            doc["_id"] = self.id
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Request:
+        return cls(
+            kind=doc["kind"],
+            scope_id=doc["scopeId"],
+            process_id=doc.get("processId", ""),
+            run_id=doc.get("runId", ""),
+            args=doc.get("args") or {},
+            options=doc.get("options") or {},
+            target_worker=doc.get("targetWorker", ANY_WORKER),
+            state=doc.get("state", RequestState.PENDING),
+            taken_by=doc.get("takenBy", ""),
+            created_at=doc["createdAt"],
+            id=doc.get("_id"),
+        )
+
+
+@dataclass
+class RunRecord:
+    """One run of a process, kept in the history after the record moves on."""
+
+    run_id: str
+    scope_id: str
+    process_id: str
+    state: State
+    args: Document = field(default_factory=dict)
+    parent_run_id: str = ""
+    worker_id: str = ""
+    error: str = ""
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration: float | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> RunRecord:
+        return cls(
+            run_id=doc["runId"],
+            scope_id=doc["scopeId"],
+            process_id=doc["processId"],
+            state=State(doc["state"]),
+            args=doc.get("args") or {},
+            parent_run_id=doc.get("parentRunId", ""),
+            worker_id=doc.get("workerId", ""),
+            error=doc.get("error", ""),
+            requested_at=doc.get("requestedAt"),
+            started_at=doc.get("startedAt"),
+            ended_at=doc.get("endedAt"),
+            duration=doc.get("duration"),
+        )
+
+    def to_json(self) -> Document:
+        return {
+            "runId": self.run_id,
+            "scope": self.scope_id,
+            "id": self.process_id,
+            "state": self.state.value,
+            "args": self.args,
+            "parentRunId": self.parent_run_id,
+            "workerId": self.worker_id,
+            "error": self.error,
+            "requestedAt": iso(self.requested_at),
+            "startedAt": iso(self.started_at),
+            "endedAt": iso(self.ended_at),
+            "duration": self.duration,
+        }
+
+
+@dataclass
+class ScopeRecord:
+    """What the last define of a scope produced."""
+
+    scope_id: str
+    state: str  # "Defined" or "Failed"
+    process_ids: list[str] = field(default_factory=list)
+    error: str = ""
+    request_id: str = ""
+    defined_at: datetime | None = None
+    defined_by: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> ScopeRecord:
+        return cls(
+            scope_id=doc["_id"],
+            state=doc.get("state", "Defined"),
+            process_ids=list(doc.get("processIds", [])),
+            error=doc.get("error", ""),
+            request_id=doc.get("requestId", ""),
+            defined_at=doc.get("definedAt"),
+            defined_by=doc.get("definedBy", ""),
+        )

@@ -1,0 +1,62 @@
+"""Process states and the transitions between them: the one source of truth for every layer."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """A process record's state, spelled the same in Mongo, the CLI and Kubernetes."""
+
+    IDLE = "Idle"
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+    STOP_REQUESTED = "StopRequested"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    DONE = "Done"
+
+
+# A run ends in one of these; a new run may start from them or from Idle.
+FINAL: frozenset[State] = frozenset({State.STOPPED, State.FAILED, State.DONE})
+ACTIVE: frozenset[State] = frozenset(
+    {State.SCHEDULED, State.RUNNING, State.STOP_REQUESTED, State.STOPPING}
+)
+LAUNCHABLE: frozenset[State] = frozenset({State.IDLE}) | FINAL
+# States in which the process body executes on a worker.
+EXECUTING: frozenset[State] = frozenset({State.RUNNING, State.STOP_REQUESTED, State.STOPPING})
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    # Scheduled by a launch; Running directly when started as a child of a running parent.
+    State.IDLE: frozenset({State.SCHEDULED, State.RUNNING}),
+    # Stopped: cancelled before a worker took it. Failed: unknown to the worker, or worker lost.
+    State.SCHEDULED: frozenset({State.RUNNING, State.STOPPED, State.FAILED}),
+    # Stopped directly when a parent's stop or a worker shutdown ends the run.
+    State.RUNNING: frozenset({State.STOP_REQUESTED, State.STOPPED, State.FAILED, State.DONE}),
+    # A run may still finish on its own before the stop reaches it.
+    State.STOP_REQUESTED: frozenset({State.STOPPING, State.STOPPED, State.FAILED, State.DONE}),
+    State.STOPPING: frozenset({State.STOPPED, State.FAILED, State.DONE}),
+    # Relaunch, start as a child, or dismiss back to Idle.
+    State.STOPPED: frozenset({State.SCHEDULED, State.RUNNING, State.IDLE}),
+    State.FAILED: frozenset({State.SCHEDULED, State.RUNNING, State.IDLE}),
+    State.DONE: frozenset({State.SCHEDULED, State.RUNNING, State.IDLE}),
+}
+
+
+def can_transition(source: State, target: State) -> bool:
+    return target in TRANSITIONS[source]
+
+
+def sources_of(target: State) -> list[State]:
+    """The states from which `target` may be entered, in declaration order (for guarded writes)."""
+    return [state for state in State if target in TRANSITIONS[state]]
+
+
+def parse_state(value: str) -> State:
+    """Parse a state name as spelled anywhere in Shards; case-insensitive for people typing it."""
+    for state in State:
+        if state.value.lower() == value.lower():
+            return state
+    names = ", ".join(s.value for s in State)
+    raise ValueError(f"unknown state {value!r} (expected one of {names})")

@@ -1,0 +1,59 @@
+"""Change streams: how workers (and later the operator) are woken instead of polling."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from pymongo.change_stream import CollectionChangeStream
+from pymongo.errors import PyMongoError
+from shards.errors import ShardsError
+
+from shards_store.collection import Collection
+
+
+class ChangeFeedError(ShardsError):
+    """The stream broke or the server has none; callers sweep and reopen, or poll."""
+
+
+class ChangeFeed:
+    """A change stream on one collection; full documents come from updateLookup, never from
+    updateDescription (which some servers leave out)."""
+
+    def __init__(self, collection: Collection, operations: list[str]) -> None:
+        self._collection = collection
+        self._operations = operations
+        self._stream: CollectionChangeStream[dict[str, Any]] | None = None
+
+    def open(self) -> None:
+        pipeline = [{"$match": {"operationType": {"$in": self._operations}}}]
+        try:
+            self._stream = self._collection.mongo.watch(
+                pipeline, full_document="updateLookup", max_await_time_ms=500
+            )
+        except PyMongoError as error:
+            raise ChangeFeedError(f"no change stream on {self._collection.name}: {error}") from error
+
+    def next_change(self, timeout: float) -> dict[str, Any] | None:
+        """The next change within timeout seconds, or None. Bounded even if the server stalls."""
+        if self._stream is None:
+            self.open()
+        assert self._stream is not None
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                change = self._stream.try_next()
+                if change is not None:
+                    return change
+                if time.monotonic() >= deadline:
+                    return None
+        except PyMongoError as error:
+            self.close()
+            raise ChangeFeedError(f"change stream on {self._collection.name} broke: {error}") from error
+
+    def close(self) -> None:
+        if self._stream is not None:
+            with contextlib.suppress(PyMongoError):  # closing a broken stream is best effort
+                self._stream.close()
+            self._stream = None

@@ -1,0 +1,91 @@
+"""Every index the store declares, and the rule that says whether a query is served by one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Each query the store runs must be served by one of these (a test checks every shape it sees).
+INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
+    # (index name, key fields in order, unique)
+    "processes": [
+        ("scope_process", ["scopeId", "processId"], True),
+        ("worker_state", ["workerId", "status.state"], False),
+    ],
+    "requests": [
+        ("claim", ["state", "kind", "targetWorker", "createdAt"], False),
+        ("run", ["runId", "state"], False),
+        ("taken_by", ["takenBy", "state"], False),
+    ],
+    "runs": [
+        ("run", ["runId"], True),
+        ("history", ["scopeId", "processId", "requestedAt"], False),
+    ],
+    "workers": [
+        ("liveness", ["state", "heartbeatAt"], False),
+    ],
+    "scopes": [],
+}
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    """The fields a query filters on (by equality or by range) and sorts by."""
+
+    collection: str
+    equality: frozenset[str]
+    ranges: frozenset[str]
+    sort: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls, collection: str, query: dict[str, Any], sort: list[tuple[str, int]] | None = None
+    ) -> QueryShape:
+        equality: set[str] = set()
+        ranges: set[str] = set()
+        _collect(query, equality, ranges)
+        return cls(collection, frozenset(equality), frozenset(ranges), tuple(f for f, _ in sort or []))
+
+
+_EQUALITY_OPS = {"$eq", "$in"}
+
+
+def _collect(query: dict[str, Any], equality: set[str], ranges: set[str]) -> None:
+    for key, value in query.items():
+        if key == "$and":
+            for clause in value:
+                _collect(clause, equality, ranges)
+        elif key == "$or":
+            # A disjunction is served only if every branch is; treat its fields as ranges.
+            for clause in value:
+                _collect(clause, ranges, ranges)
+        elif isinstance(value, dict) and value and all(op.startswith("$") for op in value):
+            (equality if set(value) <= _EQUALITY_OPS else ranges).add(key)
+        else:
+            equality.add(key)
+
+
+def is_served(shape: QueryShape) -> bool:
+    """True when a declared index (or _id) serves this query without a collection scan.
+
+    Served means: a unique index fully matched by equality (a point lookup), or an index whose
+    leading keys are exactly the equality fields, followed by the sort fields in order, with
+    every range field among the keys.
+    """
+    if "_id" in shape.equality:
+        return True
+    for _name, keys, unique in INDEXES[shape.collection]:
+        prefix = 0
+        while prefix < len(keys) and keys[prefix] in shape.equality:
+            prefix += 1
+        if prefix == 0:
+            continue
+        if unique and prefix == len(keys):
+            return True
+        if set(keys[:prefix]) != shape.equality:
+            continue
+        sort = [field for field in shape.sort if field not in shape.equality]
+        rest = keys[prefix:]
+        if rest[: len(sort)] == sort and shape.ranges <= set(rest):
+            return True
+    return False

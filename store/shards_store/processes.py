@@ -1,0 +1,142 @@
+"""Process records: one per (scope, process id), moved between states only by guarded writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shards.records import ProcessRecord, ProcessStatus, Progress
+from shards.states import EXECUTING, LAUNCHABLE, State, sources_of
+
+from shards_store.collection import Collection
+
+
+def _key(scope_id: str, process_id: str) -> dict[str, Any]:
+    return {"scopeId": scope_id, "processId": process_id}
+
+
+def _states(states: list[State] | frozenset[State]) -> dict[str, list[str]]:
+    return {"$in": sorted(s.value for s in states)}
+
+
+class ProcessRecords:
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+
+    def get(self, scope_id: str, process_id: str) -> ProcessRecord | None:
+        doc = self.collection.find_one(_key(scope_id, process_id))
+        return ProcessRecord.from_doc(doc) if doc else None
+
+    def in_scope(self, scope_id: str) -> list[ProcessRecord]:
+        docs = self.collection.find({"scopeId": scope_id}, sort=[("processId", 1)])
+        return [ProcessRecord.from_doc(doc) for doc in docs]
+
+    def executing_on(self, worker_id: str, states: frozenset[State] = EXECUTING) -> list[ProcessRecord]:
+        docs = self.collection.find({"workerId": worker_id, "status.state": _states(states)})
+        return [ProcessRecord.from_doc(doc) for doc in docs]
+
+    def define(self, scope_id: str, process_id: str, fields: dict[str, Any]) -> None:
+        """Create the record or refresh its definition fields; status and progress are kept."""
+        fresh = ProcessRecord(scope_id=scope_id, process_id=process_id, name=fields["name"])
+        on_insert = {k: v for k, v in fresh.to_doc().items() if k not in fields and k not in _key("", "")}
+        self.collection.update_one(
+            _key(scope_id, process_id), {"$set": fields, "$setOnInsert": on_insert}, upsert=True
+        )
+
+    def remove_idle(self, scope_id: str, keep: list[str] | None = None) -> int:
+        """Delete the scope's records that are not active (all of them, or those not in keep)."""
+        doomed = [
+            doc["_id"]
+            for doc in self.collection.find({"scopeId": scope_id})
+            if State(doc["status"]["state"]) in LAUNCHABLE
+            and (keep is None or doc["processId"] not in keep)
+        ]
+        return self.collection.delete_many({"_id": {"$in": doomed}}) if doomed else 0
+
+    def move(
+        self,
+        scope_id: str,
+        process_id: str,
+        target: State,
+        *,
+        run_id: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> ProcessRecord | None:
+        """Atomically enter `target` if the transition is allowed (and the run matches).
+
+        Returns the record after the write, or None when the guard did not hold.
+        """
+        query: dict[str, Any] = {
+            **_key(scope_id, process_id),
+            "status.state": _states(sources_of(target)),
+        }
+        if run_id is not None:
+            query["runId"] = run_id
+        update = {"$set": {"status.state": target.value, **(fields or {})}}
+        doc = self.collection.find_one_and_update(query, update)
+        return ProcessRecord.from_doc(doc) if doc else None
+
+    def schedule(self, scope_id: str, process_id: str, run_id: str) -> ProcessRecord | None:
+        return self.move(
+            scope_id,
+            process_id,
+            State.SCHEDULED,
+            fields={
+                "runId": run_id,
+                "workerId": "",
+                "parentRunId": "",
+                "status.error": "",
+                "status.doneAt": None,
+                "status.duration": None,
+                "status.stoppedAt": None,
+                "status.failedAt": None,
+                "progress": Progress("Scheduled", 0.0).to_doc(),
+            },
+        )
+
+    def start(
+        self, record: ProcessRecord, *, worker_id: str, parent_run_id: str = ""
+    ) -> ProcessRecord | None:
+        """Enter Running for record.run_id: from Scheduled, or from idle/final for a child."""
+        status = ProcessStatus(state=State.RUNNING, running_since=record.status.running_since)
+        return self.move(
+            record.scope_id,
+            record.process_id,
+            State.RUNNING,
+            run_id=None if parent_run_id else record.run_id,
+            fields={
+                "runId": record.run_id,
+                "workerId": worker_id,
+                "parentRunId": parent_run_id,
+                "status": status.to_doc(),
+                "progress": Progress("Starting...", 0.0).to_doc(),
+            },
+        )
+
+    def write_progress(self, scope_id: str, process_id: str, run_id: str, progress: Progress) -> bool:
+        query = {
+            **_key(scope_id, process_id),
+            "runId": run_id,
+            "status.state": _states(EXECUTING),
+        }
+        return self.collection.update_one(query, {"$set": {"progress": progress.to_doc()}}) > 0
+
+    def finish(
+        self,
+        scope_id: str,
+        process_id: str,
+        run_id: str,
+        status: ProcessStatus,
+        progress: Progress,
+    ) -> ProcessRecord | None:
+        """Record the end of a run (Done, Stopped or Failed) and release the worker."""
+        fields = {"status": status.to_doc(), "progress": progress.to_doc(), "workerId": ""}
+        return self.move(scope_id, process_id, status.state, run_id=run_id, fields=fields)
+
+    def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord | None:
+        fields = {
+            "status.error": "",
+            "status.failedAt": None,
+            "status.stoppedAt": None,
+            "progress": Progress().to_doc(),
+        }
+        return self.move(scope_id, process_id, State.IDLE, fields=fields)

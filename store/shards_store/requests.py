@@ -1,0 +1,64 @@
+"""Live requests for workers (define, launch, stop). Finished requests leave this collection,
+so a claim stays cheap however long the history grows."""
+
+from __future__ import annotations
+
+from shards.records import ANY_WORKER, Request, RequestState, utcnow
+
+from shards_store.collection import Collection
+
+
+class RequestQueue:
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+
+    def submit(self, request: Request) -> Request:
+        request.id = self.collection.insert_one(request.to_doc())
+        return request
+
+    def claim(self, kind: str, worker_id: str, *, addressed: bool = False) -> Request | None:
+        """Take the oldest pending request of a kind, exactly once across all workers.
+
+        addressed=True claims only requests sent to this worker (stops reach the worker that
+        runs the process); otherwise only requests any worker may take.
+        """
+        query = {
+            "state": RequestState.PENDING,
+            "kind": kind,
+            "targetWorker": worker_id if addressed else ANY_WORKER,
+        }
+        update = {
+            "$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": utcnow()}
+        }
+        doc = self.collection.find_one_and_update(query, update, sort=[("createdAt", 1)])
+        return Request.from_doc(doc) if doc else None
+
+    def complete(self, request: Request) -> None:
+        self.collection.delete_one({"_id": request.id})
+
+    def withdraw_launch(self, run_id: str) -> Request | None:
+        """Remove a launch nobody has taken yet; None if a worker already took it."""
+        doc = self.collection.find_one_and_delete({"runId": run_id, "state": RequestState.PENDING})
+        return Request.from_doc(doc) if doc else None
+
+    def taken_by(self, worker_id: str) -> list[Request]:
+        docs = self.collection.find({"takenBy": worker_id, "state": RequestState.TAKEN})
+        return [Request.from_doc(doc) for doc in docs]
+
+    def release(self, request: Request) -> None:
+        """Put a taken request back for any worker (its taker was lost before finishing it)."""
+        self.collection.update_one(
+            {"_id": request.id},
+            {"$set": {"state": RequestState.PENDING, "takenBy": "", "targetWorker": ANY_WORKER}},
+        )
+
+    def drop_addressed_to(self, worker_id: str) -> int:
+        """Stops sent to a lost worker have nothing left to stop."""
+        return self.collection.delete_many(
+            {"state": RequestState.PENDING, "kind": "stop", "targetWorker": worker_id}
+        )
+
+    def pending(self, kind: str, target: str = ANY_WORKER) -> int:
+        return self.collection.count(
+            {"state": RequestState.PENDING, "kind": kind, "targetWorker": target}
+        )

@@ -1,0 +1,39 @@
+"""Scopes: what the last define of each scope produced."""
+
+from __future__ import annotations
+
+from shards.records import ScopeRecord, utcnow
+
+from shards_store.collection import Collection
+
+
+class ScopeCatalog:
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+
+    def get(self, scope_id: str) -> ScopeRecord | None:
+        doc = self.collection.find_one({"_id": scope_id})
+        return ScopeRecord.from_doc(doc) if doc else None
+
+    def defined(
+        self,
+        scope_id: str,
+        *,
+        process_ids: list[str],
+        request_id: str,
+        worker_id: str,
+        error: str = "",
+    ) -> None:
+        fields = {
+            "state": "Failed" if error else "Defined",
+            "error": error,
+            "requestId": request_id,
+            "definedBy": worker_id,
+            "definedAt": utcnow(),
+        }
+        if not error:
+            fields["processIds"] = process_ids
+        self.collection.update_one({"_id": scope_id}, {"$set": fields}, upsert=True)
+
+    def forget(self, scope_id: str) -> None:
+        self.collection.delete_one({"_id": scope_id})

@@ -1,0 +1,83 @@
+"""The store: the only place that talks to MongoDB. Everything else gets plain records."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+from shards.errors import ShardsError
+
+from shards_store.changes import ChangeFeed
+from shards_store.collection import Collection, Doc, QueryLog
+from shards_store.indexes import INDEXES
+from shards_store.processes import ProcessRecords
+from shards_store.requests import RequestQueue
+from shards_store.runs import RunHistory
+from shards_store.scopes import ScopeCatalog
+from shards_store.workers import WorkerRegistry
+
+DEFAULT_URI = "mongodb://127.0.0.1:27017/shards"
+DEFAULT_DATABASE = "shards"
+
+
+def default_uri() -> str:
+    return os.environ.get("SHARDS_MONGO_URI") or DEFAULT_URI
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for messages and logs."""
+    return re.sub(r"(mongodb(?:\+srv)?://[^:/@]+):[^@/]*@", r"\1:***@", uri)
+
+
+class Store:
+    def __init__(self, client: MongoClient[Doc], database: Database[Doc]) -> None:
+        self.client = client
+        self.database = database
+        self.query_log = QueryLog()
+        self.processes = ProcessRecords(self._collection("processes"))
+        self.requests = RequestQueue(self._collection("requests"))
+        self.runs = RunHistory(self._collection("runs"))
+        self.workers = WorkerRegistry(self._collection("workers"))
+        self.scopes = ScopeCatalog(self._collection("scopes"))
+
+    def _collection(self, name: str) -> Collection:
+        return Collection(self.database[name], self.query_log)
+
+    def request_feed(self) -> ChangeFeed:
+        """Wakes workers on new requests."""
+        return ChangeFeed(self.requests.collection, ["insert"])
+
+    def process_feed(self) -> ChangeFeed:
+        """Follows every change of process records (status, progress)."""
+        return ChangeFeed(self.processes.collection, ["insert", "update", "replace"])
+
+    def ensure_indexes(self) -> None:
+        for name, indexes in INDEXES.items():
+            for index_name, keys, unique in indexes:
+                self.database[name].create_index(
+                    [(key, ASCENDING) for key in keys], name=index_name, unique=unique
+                )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connect(uri: str | None = None, *, timeout: float = 5.0) -> Store:
+    """Connect and check the server answers; a clear one-line error otherwise."""
+    uri = uri or default_uri()
+    try:
+        client: MongoClient[Doc] = MongoClient(
+            uri,
+            tz_aware=True,
+            appname="shards",
+            serverSelectionTimeoutMS=int(timeout * 1000),
+            connectTimeoutMS=int(timeout * 1000),
+        )
+        client.admin.command("ping")
+    except (PyMongoError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ShardsError(f"cannot reach MongoDB at {redact(uri)}: {first_line[:200]}") from error
+    return Store(client, client.get_default_database(DEFAULT_DATABASE))
