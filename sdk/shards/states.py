@@ -30,8 +30,9 @@ EXECUTING: frozenset[State] = frozenset({State.RUNNING, State.STOP_REQUESTED, St
 TRANSITIONS: dict[State, frozenset[State]] = {
     # Scheduled by a launch; Running directly when started as a child of a running parent.
     State.IDLE: frozenset({State.SCHEDULED, State.RUNNING}),
-    # Stopped: cancelled before a worker took it. Failed: unknown to the worker, or worker lost.
-    State.SCHEDULED: frozenset({State.RUNNING, State.STOPPED, State.FAILED}),
+    # Stopped: cancelled before a worker took it. StopRequested: stopped while a worker is taking
+    # it. Failed: unknown to the worker, or the worker was lost.
+    State.SCHEDULED: frozenset({State.RUNNING, State.STOP_REQUESTED, State.STOPPED, State.FAILED}),
     # Stopped directly when a parent's stop or a worker shutdown ends the run.
     State.RUNNING: frozenset({State.STOP_REQUESTED, State.STOPPED, State.FAILED, State.DONE}),
     # A run may still finish on its own before the stop reaches it.

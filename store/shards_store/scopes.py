@@ -35,5 +35,9 @@ class ScopeCatalog:
             fields["processIds"] = process_ids
         self.collection.update_one({"_id": scope_id}, {"$set": fields}, upsert=True)
 
+    def acknowledge(self, scope_id: str, request_id: str) -> None:
+        """Mark a define request handled without changing the scope (only_if_missing)."""
+        self.collection.update_one({"_id": scope_id}, {"$set": {"requestId": request_id}})
+
     def forget(self, scope_id: str) -> None:
         self.collection.delete_one({"_id": scope_id})

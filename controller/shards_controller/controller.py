@@ -1,0 +1,245 @@
+"""The controller API: what the CLI calls now and the Kubernetes operator calls later.
+
+It validates, moves records with guarded writes and leaves requests for workers; it never runs
+process code itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from shards.errors import (
+    ConfirmationRequired,
+    InvalidArgs,
+    NotActive,
+    ProcessActive,
+    ShardsError,
+    UnknownProcess,
+    UnknownScope,
+)
+from shards.records import ProcessRecord, ProcessStatus, Request, RequestKind, RunRecord, ScopeRecord, utcnow
+from shards.states import ACTIVE, FINAL, State
+from shards_store import Store
+
+MAX_ARGS_BYTES = 64 * 1024
+
+
+def check_args(args: Any) -> dict[str, Any]:
+    """Process arguments are a JSON object of bounded size."""
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise InvalidArgs(f"process arguments must be a JSON object, got {type(args).__name__}")
+    try:
+        encoded = json.dumps(args, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgs(f"process arguments are not JSON-compatible: {error}") from error
+    if len(encoded) > MAX_ARGS_BYTES:
+        raise InvalidArgs(f"process arguments are {len(encoded)} bytes; the limit is {MAX_ARGS_BYTES}")
+    parsed: dict[str, Any] = json.loads(encoded)
+    return parsed
+
+
+def unknown_scope(scope_id: str) -> UnknownScope:
+    return UnknownScope(f"unknown scope {scope_id!r} (define it first: shards define --scope {scope_id})")
+
+
+def matches(
+    record: ProcessRecord,
+    *,
+    search: str = "",
+    max_detail_level: int = 4,
+    include_special: bool = True,
+    active_only: bool = False,
+) -> bool:
+    """The seed GUI's filters: search by name or id, hide details, hide special, focus on active."""
+    needle = search.lower()
+    return (
+        (not needle or needle in record.name.lower() or needle in record.process_id.lower())
+        and record.detail_level <= max_detail_level
+        and (include_special or not record.special)
+        and (not active_only or record.state in ACTIVE)
+    )
+
+
+class Controller:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- scopes ---------------------------------------------------------------------------
+    def define(self, scope_id: str, *, only_if_missing: bool = False, clean: bool = False) -> Request:
+        """Ask a worker to (re)define the scope's catalog; see wait_defined."""
+        request = Request(
+            kind=RequestKind.DEFINE,
+            scope_id=scope_id,
+            options={"onlyIfMissing": only_if_missing, "clean": clean},
+        )
+        return self.store.requests.submit(request)
+
+    def wait_defined(self, request: Request, timeout: float = 30.0) -> ScopeRecord:
+        scope = _wait(
+            lambda: self.store.scopes.get(request.scope_id),
+            lambda s: s is not None and s.request_id == str(request.id),
+            timeout,
+            f"no worker handled the define of scope {request.scope_id!r} within {timeout:.0f}s "
+            "(is a worker running?)",
+        )
+        assert scope is not None
+        if scope.state == "Failed":
+            raise ShardsError(f"defining scope {scope.scope_id!r} failed: {scope.error}")
+        return scope
+
+    # -- processes ------------------------------------------------------------------------
+    def get(self, scope_id: str, process_id: str) -> ProcessRecord:
+        record = self.store.processes.get(scope_id, process_id)
+        if record is not None:
+            return record
+        if self.store.scopes.get(scope_id) is None and not self.store.processes.in_scope(scope_id):
+            raise unknown_scope(scope_id)
+        raise UnknownProcess(f"unknown process {process_id!r} in scope {scope_id!r}")
+
+    def list(
+        self,
+        scope_id: str,
+        *,
+        search: str = "",
+        max_detail_level: int = 4,
+        include_special: bool = True,
+        active_only: bool = False,
+    ) -> list[ProcessRecord]:
+        records = self.store.processes.in_scope(scope_id)
+        if not records and self.store.scopes.get(scope_id) is None:
+            raise unknown_scope(scope_id)
+        return [
+            r
+            for r in records
+            if matches(
+                r,
+                search=search,
+                max_detail_level=max_detail_level,
+                include_special=include_special,
+                active_only=active_only,
+            )
+        ]
+
+    def launch(
+        self, scope_id: str, process_id: str, *, args: Any = None, confirm: bool = False
+    ) -> ProcessRecord:
+        args = check_args(args)
+        record = self.get(scope_id, process_id)
+        if record.warning and not confirm:
+            raise ConfirmationRequired(
+                f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)"
+            )
+        run_id = uuid.uuid4().hex
+        scheduled = self.store.processes.schedule(scope_id, process_id, run_id)
+        if scheduled is None:
+            current = self.get(scope_id, process_id)
+            raise ProcessActive(
+                f"process {process_id!r} in scope {scope_id!r} is already active ({current.state.value})"
+            )
+        self.store.runs.requested(run_id, scope_id, process_id, args, utcnow())
+        self.store.requests.submit(
+            Request(
+                kind=RequestKind.LAUNCH,
+                scope_id=scope_id,
+                process_id=process_id,
+                run_id=run_id,
+                args=args,
+            )
+        )
+        return scheduled
+
+    def stop(self, scope_id: str, process_id: str) -> ProcessRecord:
+        """Stop a scheduled or running process; the stop reaches the worker that runs it."""
+        record = self.get(scope_id, process_id)
+        if record.state is State.SCHEDULED and self.store.requests.withdraw_launch(record.run_id):
+            stopped = self._end_unstarted(record, State.STOPPED)
+            if stopped is not None:
+                return stopped
+        if record.state in (State.STOP_REQUESTED, State.STOPPING):
+            return record
+        if record.state in FINAL or record.state is State.IDLE:
+            raise NotActive(
+                f"process {process_id!r} in scope {scope_id!r} is not active ({record.state.value})"
+            )
+        requested = self.store.processes.move(
+            scope_id, process_id, State.STOP_REQUESTED, run_id=record.run_id
+        )
+        if requested is None:  # it moved on meanwhile (finished, or started): look again
+            return self._retry_stop(scope_id, process_id, record)
+        if requested.worker_id:
+            self.store.requests.submit(
+                Request(
+                    kind=RequestKind.STOP,
+                    scope_id=scope_id,
+                    process_id=process_id,
+                    run_id=requested.run_id,
+                    target_worker=requested.worker_id,
+                )
+            )
+        # Without a worker id the launch is being taken right now: the taker sees StopRequested.
+        return requested
+
+    def _retry_stop(self, scope_id: str, process_id: str, seen: ProcessRecord) -> ProcessRecord:
+        current = self.get(scope_id, process_id)
+        if current.state == seen.state and current.run_id == seen.run_id:
+            raise ShardsError(f"could not stop {process_id!r} in scope {scope_id!r}; try again")
+        return self.stop(scope_id, process_id)
+
+    def _end_unstarted(self, record: ProcessRecord, state: State) -> ProcessRecord | None:
+        now = utcnow()
+        status = ProcessStatus(state=state, stopped_at=now)
+        ended = self.store.processes.finish(
+            record.scope_id, record.process_id, record.run_id, status, record.progress
+        )
+        self.store.runs.ended(record.run_id, state, now, None)
+        return ended
+
+    def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord:
+        """Clear error and progress; back to Idle."""
+        record = self.get(scope_id, process_id)
+        if record.state in ACTIVE:
+            raise ProcessActive(
+                f"process {process_id!r} in scope {scope_id!r} is {record.state.value}; stop it first"
+            )
+        dismissed = self.store.processes.dismiss(scope_id, process_id)
+        return dismissed or self.get(scope_id, process_id)
+
+    def history(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:
+        self.get(scope_id, process_id)
+        return self.store.runs.of_process(scope_id, process_id, limit)
+
+    def wait(
+        self,
+        scope_id: str,
+        process_id: str,
+        until: Callable[[ProcessRecord], bool],
+        timeout: float,
+    ) -> ProcessRecord:
+        """Bounded wait for a record condition (used by `launch --wait` and tests)."""
+        record = _wait(
+            lambda: self.get(scope_id, process_id),
+            until,
+            timeout,
+            f"process {process_id!r} in scope {scope_id!r} did not get there within {timeout:.0f}s",
+        )
+        assert record is not None
+        return record
+
+
+def _wait(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, message: str) -> Any:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise ShardsError(message)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
