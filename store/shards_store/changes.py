@@ -30,7 +30,7 @@ class ChangeFeed:
         pipeline = [{"$match": {"operationType": {"$in": self._operations}}}]
         try:
             self._stream = self._collection.mongo.watch(
-                pipeline, full_document="updateLookup", max_await_time_ms=500
+                pipeline, full_document="updateLookup", max_await_time_ms=250
             )
         except PyMongoError as error:
             raise ChangeFeedError(f"no change stream on {self._collection.name}: {error}") from error
