@@ -1,0 +1,3 @@
+from shards_cli.main import main
+
+main()

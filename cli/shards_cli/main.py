@@ -1,0 +1,260 @@
+"""The `shards` command line: every Shards capability, scriptable (-o json) and readable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from shards.errors import InvalidArgs, ShardsError
+from shards.records import ProcessRecord
+from shards.states import ACTIVE, FINAL, State
+
+from shards_cli.output import history_table, print_json, process_table
+
+app = typer.Typer(
+    name="shards",
+    help="Shards: named background processes on horizontally scaled workers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+MongoOption = Annotated[
+    str | None,
+    typer.Option("--mongo", help="MongoDB URI [default: $SHARDS_MONGO_URI, else the local embedded server]"),
+]
+ScopeOption = Annotated[
+    str, typer.Option("--scope", "-s", envvar="SHARDS_SCOPE", help="The scope (tenant or data set).")
+]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+ProcessArg = Annotated[str, typer.Argument(help="The process id.", metavar="PROC")]
+
+
+def _controller(mongo: str | None) -> Any:
+    from shards_controller import Controller
+    from shards_store import connect
+
+    return Controller(connect(mongo))
+
+
+def _parse_args(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidArgs(f"--args is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise InvalidArgs(f"--args must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _say(record: ProcessRecord, verb: str) -> None:
+    out.print(f"{record.scope_id}/{record.process_id}: {verb} ({record.state.value})")
+
+
+@app.command()
+def mongo(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 27017,
+    data: Annotated[Path, typer.Option(help="Data directory (SQLite files).")] = Path(".shards/mongo"),
+) -> None:
+    """Run the embedded MongoDB wire-protocol server (NX-27017) on 127.0.0.1 in the foreground."""
+    from shards_store.embedded import embedded_command, prepare_data_dir
+
+    command = embedded_command(port, data)
+    prepare_data_dir(data)
+    err.print(f"shards: embedded MongoDB on mongodb://127.0.0.1:{port}/shards (data in {data})")
+    sys.stdout.flush()
+    os.execv(command[0], command)
+
+
+@app.command()
+def worker(
+    app_spec: Annotated[str, typer.Argument(metavar="APP", help="module:attribute or file.py:attribute")],
+    mongo: MongoOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Processes run at once.")] = 1,
+    lease: Annotated[float, typer.Option(min=1.0, help="Seconds of silence before a worker is lost.")] = 15.0,
+    heartbeat: Annotated[float, typer.Option(min=0.1, help="Seconds between heartbeats.")] = 2.0,
+    progress_interval: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between progress writes.")
+    ] = 0.5,
+    worker_id: Annotated[str | None, typer.Option(help="Worker id [default: host-pid-random].")] = None,
+) -> None:
+    """Run a worker for APP: claim requests, execute processes, report progress."""
+    from shards_store import connect
+    from shards_worker import Worker, WorkerSettings, load_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    application = load_app(app_spec)
+    settings = WorkerSettings(
+        concurrency=concurrency, lease=lease, heartbeat_interval=heartbeat,
+        progress_interval=progress_interval,
+    )
+    runner = Worker(connect(mongo), application, settings, worker_id)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.request_shutdown())
+    runner.run()
+
+
+@app.command()
+def define(
+    scope: ScopeOption = "default",
+    mongo: MongoOption = None,
+    only_if_missing: Annotated[bool, typer.Option(help="Do nothing if the scope is defined.")] = False,
+    clean: Annotated[bool, typer.Option(help="Drop the scope's idle records first.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait until a worker has defined it.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 30.0,
+) -> None:
+    """Define (or redefine) a scope's processes from a worker's catalog."""
+    controller = _controller(mongo)
+    request = controller.define(scope, only_if_missing=only_if_missing, clean=clean)
+    if not wait:
+        out.print(f"{scope}: define requested")
+        return
+    defined = controller.wait_defined(request, timeout)
+    out.print(f"{scope}: {len(defined.process_ids)} processes defined ({', '.join(defined.process_ids)})")
+
+
+@app.command()
+def launch(
+    process_id: ProcessArg,
+    scope: ScopeOption = "default",
+    mongo: MongoOption = None,
+    args: Annotated[str | None, typer.Option("--args", help="Arguments as a JSON object.")] = None,
+    confirm: Annotated[bool, typer.Option(help="Confirm launching a process with a warning.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the run to end; exit 1 unless Done.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
+) -> None:
+    """Launch a process (a process with a warning needs --confirm)."""
+    controller = _controller(mongo)
+    record = controller.launch(scope, process_id, args=_parse_args(args), confirm=confirm)
+    _say(record, "launched")
+    if wait:
+        run_id = record.run_id
+        ended = controller.wait(scope, process_id,
+                                lambda r: r.run_id != run_id or r.state in FINAL, timeout)
+        _say(ended, "ended" + (f": {ended.status.error}" if ended.status.error else ""))
+        if ended.state is not State.DONE:
+            raise typer.Exit(1)
+
+
+@app.command()
+def stop(process_id: ProcessArg, scope: ScopeOption = "default", mongo: MongoOption = None) -> None:
+    """Stop a scheduled or running process, whichever worker runs it."""
+    _say(_controller(mongo).stop(scope, process_id), "stop requested")
+
+
+@app.command()
+def dismiss(process_id: ProcessArg, scope: ScopeOption = "default", mongo: MongoOption = None) -> None:
+    """Clear a process's error and progress; back to Idle."""
+    _say(_controller(mongo).dismiss(scope, process_id), "dismissed")
+
+
+@app.command()
+def status(
+    process_id: Annotated[
+        str | None, typer.Argument(metavar="[PROC]", help="One process (default: all).")
+    ] = None,
+    scope: ScopeOption = "default",
+    mongo: MongoOption = None,
+    output: OutputOption = Output.table,
+    watch: Annotated[bool, typer.Option(help="Live progress bars until nothing is active.")] = False,
+    timeout: Annotated[float, typer.Option(help="Stop watching after this many seconds.")] = 3600.0,
+) -> None:
+    """Show state and progress of one process, or of the whole scope."""
+    controller = _controller(mongo)
+
+    def read() -> list[ProcessRecord]:
+        if process_id:
+            return [controller.get(scope, process_id)]
+        return list(controller.list(scope))
+
+    if watch:
+        _watch(read, scope, timeout)
+    elif output is Output.json:
+        records = read()
+        print_json(out, records[0].to_json() if process_id else [r.to_json() for r in records])
+    else:
+        out.print(process_table(read(), scope))
+
+
+def _watch(read: Any, scope: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with Live(process_table(read(), scope), console=out, refresh_per_second=4) as live:
+        while time.monotonic() < deadline:
+            records = read()
+            live.update(process_table(records, scope))
+            if not any(r.state in ACTIVE for r in records):
+                return
+            time.sleep(0.25)
+
+
+@app.command(name="list")
+def list_processes(
+    scope: ScopeOption = "default",
+    mongo: MongoOption = None,
+    output: OutputOption = Output.table,
+    search: Annotated[str, typer.Option(help="Only processes whose name or id contains this.")] = "",
+    detail_level: Annotated[int, typer.Option(min=1, max=4, help="Hide processes above this level.")] = 4,
+    special: Annotated[bool, typer.Option(help="Show special (debugging) processes.")] = True,
+    active: Annotated[bool, typer.Option(help="Only scheduled, running or stopping ones.")] = False,
+) -> None:
+    """List a scope's processes, with the seed GUI's filters."""
+    records = _controller(mongo).list(
+        scope, search=search, max_detail_level=detail_level, include_special=special, active_only=active
+    )
+    if output is Output.json:
+        print_json(out, [record.to_json() for record in records])
+    else:
+        out.print(process_table(records, scope))
+
+
+@app.command()
+def history(
+    process_id: ProcessArg,
+    scope: ScopeOption = "default",
+    mongo: MongoOption = None,
+    output: OutputOption = Output.table,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many runs, newest first.")] = 20,
+) -> None:
+    """Show a process's past runs."""
+    runs = _controller(mongo).history(scope, process_id, limit)
+    if output is Output.json:
+        print_json(out, [run.to_json() for run in runs])
+    else:
+        out.print(history_table(runs))
+
+
+def main() -> None:
+    """Entry point: every failure is one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except ShardsError as error:
+        err.print(f"shards: error: {error}", markup=False, highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        if os.environ.get("SHARDS_DEBUG"):
+            raise
+        detail = str(error).splitlines()[0] if str(error) else ""
+        err.print(f"shards: error: {type(error).__name__}: {detail}", markup=False, highlight=False)
+        sys.exit(1)

@@ -1,0 +1,95 @@
+"""How records look in a terminal: a process table with progress bars, and JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+from shards.records import ProcessRecord, RunRecord, utcnow
+from shards.states import State
+
+STATE_STYLES = {
+    State.IDLE: "dim",
+    State.SCHEDULED: "cyan",
+    State.RUNNING: "bold blue",
+    State.STOP_REQUESTED: "yellow",
+    State.STOPPING: "yellow",
+    State.STOPPED: "magenta",
+    State.FAILED: "bold red",
+    State.DONE: "green",
+}
+
+
+def print_json(console: Console, value: Any) -> None:
+    console.print_json(json.dumps(value))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def _at(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "?"
+
+
+def when(record: ProcessRecord, now: datetime | None = None) -> str:
+    """The seed GUI's time column: a running clock, finished at, stopped at, failed at."""
+    status = record.status
+    if record.state in (State.RUNNING, State.STOP_REQUESTED, State.STOPPING) and status.running_since:
+        return _clock(((now or utcnow()) - status.running_since).total_seconds())
+    if record.state is State.DONE:
+        return f"finished {_at(status.done_at)} in {_clock(status.duration or 0)}"
+    if record.state is State.STOPPED:
+        return f"stopped {_at(status.stopped_at)}"
+    if record.state is State.FAILED:
+        return f"failed {_at(status.failed_at)}"
+    return ""
+
+
+def progress_cell(record: ProcessRecord) -> Group:
+    style = {State.FAILED: "red", State.DONE: "green"}.get(record.state, "blue")
+    bar = ProgressBar(total=1.0, completed=record.progress.rate, width=24, complete_style=style,
+                      finished_style=style)
+    message = record.status.error if record.state is State.FAILED else record.progress.message
+    return Group(bar, Text(f"{record.progress.rate:4.0%} {message}".rstrip(), overflow="fold"))
+
+
+def process_table(records: list[ProcessRecord], scope_id: str) -> Table:
+    table = Table(title=f"scope {scope_id}", title_justify="left", expand=False)
+    for column in ("ID", "NAME", "STATE", "PROGRESS", "TIME", "LEVEL", "FLAGS"):
+        table.add_column(column)
+    now = utcnow()
+    for record in records:
+        flags = " ".join(name for name, on in (("special", record.special), ("warning", record.warning)) if on)
+        table.add_row(
+            record.process_id,
+            record.name,
+            Text(record.state.value, style=STATE_STYLES[record.state]),
+            progress_cell(record),
+            when(record, now),
+            str(record.detail_level),
+            flags,
+        )
+    return table
+
+
+def history_table(runs: list[RunRecord]) -> Table:
+    table = Table(expand=False)
+    for column in ("RUN", "STATE", "REQUESTED", "DURATION", "WORKER", "ERROR"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            run.run_id[:12],
+            Text(run.state.value, style=STATE_STYLES[run.state]),
+            _at(run.requested_at),
+            "" if run.duration is None else _clock(run.duration),
+            run.worker_id,
+            run.error,
+        )
+    return table
