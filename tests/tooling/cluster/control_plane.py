@@ -1,0 +1,303 @@
+"""Start and stop etcd + kube-apiserver (+ kube-controller-manager) on loopback.
+
+State lives in ``.cluster/`` (see :func:`state_dir`): ``state.json`` records the server URL
+and the pid + start time of every process started, so ``down`` stops exactly those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import ssl
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import pki as pki_mod
+from . import procs, tools
+from ._common import ClusterError, log, state_dir, wait_for
+from .client import KubeCluster, admin_ssl_context, probe_readyz, write_kubeconfig
+
+ETCD_TIMEOUT_S = 60.0
+APISERVER_TIMEOUT_S = 180.0
+CONTROLLER_MANAGER_TIMEOUT_S = 120.0
+SERVICE_CIDR = "10.0.0.0/24"
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+STATE_FILE = "state.json"
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise up/down on one state folder (flock on the folder itself, bounded)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        wait_for(f"lock on {directory}", lambda: _try_flock(fd), timeout=600, interval=0.5)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _try_flock(fd: int) -> bool | None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return None
+
+
+def _read_state(directory: Path) -> dict[str, object] | None:
+    try:
+        data: dict[str, object] = json.loads((directory / STATE_FILE).read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_state(directory: Path, state: dict[str, object]) -> None:
+    tmp = directory / f"{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(directory / STATE_FILE)
+
+
+def _records(state: dict[str, object]) -> list[procs.ProcessRecord]:
+    raw = state.get("processes", [])
+    assert isinstance(raw, list)
+    return [procs.ProcessRecord.from_json(item) for item in raw]
+
+
+def _handle(directory: Path, state: dict[str, object]) -> KubeCluster:
+    return KubeCluster(
+        state_dir=directory,
+        server=str(state["server"]),
+        kubeconfig=Path(str(state["kubeconfig"])),
+        bin_dir=Path(str(state["bin_dir"])),
+        controller_manager=bool(state.get("controller_manager", False)),
+    )
+
+
+def running() -> KubeCluster | None:
+    """The cluster recorded in the state folder, if all its processes run and it is ready."""
+    directory = state_dir()
+    state = _read_state(directory)
+    if not state or not state.get("complete"):
+        return None
+    if not all(procs.is_alive(r) for r in _records(state)):
+        return None
+    cluster = _handle(directory, state)
+    return cluster if cluster.readyz() else None
+
+
+def status() -> dict[str, object]:
+    directory = state_dir()
+    state = _read_state(directory) or {}
+    cluster = running()
+    return {
+        "running": cluster is not None,
+        "state_dir": str(directory),
+        "server": state.get("server"),
+        "kubeconfig": state.get("kubeconfig"),
+        "bin_dir": state.get("bin_dir"),
+        "controller_manager": state.get("controller_manager"),
+        "processes": {
+            r.name: {"pid": r.pid, "alive": procs.is_alive(r), "log": r.log_file} for r in _records(state)
+        }
+        if state
+        else {},
+    }
+
+
+def up(with_controller_manager: bool = True) -> KubeCluster:
+    """Start the control plane unless it already runs; return a handle once /readyz is ok."""
+    directory = state_dir()
+    with _locked(directory):
+        cluster = running()
+        if cluster is not None:
+            log.info("already running at %s (kubeconfig %s)", cluster.server, cluster.kubeconfig)
+            return cluster
+        if _read_state(directory) is not None:
+            log.info("found a stopped or half-started cluster in %s; cleaning it up", directory)
+            _stop_all(directory)
+        _wipe(directory)
+        bin_dir = tools.ensure_tools()
+        state: dict[str, object] = {"bin_dir": str(bin_dir), "processes": [], "complete": False}
+        try:
+            cluster = _start(directory, bin_dir, state, with_controller_manager)
+        except BaseException:
+            log.error("start failed; stopping what was started (logs kept in %s)", directory / "logs")
+            _stop_all(directory)
+            shutil.rmtree(directory / "etcd", ignore_errors=True)
+            raise
+        log.info("ready at %s; export KUBECONFIG=%s", cluster.server, cluster.kubeconfig)
+        return cluster
+
+
+def _start(directory: Path, bin_dir: Path, state: dict[str, object], with_kcm: bool) -> KubeCluster:
+    pki = pki_mod.generate(directory / "pki")
+    logs = directory / "logs"
+    etcd_port, etcd_peer_port, api_port = _free_ports(3)
+    etcd_url = f"https://127.0.0.1:{etcd_port}"
+    server = f"https://127.0.0.1:{api_port}"
+    kubeconfig = directory / "kubeconfig"
+    state.update(server=server, kubeconfig=str(kubeconfig), etcd=etcd_url)
+    started: list[dict[str, object]] = []
+    state["processes"] = started
+
+    def launch(name: str, argv: list[str]) -> procs.ProcessRecord:
+        record = procs.start(name, argv, logs / f"{name}.log")
+        started.append(record.to_json())
+        _write_state(directory, state)
+        return record
+
+    peer = f"http://127.0.0.1:{etcd_peer_port}"  # single member: no peer traffic
+    etcd = launch("etcd", [
+        str(bin_dir / "etcd"), "--name=shards", f"--data-dir={directory / 'etcd'}",
+        f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=shards={peer}", "--initial-cluster-state=new",
+        f"--cert-file={pki.cert('etcd-server')}", f"--key-file={pki.key('etcd-server')}",
+        f"--trusted-ca-file={pki.ca_cert}", "--client-cert-auth=true",
+        "--unsafe-no-fsync=true", "--log-level=warn",
+    ])  # fmt: skip
+    wait_for(
+        "etcd /health",
+        lambda: _etcd_healthy(etcd_url, pki),
+        ETCD_TIMEOUT_S,
+        fail_fast=lambda: procs.exit_reason(etcd),
+    )
+
+    apiserver = launch("kube-apiserver", [
+        str(bin_dir / "kube-apiserver"),
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        f"--secure-port={api_port}", f"--cert-dir={pki.root}",
+        f"--tls-cert-file={pki.cert('apiserver')}",
+        f"--tls-private-key-file={pki.key('apiserver')}",
+        f"--client-ca-file={pki.ca_cert}",
+        f"--etcd-servers={etcd_url}", f"--etcd-cafile={pki.ca_cert}",
+        f"--etcd-certfile={pki.cert('apiserver-etcd-client')}",
+        f"--etcd-keyfile={pki.key('apiserver-etcd-client')}",
+        "--authorization-mode=Node,RBAC",
+        f"--service-account-issuer={SA_ISSUER}",
+        f"--service-account-key-file={pki.sa_pub}",
+        f"--service-account-signing-key-file={pki.sa_key}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--allow-privileged=true", "--profiling=false",
+    ])  # fmt: skip
+    wait_for(
+        "kube-apiserver /readyz",
+        lambda: probe_readyz(server, pki.root) or None,
+        APISERVER_TIMEOUT_S,
+        interval=0.5,
+        fail_fast=lambda: procs.exit_reason(apiserver),
+    )
+    write_kubeconfig(
+        kubeconfig,
+        server,
+        pki.ca_cert,
+        "shards-admin",
+        client_cert=pki.cert("admin"),
+        client_key=pki.key("admin"),
+    )
+    state["controller_manager"] = with_kcm
+    cluster = _handle(directory, state)
+    if with_kcm:
+        kcm_config = directory / "controller-manager.kubeconfig"
+        write_kubeconfig(
+            kcm_config,
+            server,
+            pki.ca_cert,
+            "system:kube-controller-manager",
+            client_cert=pki.cert("controller-manager"),
+            client_key=pki.key("controller-manager"),
+        )
+        kcm = launch("kube-controller-manager", [
+            str(bin_dir / "kube-controller-manager"), f"--kubeconfig={kcm_config}",
+            "--leader-elect=false", "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki.sa_key}",
+            f"--root-ca-file={pki.ca_cert}",
+            f"--cluster-signing-cert-file={pki.ca_cert}",
+            f"--cluster-signing-key-file={pki.root / 'ca.key'}",
+            "--cluster-name=shards-local", "--secure-port=0", "--profiling=false",
+        ])  # fmt: skip
+        # The ServiceAccount controller creating "default" shows the controllers work.
+        wait_for(
+            "kube-controller-manager (default ServiceAccount)",
+            lambda: _has_default_sa(cluster),
+            CONTROLLER_MANAGER_TIMEOUT_S,
+            interval=1.0,
+            fail_fast=lambda: procs.exit_reason(kcm),
+        )
+    state["complete"] = True
+    _write_state(directory, state)
+    return cluster
+
+
+def _etcd_healthy(url: str, pki: pki_mod.Pki) -> bool | None:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    ctx.load_cert_chain(str(pki.cert("apiserver-etcd-client")), str(pki.key("apiserver-etcd-client")))
+    with urllib.request.urlopen(f"{url}/health", timeout=5, context=ctx) as resp:
+        return True if json.loads(resp.read()).get("health") == "true" else None
+
+
+def _has_default_sa(cluster: KubeCluster) -> bool | None:
+    url = f"{cluster.server}/api/v1/namespaces/default/serviceaccounts/default"
+    try:
+        ctx = admin_ssl_context(cluster.pki_dir)
+        with urllib.request.urlopen(url, timeout=5, context=ctx) as resp:
+            return True if resp.status == 200 else None
+    except OSError:
+        return None
+
+
+def _stop_all(directory: Path) -> None:
+    state = _read_state(directory)
+    if not state:
+        return
+    errors = []
+    for record in reversed(_records(state)):  # controller-manager, apiserver, then etcd
+        try:
+            procs.stop(record)
+        except ClusterError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ClusterError("; ".join(errors))
+    (directory / STATE_FILE).unlink(missing_ok=True)
+
+
+def _wipe(directory: Path) -> None:
+    """Remove everything inside the state folder (the folder itself stays: it is the lock)."""
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def down() -> None:
+    """Stop the processes recorded by ``up`` (by pid) and delete all runtime state."""
+    directory = state_dir()
+    if not directory.exists():
+        log.info("nothing to stop: %s does not exist", directory)
+        return
+    with _locked(directory):
+        if _read_state(directory) is None:
+            log.info("no cluster recorded in %s", directory)
+        _stop_all(directory)
+        _wipe(directory)
+        directory.rmdir()
+    log.info("stopped; removed %s", directory)
