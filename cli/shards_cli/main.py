@@ -68,7 +68,7 @@ def _parse_args(text: str | None) -> dict[str, Any]:
 
 
 def _say(record: ProcessRecord, verb: str) -> None:
-    out.print(f"{record.scope_id}/{record.process_id}: {verb} ({record.state.value})")
+    out.print(f"{record.scope_id}/{record.process_id}: {verb} ({record.state.value})", soft_wrap=True)
 
 
 @app.command()
@@ -130,7 +130,8 @@ def define(
         out.print(f"{scope}: define requested")
         return
     defined = controller.wait_defined(request, timeout)
-    out.print(f"{scope}: {len(defined.process_ids)} processes defined ({', '.join(defined.process_ids)})")
+    names = ", ".join(defined.process_ids)
+    out.print(f"{scope}: {len(defined.process_ids)} processes defined ({names})", soft_wrap=True)
 
 
 @app.command()
@@ -248,7 +249,7 @@ def main() -> None:
     try:
         app()
     except ShardsError as error:
-        err.print(f"shards: error: {error}", markup=False, highlight=False)
+        print(f"shards: error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -256,5 +257,5 @@ def main() -> None:
         if os.environ.get("SHARDS_DEBUG"):
             raise
         detail = str(error).splitlines()[0] if str(error) else ""
-        err.print(f"shards: error: {type(error).__name__}: {detail}", markup=False, highlight=False)
+        print(f"shards: error: {type(error).__name__}: {detail}", file=sys.stderr)
         sys.exit(1)

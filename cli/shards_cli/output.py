@@ -54,7 +54,7 @@ def when(record: ProcessRecord, now: datetime | None = None) -> str:
 
 def progress_cell(record: ProcessRecord) -> Group:
     style = {State.FAILED: "red", State.DONE: "green"}.get(record.state, "blue")
-    bar = ProgressBar(total=1.0, completed=record.progress.rate, width=24, complete_style=style,
+    bar = ProgressBar(total=1.0, completed=record.progress.rate, width=16, complete_style=style,
                       finished_style=style)
     message = record.status.error if record.state is State.FAILED else record.progress.message
     return Group(bar, Text(f"{record.progress.rate:4.0%} {message}".rstrip(), overflow="fold"))
@@ -63,10 +63,11 @@ def progress_cell(record: ProcessRecord) -> Group:
 def process_table(records: list[ProcessRecord], scope_id: str) -> Table:
     table = Table(title=f"scope {scope_id}", title_justify="left", expand=False)
     for column in ("ID", "NAME", "STATE", "PROGRESS", "TIME", "LEVEL", "FLAGS"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("ID", "STATE"))
     now = utcnow()
     for record in records:
-        flags = " ".join(name for name, on in (("special", record.special), ("warning", record.warning)) if on)
+        marks = (("special", record.special), ("warning", record.warning))
+        flags = " ".join(name for name, on in marks if on)
         table.add_row(
             record.process_id,
             record.name,

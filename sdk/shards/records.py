@@ -17,6 +17,22 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def to_ms(value: datetime | None) -> int | None:
+    """Times are stored as epoch milliseconds: an update that sets a date on an existing document
+    is stored as a string by one test server (NX-27017), while integers behave everywhere."""
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def from_ms(value: int | float | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
@@ -49,11 +65,11 @@ class ProcessStatus:
         return {
             "state": self.state.value,
             "error": self.error,
-            "runningSince": self.running_since,
-            "doneAt": self.done_at,
+            "runningSince": to_ms(self.running_since),
+            "doneAt": to_ms(self.done_at),
             "duration": self.duration,
-            "stoppedAt": self.stopped_at,
-            "failedAt": self.failed_at,
+            "stoppedAt": to_ms(self.stopped_at),
+            "failedAt": to_ms(self.failed_at),
         }
 
     @classmethod
@@ -62,11 +78,11 @@ class ProcessStatus:
         return cls(
             state=State(doc.get("state", State.IDLE)),
             error=str(doc.get("error") or ""),
-            running_since=doc.get("runningSince"),
-            done_at=doc.get("doneAt"),
+            running_since=from_ms(doc.get("runningSince")),
+            done_at=from_ms(doc.get("doneAt")),
             duration=doc.get("duration"),
-            stopped_at=doc.get("stoppedAt"),
-            failed_at=doc.get("failedAt"),
+            stopped_at=from_ms(doc.get("stoppedAt")),
+            failed_at=from_ms(doc.get("failedAt")),
         )
 
 
@@ -185,7 +201,7 @@ class Request:
             "targetWorker": self.target_worker,
             "state": self.state,
             "takenBy": self.taken_by,
-            "createdAt": self.created_at,
+            "createdAt": to_ms(self.created_at),
         }
         if self.id is not None:
             doc["_id"] = self.id
@@ -203,7 +219,7 @@ class Request:
             target_worker=doc.get("targetWorker", ANY_WORKER),
             state=doc.get("state", RequestState.PENDING),
             taken_by=doc.get("takenBy", ""),
-            created_at=doc["createdAt"],
+            created_at=from_ms(doc["createdAt"]) or utcnow(),
             id=doc.get("_id"),
         )
 
@@ -236,9 +252,9 @@ class RunRecord:
             parent_run_id=doc.get("parentRunId", ""),
             worker_id=doc.get("workerId", ""),
             error=doc.get("error", ""),
-            requested_at=doc.get("requestedAt"),
-            started_at=doc.get("startedAt"),
-            ended_at=doc.get("endedAt"),
+            requested_at=from_ms(doc.get("requestedAt")),
+            started_at=from_ms(doc.get("startedAt")),
+            ended_at=from_ms(doc.get("endedAt")),
             duration=doc.get("duration"),
         )
 
@@ -279,6 +295,6 @@ class ScopeRecord:
             process_ids=list(doc.get("processIds", [])),
             error=doc.get("error", ""),
             request_id=doc.get("requestId", ""),
-            defined_at=doc.get("definedAt"),
+            defined_at=from_ms(doc.get("definedAt")),
             defined_by=doc.get("definedBy", ""),
         )

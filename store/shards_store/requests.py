@@ -3,7 +3,7 @@ so a claim stays cheap however long the history grows."""
 
 from __future__ import annotations
 
-from shards.records import ANY_WORKER, Request, RequestState, utcnow
+from shards.records import ANY_WORKER, Request, RequestState, now_ms
 
 from shards_store.collection import Collection
 
@@ -28,7 +28,7 @@ class RequestQueue:
             "targetWorker": worker_id if addressed else ANY_WORKER,
         }
         update = {
-            "$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": utcnow()}
+            "$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": now_ms()}
         }
         doc = self.collection.find_one_and_update(query, update, sort=[("createdAt", 1)])
         return Request.from_doc(doc) if doc else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shards.records import RunRecord
+from shards.records import RunRecord, to_ms
 from shards.states import State
 
 from shards_store.collection import Collection
@@ -30,20 +30,20 @@ class RunHistory:
             "args": args,
             "parentRunId": parent_run_id,
             "state": State.SCHEDULED.value,
-            "requestedAt": at,
+            "requestedAt": to_ms(at),
             "workerId": "",
             "error": "",
         }
         self.collection.update_one({"runId": run_id}, {"$setOnInsert": doc}, upsert=True)
 
     def started(self, run_id: str, worker_id: str, at: datetime) -> None:
-        fields = {"state": State.RUNNING.value, "workerId": worker_id, "startedAt": at}
+        fields = {"state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at)}
         self.collection.update_one({"runId": run_id}, {"$set": fields})
 
     def ended(
         self, run_id: str, state: State, at: datetime, duration: float | None, error: str = ""
     ) -> None:
-        fields = {"state": state.value, "endedAt": at, "duration": duration, "error": error}
+        fields = {"state": state.value, "endedAt": to_ms(at), "duration": duration, "error": error}
         self.collection.update_one({"runId": run_id}, {"$set": fields})
 
     def of_process(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:

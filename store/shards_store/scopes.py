@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shards.records import ScopeRecord, utcnow
+from shards.records import ScopeRecord, now_ms
 
 from shards_store.collection import Collection
 
@@ -29,7 +29,7 @@ class ScopeCatalog:
             "error": error,
             "requestId": request_id,
             "definedBy": worker_id,
-            "definedAt": utcnow(),
+            "definedAt": now_ms(),
         }
         if not error:
             fields["processIds"] = process_ids

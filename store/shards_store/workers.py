@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shards.records import utcnow
+from shards.records import now_ms, to_ms
 
 from shards_store.collection import Collection
 
@@ -19,7 +19,7 @@ class WorkerRegistry:
     def register(
         self, worker_id: str, *, host: str, pid: int, catalog: list[str], concurrency: int
     ) -> None:
-        now = utcnow()
+        now = now_ms()
         doc = {
             "host": host,
             "pid": pid,
@@ -33,7 +33,7 @@ class WorkerRegistry:
 
     def heartbeat(self, worker_id: str, running: int) -> bool:
         """Renew the lease; False if this worker was already declared lost (it must stop)."""
-        fields = {"heartbeatAt": utcnow(), "running": running}
+        fields = {"heartbeatAt": now_ms(), "running": running}
         return self.collection.update_one({"_id": worker_id, "state": ALIVE}, {"$set": fields}) > 0
 
     def deregister(self, worker_id: str) -> None:
@@ -42,8 +42,8 @@ class WorkerRegistry:
     def claim_lost(self, cutoff: datetime) -> str | None:
         """Declare one silent worker lost; exactly one reaper wins each."""
         doc = self.collection.find_one_and_update(
-            {"state": ALIVE, "heartbeatAt": {"$lt": cutoff}},
-            {"$set": {"state": LOST, "lostAt": utcnow()}},
+            {"state": ALIVE, "heartbeatAt": {"$lt": to_ms(cutoff)}},
+            {"$set": {"state": LOST, "lostAt": now_ms()}},
             sort=[("heartbeatAt", 1)],
         )
         return str(doc["_id"]) if doc else None
