@@ -3,7 +3,7 @@
 CLI: ``PYTHONPATH=tests python -m tooling.cluster {tools,up,down,status}``; see README.md.
 """
 
-from ._common import ClusterError, state_dir, tools_cache_root
+from ._common import ClusterError, state_dir, tools_cache_root, wait_for
 from .client import KubeCluster, KubectlError
 from .control_plane import down, running, status, up
 from .tools import bin_dir, ensure_tools, is_built, pins
@@ -22,4 +22,5 @@ __all__ = [
     "status",
     "tools_cache_root",
     "up",
+    "wait_for",
 ]

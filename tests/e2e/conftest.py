@@ -1,0 +1,42 @@
+"""Fixtures for end-to-end tests against a real local Kubernetes control plane.
+
+``kube_cluster`` (session) reuses a cluster started by ``make cluster-up`` when one runs,
+otherwise starts its own (etcd + kube-apiserver + kube-controller-manager on loopback) and
+stops it when the session ends. ``kube_namespace`` gives each test a fresh namespace.
+Mark tests that use them with ``@pytest.mark.e2e``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from tooling.cluster import KubeCluster, down, running, up
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> Iterator[KubeCluster]:
+    existing = running()
+    if existing is not None:
+        yield existing  # started by `make cluster-up`: leave it running
+        return
+    cluster = up()
+    try:
+        yield cluster
+    finally:
+        down()
+
+
+@pytest.fixture
+def kube_namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new namespace named after the test; deleted (without waiting) afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
+    name = f"e2e-{slug}-{uuid.uuid4().hex[:6]}"
+    kube_cluster.kubectl("create", "namespace", name)
+    kube_cluster.kubectl("label", "namespace", name, "shards.dev/e2e=true")
+    try:
+        yield name
+    finally:
+        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
