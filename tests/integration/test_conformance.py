@@ -361,6 +361,32 @@ def test_update_set_on_dotted_paths(jobs: Collection) -> None:
     assert (result.matched_count, result.modified_count) == (0, 0)
 
 
+@deviates_on(
+    nx="$set of a datetime on an existing document (update_one, update_many, "
+    "find_one_and_update, and the insert of a find_one_and_update upsert) stores the string "
+    "'2026-01-02 03:04:05.678000' instead of a date"
+)
+def test_update_set_datetimes(jobs: Collection) -> None:
+    jobs.update_one({"name": "a"}, {"$set": {"heartbeatAt": at(60), "lease.until": at(61)}})
+    doc = jobs.find_one({"name": "a"})
+    assert doc is not None
+    assert (doc["heartbeatAt"], doc["lease"]) == (at(60), {"until": at(61)})
+    jobs.update_many({"scopeId": "s2"}, {"$set": {"heartbeatAt": at(62)}})
+    after = jobs.find_one_and_update(
+        {"name": "b"}, {"$set": {"heartbeatAt": at(63)}}, return_document=ReturnDocument.AFTER
+    )
+    assert after is not None and after["heartbeatAt"] == at(63)
+    assert names(jobs, {"heartbeatAt": {"$gte": at(59)}}) == {"a", "b", "c", "d"}
+    assert names(jobs, {"heartbeatAt": at(62)}) == {"c", "d"}
+    assert names(jobs, {"lease.until": {"$gt": at(60)}}) == {"a"}
+    upserted = jobs.find_one_and_update(
+        {"name": "z"}, {"$set": {"heartbeatAt": at(64)}}, upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert upserted is not None and upserted["heartbeatAt"] == at(64)
+    assert names(jobs, {"heartbeatAt": {"$gt": at(63.5)}}) == {"z"}
+
+
 def test_update_many_with_set(jobs: Collection) -> None:
     result = jobs.update_many({"scopeId": "s1"}, {"$set": {"status.state": "Paused"}})
     assert (result.matched_count, result.modified_count) == (3, 3)
@@ -535,18 +561,18 @@ def test_find_one_and_update_upsert(mongo_db: Database) -> None:
     coll = mongo_db["singletons"]
     doc = coll.find_one_and_update(
         {"key": "leader", "scopeId": "s1"},
-        {"$set": {"holder": "me", "since": at(0)}},
+        {"$set": {"holder": "me", "term": 1}},
         upsert=True,
         return_document=ReturnDocument.AFTER,
     )
-    assert without_id(doc) == {"key": "leader", "scopeId": "s1", "holder": "me", "since": at(0)}
+    assert without_id(doc) == {"key": "leader", "scopeId": "s1", "holder": "me", "term": 1}
     doc = coll.find_one_and_update(
         {"key": "leader", "scopeId": "s1"},
         {"$set": {"holder": "you"}},
         upsert=True,
         return_document=ReturnDocument.BEFORE,
     )
-    assert without_id(doc) == {"key": "leader", "scopeId": "s1", "holder": "me", "since": at(0)}
+    assert without_id(doc) == {"key": "leader", "scopeId": "s1", "holder": "me", "term": 1}
     assert coll.find_one_and_update(
         {"key": "other"}, {"$set": {"holder": "x"}}, upsert=True,
         return_document=ReturnDocument.BEFORE,
