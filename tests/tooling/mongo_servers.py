@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -307,6 +308,10 @@ def _read_listening_port(proc: subprocess.Popen[bytes], timeout: float) -> int |
 # ---------------------------------------------------------------- command line
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _main(argv: list[str]) -> int:
     usage = "usage: mongo_servers.py build-java | serve nx|java"
     if argv[:1] == ["build-java"]:
@@ -315,6 +320,7 @@ def _main(argv: list[str]) -> int:
         print(f"{path} ({time.monotonic() - started:.1f}s)")
         return 0
     if len(argv) == 2 and argv[0] == "serve" and argv[1] in KINDS:
+        signal.signal(signal.SIGTERM, _interrupt)
         with tempfile.TemporaryDirectory(prefix=f"shards-{argv[1]}-") as tmp:
             handle = start_server(argv[1], Path(tmp))
             print(f"{handle.kind} pid {handle.pid}: {handle.uri}", flush=True)
