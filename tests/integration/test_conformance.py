@@ -136,6 +136,7 @@ def test_default_database_comes_from_the_uri_path(
     mongo_db_uri: str, mongo_server: MongoServerInfo
 ) -> None:
     expected = mongo_db_uri.split("?")[0].rsplit("/", 1)[1]
+    client: MongoClient[Doc]
     with MongoClient(mongo_db_uri, tz_aware=True) as client:
         assert client.get_default_database("shards").name == expected
     if mongo_server.kind != "external":
@@ -698,6 +699,7 @@ def run_in_threads(uri: str, work: Callable[[Collection, str], list[Any]]) -> di
     errors: list[BaseException] = []
 
     def body(me: str) -> None:
+        client: MongoClient[Doc]
         try:
             with MongoClient(uri, tz_aware=True) as client:
                 client.admin.command("ping")

@@ -22,6 +22,7 @@ def wait_for_stop(ctx: shards.ProcessContext) -> None:
     """Runs until stopped (or `limit` seconds), reporting which worker pid runs it."""
     ctx.report_progress(f"pid {os.getpid()}", 0.1)
     _wait_until_stopped(ctx, float(ctx.args.get("limit", 120)))
+    time.sleep(float(ctx.args.get("linger_after_stop", 0)))  # a slow, cooperative shutdown
 
 
 @app.process("quick", name="Quick")
