@@ -703,7 +703,7 @@ def run_in_threads(uri: str, work: Callable[[Collection, str], list[Any]]) -> di
         try:
             with MongoClient(uri, tz_aware=True) as client:
                 client.admin.command("ping")
-                coll = client.get_default_database()["claims"]
+                coll: Collection[Doc] = client.get_default_database()["claims"]
                 start.wait(timeout=30)
                 results[me] = work(coll, me)
         except BaseException as exc:
