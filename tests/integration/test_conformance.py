@@ -960,8 +960,9 @@ def _quirk_top_level_or_beside_fields(coll: Collection) -> None:
     query = {"$or": [{"name": "a"}, {"name": "b"}], "scopeId": "s1"}
     assert names(coll, query) == {"a"}
     before = snapshot(coll)
-    assert coll.update_one({"$or": [{"name": "c"}], "scopeId": "s1"}, {"$set": {"x": 1}}) \
-        .modified_count == 0
+    no_match = {"scopeId": "s1", "$or": [{"status.state": "Done"}, {"rank": 2}]}
+    assert coll.update_one(no_match, {"$set": {"x": 1}}).matched_count == 0
+    assert coll.find_one_and_update(no_match, {"$set": {"x": 2}}) is None
     assert snapshot(coll) == before
 
 
