@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 from shards.app import App
-from shards.errors import ShardsError
+from shards.errors import InvalidDefinition, ShardsError
 
 
 def load_app(spec: str) -> App:
@@ -18,6 +18,8 @@ def load_app(spec: str) -> App:
         raise ShardsError(f"APP must be module:attribute or path/to/file.py:attribute, got {spec!r}")
     try:
         module = _import_file(Path(target)) if target.endswith(".py") else _import_module(target)
+    except InvalidDefinition as error:
+        raise ShardsError(f"invalid catalog in {target}: {error}") from error
     except ShardsError:
         raise
     except Exception as error:  # the app's own import failed: say why in one line

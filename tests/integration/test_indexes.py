@@ -1,0 +1,52 @@
+"""Every query the store runs is served by an index it declares (no collection scans as the
+history grows), checked on the shapes recorded while a real scenario runs."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from shards.states import State
+from shards_store import connect
+from shards_store.indexes import INDEXES, is_served
+from shards_worker import Worker, WorkerSettings, load_app
+
+from integration.harness import REPO, wait_until
+
+
+def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_path: Path) -> None:
+    from shards_controller import Controller
+
+    store = connect(mongo_db_uri)
+    store.query_log.enabled = True
+    app = load_app(str(REPO / "tests/integration/apps/testapp.py") + ":app")
+    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.2, lease=0.5, progress_interval=0.1)
+    worker = Worker(store, app, settings)  # one store, one query log for both sides
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    controller = Controller(store)
+    try:
+        controller.wait_defined(controller.define("farm", clean=True))
+        controller.define("farm", only_if_missing=True)
+        controller.launch("farm", "parent", args={"child": "child-stop", "survive_stopping": True})
+        controller.wait("farm", "child-stop", lambda r: r.state is State.RUNNING, 30)
+        controller.stop("farm", "parent")
+        controller.wait("farm", "parent", lambda r: r.state is State.STOPPED, 30)
+        controller.launch("farm", "fail")
+        controller.wait("farm", "fail", lambda r: r.state is State.FAILED, 30)
+        controller.dismiss("farm", "fail")
+        controller.list("farm", search="x")
+        controller.history("farm", "parent")
+        store.workers.register("ghost", host="h", pid=1, catalog=[], concurrency=1)
+        wait_until(lambda: all(w["_id"] != "ghost" for w in store.workers.alive()), what="the reaper")
+    finally:
+        worker.request_shutdown()
+        thread.join(timeout=30)
+    shapes = store.query_log.shapes
+    assert {shape.collection for shape in shapes} == set(INDEXES), "the scenario missed a collection"
+    unserved = [shape for shape in shapes if not is_served(shape)]
+    assert unserved == []
+    for collection, indexes in INDEXES.items():
+        created = {tuple(field for field, _ in index["key"])
+                   for index in store.database[collection].index_information().values()}
+        assert {tuple(keys) for _, keys, _ in indexes} <= created
