@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+import shards
+from shards.errors import InvalidDefinition
+
+
+def noop(ctx: shards.ProcessContext) -> None:
+    pass
+
+
+def test_the_decorator_registers_definitions_with_all_fields() -> None:
+    app = shards.App()
+
+    @app.process("count-sheep", name="Count sheep", warning="careful", detail_level=2, special=True)
+    def count(ctx: shards.ProcessContext) -> None:
+        pass
+
+    [definition] = app.catalog(app.scope_data("s")).values()
+    assert definition is count
+    assert definition.to_fields() == {
+        "name": "Count sheep", "warning": "careful", "detailLevel": 2, "special": True,
+    }
+    assert app.process_ids == ["count-sheep"]
+
+
+def test_name_defaults_to_the_id() -> None:
+    assert shards.process("x")(noop).name == "x"
+
+
+def test_duplicate_ids_are_refused() -> None:
+    app = shards.App()
+    app.process("a")(noop)
+    with pytest.raises(InvalidDefinition, match="duplicate process id 'a' in the catalog"):
+        app.process("a")(noop)
+
+
+@pytest.mark.parametrize("process_id", ["", "has space", "ünï", "x" * 201, "-leading"])
+def test_bad_ids_are_refused(process_id: str) -> None:
+    with pytest.raises(InvalidDefinition, match="invalid process id"):
+        shards.process(process_id)(noop)
+
+
+@pytest.mark.parametrize("level", [0, 5, 1.5, "2"])
+def test_detail_level_must_be_1_to_4(level: object) -> None:
+    with pytest.raises(InvalidDefinition, match=r"detail level must be 1\.\.4"):
+        shards.process("p", detail_level=level)(noop)  # type: ignore[arg-type]
+
+
+def test_catalog_and_scope_data_can_depend_on_the_scope() -> None:
+    a, b = shards.process("a")(noop), shards.process("b")(noop)
+    app = shards.App(
+        get_process_list=lambda data: [a, b] if data["big"] else [a],
+        get_scope_data=lambda scope: {"big": scope == "big"},
+    )
+    assert list(app.catalog(app.scope_data("big"))) == ["a", "b"]
+    assert list(app.catalog(app.scope_data("small"))) == ["a"]
+    assert app.scope_data("small") == {"scopeId": "small", "big": False}
+
+
+def test_a_scoped_catalog_is_checked_too() -> None:
+    a = shards.process("a")(noop)
+    with pytest.raises(InvalidDefinition, match="duplicate process id 'a'"):
+        shards.App(get_process_list=lambda data: [a, a]).catalog({})
+    with pytest.raises(InvalidDefinition, match="returned function, expected ProcessDefinition"):
+        shards.App(get_process_list=lambda data: [noop]).catalog({})  # type: ignore[list-item]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from shards.states import (
+    ACTIVE,
+    EXECUTING,
+    FINAL,
+    LAUNCHABLE,
+    TRANSITIONS,
+    State,
+    can_transition,
+    parse_state,
+    sources_of,
+)
+
+
+def test_states_are_spelled_as_everywhere_else() -> None:
+    assert [s.value for s in State] == [
+        "Idle", "Scheduled", "Running", "StopRequested", "Stopping", "Stopped", "Failed", "Done",
+    ]
+
+
+def test_active_and_launchable_partition_the_states() -> None:
+    assert ACTIVE.isdisjoint(LAUNCHABLE)
+    assert set(State) == ACTIVE | LAUNCHABLE
+    assert EXECUTING <= ACTIVE
+
+
+def test_every_state_is_reachable_from_idle() -> None:
+    seen, frontier = {State.IDLE}, [State.IDLE]
+    while frontier:
+        for target in TRANSITIONS[frontier.pop()]:
+            if target not in seen:
+                seen.add(target)
+                frontier.append(target)
+    assert seen == set(State)
+
+
+def test_a_run_can_always_end() -> None:
+    for state in ACTIVE:
+        assert TRANSITIONS[state] & FINAL, f"{state} cannot reach an end state"
+
+
+def test_stops_go_through_stop_requested_and_stopping() -> None:
+    assert can_transition(State.RUNNING, State.STOP_REQUESTED)
+    assert can_transition(State.STOP_REQUESTED, State.STOPPING)
+    assert can_transition(State.STOPPING, State.STOPPED)
+    assert not can_transition(State.STOPPING, State.RUNNING)
+    assert not can_transition(State.RUNNING, State.SCHEDULED)  # no second launch while running
+
+
+@given(st.lists(st.sampled_from(list(State)), max_size=30))
+def test_guarded_writes_follow_the_transition_table(targets: list[State]) -> None:
+    """Applying targets with the store's guard (sources_of) never leaves the table."""
+    state = State.IDLE
+    for target in targets:
+        if state in sources_of(target):
+            assert can_transition(state, target)
+            state = target
+        else:
+            assert not can_transition(state, target)
+    assert state in State
+
+
+@pytest.mark.parametrize("text", ["stoprequested", "StopRequested", "DONE"])
+def test_parse_state_is_case_insensitive(text: str) -> None:
+    assert parse_state(text).value.lower() == text.lower()
+
+
+def test_parse_state_rejects_unknown_names_in_one_line() -> None:
+    with pytest.raises(ValueError, match="unknown state 'paused' \\(expected one of Idle, Sched"):
+        parse_state("paused")
