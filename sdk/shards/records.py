@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shards.states import State
 
 Document = dict[str, Any]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -20,17 +21,17 @@ def utcnow() -> datetime:
 def to_ms(value: datetime | None) -> int | None:
     """Times are stored as epoch milliseconds: an update that sets a date on an existing document
     is stored as a string by one test server (NX-27017), while integers behave everywhere."""
-    return None if value is None else int(value.timestamp() * 1000)
+    return None if value is None else (value - EPOCH) // timedelta(milliseconds=1)
 
 
 def from_ms(value: int | float | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
-    return datetime.fromtimestamp(value / 1000, UTC)
+    return EPOCH + timedelta(milliseconds=int(value))
 
 
 def now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return (datetime.now(UTC) - EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(value: datetime | None) -> str | None:
