@@ -6,6 +6,7 @@ process code itself.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -210,7 +211,7 @@ class Controller:
         dismissed = self.store.processes.dismiss(scope_id, process_id)
         return dismissed or self.get(scope_id, process_id)
 
-    def history(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:
+    def history(self, scope_id: str, process_id: str, limit: int = 20) -> builtins.list[RunRecord]:
         self.get(scope_id, process_id)
         return self.store.runs.of_process(scope_id, process_id, limit)
 

@@ -127,7 +127,7 @@ class ProcessRecord:
         return cls(
             scope_id=doc["scopeId"],
             process_id=doc["processId"],
-            name=doc.get("name", doc["processId"]),
+            name=str(doc.get("name") or doc["processId"]),
             warning=doc.get("warning") or "",
             detail_level=int(doc.get("detailLevel", 1)),
             special=bool(doc.get("special", False)),

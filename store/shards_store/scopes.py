@@ -24,7 +24,7 @@ class ScopeCatalog:
         worker_id: str,
         error: str = "",
     ) -> None:
-        fields = {
+        fields: dict[str, object] = {
             "state": "Failed" if error else "Defined",
             "error": error,
             "requestId": request_id,

@@ -39,12 +39,12 @@ def settle_lost_worker(store: Store, worker_id: str, reason: str) -> None:
         if request.kind == RequestKind.STOP:
             store.requests.complete(request)
             continue
-        record = store.processes.get(request.scope_id, request.process_id)
+        current = store.processes.get(request.scope_id, request.process_id)
         not_started = (
-            record is not None
-            and record.run_id == request.run_id
-            and record.state in (State.SCHEDULED, State.STOP_REQUESTED)
-            and not record.worker_id
+            current is not None
+            and current.run_id == request.run_id
+            and current.state in (State.SCHEDULED, State.STOP_REQUESTED)
+            and not current.worker_id
         )
         if request.kind == RequestKind.DEFINE or not_started:
             store.requests.release(request)
