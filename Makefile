@@ -1,9 +1,10 @@
-# Shards developer entry points. `make demo` and `make test` work on a fresh machine.
+# Shards developer entry points. On a fresh machine: `make demo` and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PYTEST := $(BIN)/pytest
 
-.PHONY: venv test lint unit demo bench clean
+.PHONY: venv lint test test-unit test-integration test-java test-e2e demo bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -16,8 +17,26 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: venv lint
-	$(BIN)/pytest
+## The whole suite: hygiene, unit, integration on NX-27017 and on mongo-java-server, e2e on a
+## real kube-apiserver. Each pytest run fails when it collects no tests (exit code 5).
+test: lint test-unit test-integration test-java test-e2e
+
+test-unit: venv
+	$(PYTEST) tests/unit
+
+test-integration: venv
+	SHARDS_TEST_MONGO_SERVER=nx $(PYTEST) tests/integration
+
+test-java: venv
+	SHARDS_TEST_MONGO_SERVER=java $(PYTEST) tests/integration
+
+test-e2e: venv tools
+	$(PYTEST) tests/e2e
+
+demo: venv
+	examples/demo.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+include mk/cluster.mk

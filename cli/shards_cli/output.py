@@ -34,8 +34,12 @@ def _clock(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
-def _at(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "?"
+def _at(moment: datetime | None, now: datetime | None = None) -> str:
+    """Time of day for today's moments, the date too for older ones."""
+    if moment is None:
+        return "?"
+    today = (now or utcnow()).date() == moment.date()
+    return moment.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S")
 
 
 def when(record: ProcessRecord, now: datetime | None = None) -> str:
@@ -44,11 +48,11 @@ def when(record: ProcessRecord, now: datetime | None = None) -> str:
     if record.state in (State.RUNNING, State.STOP_REQUESTED, State.STOPPING) and status.running_since:
         return _clock(((now or utcnow()) - status.running_since).total_seconds())
     if record.state is State.DONE:
-        return f"finished {_at(status.done_at)} in {_clock(status.duration or 0)}"
+        return f"finished {_at(status.done_at, now)} in {_clock(status.duration or 0)}"
     if record.state is State.STOPPED:
-        return f"stopped {_at(status.stopped_at)}"
+        return f"stopped {_at(status.stopped_at, now)}"
     if record.state is State.FAILED:
-        return f"failed {_at(status.failed_at)}"
+        return f"failed {_at(status.failed_at, now)}"
     return ""
 
 
