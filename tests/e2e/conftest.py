@@ -13,7 +13,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from tooling.cluster import KubeCluster, down, running, up
+from tooling.cluster import KubeCluster, down, ensure_tools, is_built, running, up
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the pinned binaries before any e2e test runs, outside the per-test timeout.
+
+    CI runs ``make tools`` first, so this is normally a no-op (the cache is reused).
+    """
+    if not is_built() and any(item.get_closest_marker("e2e") for item in session.items):
+        ensure_tools()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from tooling.cluster import KubeCluster, KubectlError, wait_for
@@ -169,8 +170,7 @@ def test_watch_sees_new_objects(kube_cluster: KubeCluster, kube_namespace: str, 
     )
     lines: queue.Queue[str] = queue.Queue()
     assert watcher.stdout is not None
-    stdout = watcher.stdout
-    threading.Thread(target=lambda: [lines.put(x.strip()) for x in stdout], daemon=True).start()
+    threading.Thread(target=_pump, args=(watcher.stdout, lines), daemon=True).start()
     try:
         kube_cluster.kubectl("apply", "-n", kube_namespace, "-f", "-", input=widget("seen", 1))
         seen = wait_for("watch event", lambda: _drain_until(lines, "seen"), timeout=60)
@@ -178,6 +178,11 @@ def test_watch_sees_new_objects(kube_cluster: KubeCluster, kube_namespace: str, 
     finally:
         watcher.kill()
         watcher.wait(timeout=10)
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line.strip())
 
 
 def _drain_until(lines: queue.Queue[str], suffix: str) -> str | None:
