@@ -71,7 +71,12 @@ class ProcessRecords:
         }
         if run_id is not None:
             query["runId"] = run_id
-        update = {"$set": {"status.state": target.value, **(fields or {})}}
+        fields = dict(fields or {})
+        if "status" in fields:  # setting "status" and "status.state" together is a conflict
+            fields["status"] = {**fields["status"], "state": target.value}
+        else:
+            fields["status.state"] = target.value
+        update = {"$set": fields}
         doc = self.collection.find_one_and_update(query, update)
         return ProcessRecord.from_doc(doc) if doc else None
 

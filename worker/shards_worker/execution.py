@@ -13,7 +13,7 @@ from shards.app import App, ProcessDefinition
 from shards.context import ProcessContext, ProcessStopped
 from shards.errors import ProcessActive, UnknownProcess
 from shards.records import ProcessRecord, ProcessStatus, Progress, Request, utcnow
-from shards.states import State
+from shards.states import ACTIVE, State
 from shards_store import Store
 
 from shards_worker.progress import ProgressBuffer
@@ -232,6 +232,21 @@ class Executor:
         self.store.runs.ended(record.run_id, state, now, duration, error)
         log.info("shards.worker: %s/%s ended %s in %.3fs", record.scope_id, record.process_id,
                  state.value, duration)
+
+    def abandon(self, request: Request, error: Exception) -> None:
+        """Best effort after an unexpected failure: fail the run so nothing stays active."""
+        try:
+            record = self.store.processes.get(request.scope_id, request.process_id)
+            if record is not None and record.run_id == request.run_id and record.state in ACTIVE:
+                status = ProcessStatus(state=State.FAILED, error=f"worker error: {one_line(error)}",
+                                       running_since=record.status.running_since, failed_at=utcnow())
+                self.store.processes.finish(record.scope_id, record.process_id, record.run_id,
+                                            status, record.progress)
+                self.store.runs.ended(record.run_id, State.FAILED, utcnow(), None, status.error)
+            self.store.requests.complete(request)
+        except Exception:  # the store is unreachable: the lease reaper settles it later
+            log.exception("shards.worker: could not settle the launch of %s/%s",
+                          request.scope_id, request.process_id)
 
     def _end_unstarted(self, record: ProcessRecord, request: Request, error: str) -> None:
         """End a launch that never started: failed (error) or stopped (stop arrived first)."""

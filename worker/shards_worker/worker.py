@@ -133,8 +133,10 @@ class Worker:
     def _execute(self, launch: Request) -> None:
         try:
             self.executor.run_launch(launch)
-        except Exception:  # a store failure must not kill the worker; the reaper settles the run
-            log.exception("shards.worker: launch %r could not be completed", launch)
+        except Exception as error:  # a store failure must not kill the worker
+            log.exception("shards.worker: launch of %s/%s could not be completed",
+                          launch.scope_id, launch.process_id)
+            self.executor.abandon(launch, error)
         finally:
             self._slots.release()
             self._wake.set()
