@@ -19,7 +19,7 @@ from shards.errors import InvalidArgs, ShardsError
 from shards.records import ProcessRecord
 from shards.states import ACTIVE, FINAL, State
 
-from shards_cli.output import history_table, print_json, process_table
+from shards_cli.output import history_table, print_json, process_table, worker_json, workers_table
 
 app = typer.Typer(
     name="shards",
@@ -97,6 +97,8 @@ def worker(
         float, typer.Option(min=0.05, help="Seconds between progress writes.")
     ] = 0.5,
     worker_id: Annotated[str | None, typer.Option(help="Worker id [default: host-pid-random].")] = None,
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
+    metrics_address: Annotated[str, typer.Option(help="Address for the metrics server.")] = "127.0.0.1",
 ) -> None:
     """Run a worker for APP: claim requests, execute processes, report progress."""
     from shards_store import connect
@@ -109,6 +111,10 @@ def worker(
         progress_interval=progress_interval,
     )
     runner = Worker(connect(mongo), application, settings, worker_id)
+    if metrics_port:
+        from shards_worker.metrics import serve
+
+        serve(metrics_port, metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.request_shutdown())
     runner.run()
@@ -242,6 +248,18 @@ def history(
         print_json(out, [run.to_json() for run in runs])
     else:
         out.print(history_table(runs))
+
+
+@app.command()
+def workers(mongo: MongoOption = None, output: OutputOption = Output.table) -> None:
+    """List live workers: id, host, pid, concurrency, running processes, last heartbeat."""
+    from shards_store import connect
+
+    alive = connect(mongo).workers.alive()
+    if output is Output.json:
+        print_json(out, [worker_json(doc) for doc in alive])
+    else:
+        out.print(workers_table(alive))
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from shards.records import ProcessRecord, ProcessStatus, Progress, Request, utcn
 from shards.states import ACTIVE, State
 from shards_store import Store
 
+from shards_worker import metrics
 from shards_worker.progress import ProgressBuffer
 
 log = logging.getLogger("shards.worker")
@@ -180,6 +181,7 @@ class Executor:
         execution.progress.report("Starting...", 0.0)
         with self._lock:
             self._running[record.run_id] = execution
+        metrics.RUNS_ACTIVE.inc()
         context = ProcessContext(
             scope_id=record.scope_id,
             process_id=record.process_id,
@@ -204,7 +206,9 @@ class Executor:
         finally:
             with self._lock:
                 self._running.pop(record.run_id, None)
+            metrics.RUNS_ACTIVE.dec()
         self._record_end(execution, state, error)
+        metrics.RUNS_ENDED.labels(state.value).inc()
         return state
 
     def _record_end(self, execution: Execution, state: State, error: str) -> None:

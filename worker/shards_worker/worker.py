@@ -15,6 +15,7 @@ from shards.records import Request, RequestKind
 from shards.states import State
 from shards_store import ChangeFeed, ChangeFeedError, Store
 
+from shards_worker import metrics
 from shards_worker.definition import define_scope
 from shards_worker.execution import Executor
 from shards_worker.reaper import reap_lost_workers, settle_lost_worker
@@ -84,15 +85,18 @@ class Worker:
         """Claim everything this worker can take now; nothing waits on a missed event."""
         self._threads = [thread for thread in self._threads if thread.is_alive()]
         while (stop := self.store.requests.claim(RequestKind.STOP, self.id, addressed=True)):
+            metrics.CLAIMS.labels("stop").inc()
             self.executor.stop_run(stop.run_id)
             self.store.requests.complete(stop)
         while (define := self.store.requests.claim(RequestKind.DEFINE, self.id)):
+            metrics.CLAIMS.labels("define").inc()
             define_scope(self.store, self.app, define, self.id)
         while not self._shutdown.is_set() and self._slots.acquire(blocking=False):
             launch = self.store.requests.claim(RequestKind.LAUNCH, self.id)
             if launch is None:
                 self._slots.release()
                 break
+            metrics.CLAIMS.labels("launch").inc()
             thread = threading.Thread(target=self._execute, args=(launch,), daemon=True,
                                       name=f"shards-run-{launch.run_id[:8]}")
             self._threads.append(thread)
@@ -110,6 +114,7 @@ class Worker:
                 if self._feed.next_change(timeout=0.0) is not None:
                     return
         except ChangeFeedError as error:
+            metrics.STREAM_ERRORS.inc()
             log.warning("shards.worker: %s; reopening after a sweep", error)
 
     def stop(self) -> None:
@@ -146,7 +151,7 @@ class Worker:
         next_beat = 0.0
         while not self._shutdown.wait(settings.progress_interval):
             try:
-                self.executor.flush_progress()
+                metrics.PROGRESS_WRITES.inc(self.executor.flush_progress())
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + settings.heartbeat_interval
                     self._beat()
@@ -163,4 +168,4 @@ class Worker:
         # Stops whose request this worker missed are still visible on the records it runs.
         for record in self.store.processes.executing_on(self.id, frozenset({State.STOP_REQUESTED})):
             self.executor.stop_run(record.run_id)
-        reap_lost_workers(self.store, self.settings.lease)
+        metrics.WORKERS_REAPED.inc(len(reap_lost_workers(self.store, self.settings.lease)))

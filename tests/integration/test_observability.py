@@ -1,0 +1,38 @@
+"""What operators of Shards look at: the live worker list and Prometheus metrics."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from shards.states import State
+from shards_store.embedded import free_port
+
+from integration.harness import ShardsHarness, wait_until
+
+
+def test_workers_are_listed_and_leave_the_list_on_shutdown(shards_env: ShardsHarness) -> None:
+    first, second = shards_env.start_workers(2, concurrency=3)
+    listed = shards_env.ok("workers", "-o", "json").json()
+    assert sorted(w["pid"] for w in listed) == sorted([first.pid, second.pid])
+    assert {w["concurrency"] for w in listed} == {3}
+    assert "wait-for-stop" in listed[0]["catalog"]
+    first.terminate()
+    assert [w["pid"] for w in shards_env.ok("workers", "-o", "json").json()] == [second.pid]
+
+
+def test_a_worker_serves_prometheus_metrics(shards_env: ShardsHarness) -> None:
+    port = free_port()
+    shards_env.start_worker("tests/integration/apps/testapp.py:app", "--metrics-port", str(port))
+    shards_env.define("farm")
+    shards_env.ok("launch", "quick", "--scope", "farm")
+    shards_env.wait_state("farm", "quick", State.DONE)
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    text = wait_until(lambda: 'shards_runs_ended_total{state="Done"} 1.0' in (t := scrape()) and t,
+                      what="the Done run in the metrics")
+    assert 'shards_requests_claimed_total{kind="launch"} 1.0' in text
+    assert 'shards_requests_claimed_total{kind="define"} 1.0' in text
+    assert "shards_runs_active 0.0" in text
