@@ -36,6 +36,10 @@ test-e2e: venv tools
 demo: venv
 	examples/demo.sh
 
+## Timing targets live here, not in the tests.
+bench: venv
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
