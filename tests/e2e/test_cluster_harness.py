@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import queue
 import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -12,7 +15,8 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from tooling.cluster import KubeCluster, KubectlError, wait_for
+from tooling.cluster import KubeCluster, KubectlError, procs, wait_for
+from tooling.cluster._common import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -271,3 +275,35 @@ def test_garbage_collector_deletes_dependents(kube_cluster: KubeCluster, kube_na
     kube_cluster.kubectl("apply", *ns, "-f", "-", input=json.dumps(dependent))
     kube_cluster.kubectl("delete", "configmap", "owner", *ns)
     kube_cluster.kubectl("wait", "--for=delete", "configmap/dependent", *ns, "--timeout=90s", timeout=120)
+
+
+def test_cli_status_and_a_second_up_reuse_the_running_cluster(kube_cluster: KubeCluster) -> None:
+    cli = [sys.executable, "-m", "tooling.cluster"]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "tests"))
+    status = subprocess.run([*cli, "status"], capture_output=True, text=True, env=env, timeout=60, check=True)
+    info = json.loads(status.stdout)
+    assert info["running"] is True
+    assert info["server"] == kube_cluster.server
+    pids = {name: proc["pid"] for name, proc in info["processes"].items()}
+    assert set(pids) >= {"etcd", "kube-apiserver"}
+    again = subprocess.run([*cli, "up"], capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert "already running" in again.stderr
+    after = json.loads(
+        subprocess.run(
+            [*cli, "status"], capture_output=True, text=True, env=env, timeout=60, check=True
+        ).stdout
+    )
+    assert {name: proc["pid"] for name, proc in after["processes"].items()} == pids
+
+
+def test_stop_signals_only_the_recorded_process(tmp_path: Path) -> None:
+    sleeper = procs.start("sleeper", ["sleep", "120"], tmp_path / "sleeper.log")
+    assert procs.is_alive(sleeper)
+    # Same pid, different start time: a recycled pid must never be signalled.
+    impostor = dataclasses.replace(sleeper, start_ticks=sleeper.start_ticks + 1)
+    assert not procs.is_alive(impostor)
+    procs.stop(impostor)
+    assert procs.is_alive(sleeper)
+    procs.stop(sleeper)
+    assert not procs.is_alive(sleeper)
+    assert procs.exit_reason(sleeper) is not None

@@ -197,6 +197,8 @@ def _start(directory: Path, bin_dir: Path, state: dict[str, object], with_kcm: b
         f"--service-account-signing-key-file={pki.sa_key}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true", "--profiling=false",
+        # Endpoints for the "kubernetes" Service may not be loopback: skip them (no Pods run).
+        "--endpoint-reconciler-type=none",
     ])  # fmt: skip
     wait_for(
         "kube-apiserver /readyz",
