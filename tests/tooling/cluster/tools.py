@@ -91,7 +91,7 @@ def _go() -> str:
 
 
 def _build_into(target: Path) -> float:
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly")
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
     cmd = [
         _go(), "build", "-trimpath", "-ldflags", _ldflags(),
         "-o", f"{target}{os.sep}", "tool", "./cmd/etcd",
