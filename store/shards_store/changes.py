@@ -12,6 +12,10 @@ from shards.errors import ShardsError
 
 from shards_store.collection import Collection
 
+# The shortest pause between two empty polls, so a server that does not wait never makes a
+# follower spin.
+IDLE_POLL = 0.05
+
 
 class ChangeFeedError(ShardsError):
     """The stream broke or the server has none; callers sweep and reopen, or poll."""
@@ -43,11 +47,15 @@ class ChangeFeed:
         deadline = time.monotonic() + timeout
         try:
             while True:
+                polled = time.monotonic()
                 change = self._stream.try_next()
                 if change is not None:
                     return change
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     return None
+                if now - polled < IDLE_POLL:  # the server did not wait (maxAwaitTimeMS ignored)
+                    time.sleep(min(IDLE_POLL, deadline - now))
         except PyMongoError as error:
             self.close()
             raise ChangeFeedError(f"change stream on {self._collection.name} broke: {error}") from error

@@ -883,6 +883,36 @@ def test_watch_match_on_full_document_field(mongo_db: Database) -> None:
         assert_no_more_events(stream)
 
 
+@deviates_on(java="find_one_and_update writes no oplog entry, so a change stream never sees it")
+def test_watch_delivers_find_one_and_update(mongo_db: Database) -> None:
+    """The store moves records between states with find_one_and_update; followers of the
+    records (workers, the operator) must see those changes."""
+    coll = mongo_db["watched"]
+    coll.insert_one({"_id": "f", "state": "Running"})
+    with watch(coll) as stream:
+        coll.find_one_and_update({"_id": "f", "state": "Running"}, {"$set": {"state": "Stopping"}})
+        event = next_event(stream)
+        assert event["operationType"] == "update"
+        assert event["fullDocument"] == {"_id": "f", "state": "Stopping"}
+
+
+@deviates_on(
+    nx="getMore returns at once: maxAwaitTimeMS is not honoured",
+    java="getMore returns at once: maxAwaitTimeMS is not honoured",
+)
+def test_try_next_waits_up_to_max_await_time(mongo_db: Database) -> None:
+    """An idle stream waits server-side (no busy polling), but never beyond max_await_time_ms."""
+    coll = mongo_db["watched"]
+    coll.insert_one({"_id": "before"})
+    with watch(coll) as stream:
+        stream.try_next()  # the first batch may come back at once
+        started = time.monotonic()
+        for _ in range(3):
+            assert stream.try_next() is None
+        elapsed = time.monotonic() - started
+    assert 0.2 <= elapsed < 10.0, f"three idle polls took {elapsed:.3f}s"
+
+
 def test_try_next_returns_none_when_idle(mongo_db: Database) -> None:
     coll = mongo_db["watched"]
     coll.insert_one({"_id": "before"})

@@ -87,7 +87,6 @@ def with_database(uri: str, db_name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db_name}", query, ""))
 
 
-
 @dataclass
 class MongoServerHandle:
     """One running test server, started by this process."""
@@ -229,16 +228,28 @@ def ensure_java_launcher() -> Path:
             shutil.copy2(JAVA_SOURCES / f"{LAUNCHER_CLASS}.java", build / f"{LAUNCHER_CLASS}.java")
             _run(
                 [
-                    "mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(build / "pom.xml"),
-                    "dependency:copy-dependencies", f"-DoutputDirectory={build / 'lib'}",
+                    "mvn",
+                    "-q",
+                    "-B",
+                    "-Dstyle.color=never",
+                    "-f",
+                    str(build / "pom.xml"),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={build / 'lib'}",
                     "-DincludeScope=runtime",
                 ],
                 build,
             )
             _run(
                 [
-                    "javac", "--release", "17", "-cp", str(build / "lib" / "*"),
-                    "-d", str(build / "classes"), str(build / f"{LAUNCHER_CLASS}.java"),
+                    "javac",
+                    "--release",
+                    "17",
+                    "-cp",
+                    str(build / "lib" / "*"),
+                    "-d",
+                    str(build / "classes"),
+                    str(build / f"{LAUNCHER_CLASS}.java"),
                 ],
                 build,
             )
@@ -264,7 +275,13 @@ def _is_built(target: Path, stamp: str) -> bool:
 def java_command(launcher_dir: Path, port: int = 0) -> list[str]:
     classpath = os.pathsep.join([str(launcher_dir / "classes"), str(launcher_dir / "lib" / "*")])
     return [
-        "java", "-cp", classpath, LAUNCHER_CLASS, "--port", str(port), "--exit-on-stdin-eof",
+        "java",
+        "-cp",
+        classpath,
+        LAUNCHER_CLASS,
+        "--port",
+        str(port),
+        "--exit-on-stdin-eof",
     ]
 
 
