@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shards.records import ProcessRecord, ProcessStatus, Progress
+from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
 from shards.states import EXECUTING, LAUNCHABLE, State, sources_of
 
 from shards_store.collection import Collection
@@ -60,15 +60,15 @@ class ProcessRecords:
         *,
         run_id: str | None = None,
         fields: dict[str, Any] | None = None,
+        sources: frozenset[State] | None = None,
     ) -> ProcessRecord | None:
-        """Atomically enter `target` if the transition is allowed (and the run matches).
+        """Atomically enter `target` if the transition is allowed (and the run matches);
+        `sources` narrows the allowed source states further.
 
         Returns the record after the write, or None when the guard did not hold.
         """
-        query: dict[str, Any] = {
-            **_key(scope_id, process_id),
-            "status.state": _states(sources_of(target)),
-        }
+        allowed = sources_of(target) if sources is None else [s for s in sources_of(target) if s in sources]
+        query: dict[str, Any] = {**_key(scope_id, process_id), "status.state": _states(allowed)}
         if run_id is not None:
             query["runId"] = run_id
         fields = dict(fields or {})
@@ -101,13 +101,15 @@ class ProcessRecords:
     def start(
         self, record: ProcessRecord, *, worker_id: str, parent_run_id: str = ""
     ) -> ProcessRecord | None:
-        """Enter Running for record.run_id: from Scheduled, or from idle/final for a child."""
-        status = ProcessStatus(state=State.RUNNING, running_since=record.status.running_since)
+        """Enter Running for record.run_id: a launch from Scheduled (its own run), a child from
+        Idle or an end state (never taking over a launch that is scheduled)."""
+        status = ProcessStatus(state=State.RUNNING, running_since=utcnow())
         return self.move(
             record.scope_id,
             record.process_id,
             State.RUNNING,
             run_id=None if parent_run_id else record.run_id,
+            sources=LAUNCHABLE if parent_run_id else frozenset({State.SCHEDULED}),
             fields={
                 "runId": record.run_id,
                 "workerId": worker_id,
