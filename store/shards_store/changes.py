@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.change_stream import CollectionChangeStream
@@ -39,8 +40,10 @@ class ChangeFeed:
         except PyMongoError as error:
             raise ChangeFeedError(f"no change stream on {self._collection.name}: {error}") from error
 
-    def next_change(self, timeout: float) -> dict[str, Any] | None:
-        """The next change within timeout seconds, or None. Bounded even if the server stalls."""
+    def next_change(
+        self, timeout: float, interrupted: Callable[[], bool] = lambda: False
+    ) -> dict[str, Any] | None:
+        """The next change within timeout seconds, or None (also as soon as `interrupted()`)."""
         if self._stream is None:
             self.open()
         assert self._stream is not None
@@ -52,7 +55,7 @@ class ChangeFeed:
                 if change is not None:
                     return change
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= deadline or interrupted():
                     return None
                 if now - polled < IDLE_POLL:  # the server did not wait (maxAwaitTimeMS ignored)
                     time.sleep(min(IDLE_POLL, deadline - now))

@@ -108,11 +108,11 @@ class Worker:
         if self._feed is None:
             self._shutdown.wait(self.settings.poll_interval)
             return
-        deadline = time.monotonic() + self.settings.poll_interval
         try:
-            while time.monotonic() < deadline and not self._shutdown.is_set() and not self._wake.is_set():
-                if self._feed.next_change(timeout=0.0) is not None:
-                    return
+            self._feed.next_change(
+                self.settings.poll_interval,
+                interrupted=lambda: self._shutdown.is_set() or self._wake.is_set(),
+            )
         except ChangeFeedError as error:
             metrics.STREAM_ERRORS.inc()
             log.warning("shards.worker: %s; reopening after a sweep", error)
