@@ -158,7 +158,8 @@ def launch(
         run_id = record.run_id
         ended = controller.wait(scope, process_id,
                                 lambda r: r.run_id != run_id or r.state in FINAL, timeout)
-        _say(ended, "ended" + (f": {ended.status.error}" if ended.status.error else ""))
+        error = f": {ended.status.error}" if ended.status.error else ""
+        out.print(f"{scope}/{process_id}: ended {ended.state.value}{error}", soft_wrap=True)
         if ended.state is not State.DONE:
             raise typer.Exit(1)
 

@@ -272,7 +272,7 @@ def _is_built(target: Path, stamp: str) -> bool:
     )
 
 
-def java_command(launcher_dir: Path, port: int = 0) -> list[str]:
+def java_command(launcher_dir: Path, port: int = 0, *, change_streams: bool = True) -> list[str]:
     classpath = os.pathsep.join([str(launcher_dir / "classes"), str(launcher_dir / "lib" / "*")])
     return [
         "java",
@@ -282,15 +282,22 @@ def java_command(launcher_dir: Path, port: int = 0) -> list[str]:
         "--port",
         str(port),
         "--exit-on-stdin-eof",
+        *([] if change_streams else ["--no-oplog"]),
     ]
 
 
-def _start_java(workdir: Path) -> MongoServerHandle:
+def start_java_without_change_streams(workdir: Path) -> MongoServerHandle:
+    """A server that refuses change streams: how the workers' polling fallback is tested."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return _start_java(workdir, change_streams=False)
+
+
+def _start_java(workdir: Path, change_streams: bool = True) -> MongoServerHandle:
     launcher_dir = ensure_java_launcher()
     log_path = workdir / "mongo-java-server.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            java_command(launcher_dir),
+            java_command(launcher_dir, change_streams=change_streams),
             stdin=subprocess.PIPE,  # the launcher exits when this closes, e.g. if we die
             stdout=subprocess.PIPE,
             stderr=log,

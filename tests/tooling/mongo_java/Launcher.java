@@ -76,12 +76,14 @@ public final class Launcher {
     public static void main(String[] args) throws InterruptedException {
         int port = 0;
         boolean exitOnStdinEof = false;
+        boolean oplog = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--port" -> port = Integer.parseInt(args[++i]);
                 case "--exit-on-stdin-eof" -> exitOnStdinEof = true;
+                case "--no-oplog" -> oplog = false;
                 default -> {
-                    System.err.println("usage: Launcher [--port N] [--exit-on-stdin-eof]");
+                    System.err.println("usage: Launcher [--port N] [--exit-on-stdin-eof] [--no-oplog]");
                     System.exit(2);
                 }
             }
@@ -90,7 +92,9 @@ public final class Launcher {
         Backend backend = new Backend();
         backend.version(REPORTED_VERSION);
         MongoServer server = new MongoServer(backend);
-        server.enableOplog();
+        if (oplog) {
+            server.enableOplog(); // change streams; without it the server has none
+        }
         server.bind("127.0.0.1", port);
         InetSocketAddress address = server.getLocalAddress();
 

@@ -1,0 +1,66 @@
+"""The CLI's own commands: the embedded server and live status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from pymongo import MongoClient
+from shards.states import State
+from shards_store.embedded import free_port
+
+from integration.harness import REPO, ShardsHarness, wait_until
+
+
+def _start_mongo(port: int, data: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "shards_cli", "mongo", "--port", str(port), "--data", str(data)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _ping(port: int) -> bool:
+    with MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=300) as client:
+        try:
+            return bool(client.admin.command("ping")["ok"])
+        except Exception:
+            return False
+
+
+def test_shards_mongo_keeps_data_across_a_crash(tmp_path: Path) -> None:
+    port, data = free_port(), tmp_path / "mongo"
+    server = _start_mongo(port, data)
+    try:
+        wait_until(lambda: _ping(port), what="the embedded server")
+        with MongoClient(f"mongodb://127.0.0.1:{port}") as client:
+            client["keep"]["things"].insert_one({"_id": "sheep", "n": 3})
+    finally:
+        server.kill()  # a crash: the pid file stays behind
+        server.wait(timeout=30)
+    assert (data / "nx-27017.pid").exists()
+    server = _start_mongo(port, data)
+    try:
+        wait_until(lambda: _ping(port), what="the restarted embedded server")
+        with MongoClient(f"mongodb://127.0.0.1:{port}") as client:
+            assert client["keep"]["things"].find_one({"_id": "sheep"}) == {"_id": "sheep", "n": 3}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_status_watch_follows_a_run_to_its_end(shards_env: ShardsHarness) -> None:
+    shards_env.start_workers(1)
+    shards_env.define("farm")
+    shards_env.ok("launch", "quick", "--scope", "farm", "--args", '{"pause": 1.0}')
+    watched = shards_env.ok("status", "quick", "--scope", "farm", "--watch", "--timeout", "60")
+    assert "Done" in watched.stdout
+    assert shards_env.record("farm", "quick").state is State.DONE
+
+
+def test_launch_wait_exits_non_zero_when_the_run_fails(shards_env: ShardsHarness) -> None:
+    shards_env.start_workers(1)
+    shards_env.define("farm")
+    failed = shards_env.cli("launch", "fail", "--scope", "farm", "--wait")
+    assert failed.returncode == 1
+    assert "farm/fail: ended Failed: boom: no reason" in failed.stdout
