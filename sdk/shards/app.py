@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from shards.errors import InvalidDefinition
 
@@ -57,24 +57,31 @@ class ProcessDefinition:
         }
 
 
+class ProcessOptions(TypedDict, total=False):
+    """What a definition may say besides its id (the name defaults to the id)."""
+
+    name: str
+    warning: str
+    detail_level: int
+    special: bool
+
+
 def process(
-    process_id: str,
-    *,
-    name: str | None = None,
-    warning: str = "",
-    detail_level: int = 1,
-    special: bool = False,
+    process_id: str, **options: Unpack[ProcessOptions]
 ) -> Callable[[ProcessFunction], ProcessDefinition]:
     """Decorator: turn a function into a ProcessDefinition (for scope-dependent catalogs)."""
+    unknown = sorted(set(options) - set(ProcessOptions.__annotations__))
+    if unknown:
+        raise InvalidDefinition(f"process {process_id!r}: unknown option {', '.join(unknown)}")
 
     def wrap(function: ProcessFunction) -> ProcessDefinition:
         return ProcessDefinition(
             process_id=process_id,
-            name=name or process_id,
+            name=options.get("name") or process_id,
             function=function,
-            warning=warning,
-            detail_level=detail_level,
-            special=special,
+            warning=options.get("warning", ""),
+            detail_level=options.get("detail_level", 1),
+            special=options.get("special", False),
         )
 
     return wrap
@@ -93,24 +100,12 @@ class App:
         self._get_scope_data = get_scope_data
 
     def process(
-        self,
-        process_id: str,
-        *,
-        name: str | None = None,
-        warning: str = "",
-        detail_level: int = 1,
-        special: bool = False,
+        self, process_id: str, **options: Unpack[ProcessOptions]
     ) -> Callable[[ProcessFunction], ProcessDefinition]:
         """Decorator: define a process in this app's default catalog."""
 
         def register(function: ProcessFunction) -> ProcessDefinition:
-            definition = process(
-                process_id,
-                name=name,
-                warning=warning,
-                detail_level=detail_level,
-                special=special,
-            )(function)
+            definition = process(process_id, **options)(function)
             self.add(definition)
             return definition
 

@@ -64,3 +64,8 @@ def test_a_scoped_catalog_is_checked_too() -> None:
         shards.App(get_process_list=lambda data: [a, a]).catalog({})
     with pytest.raises(InvalidDefinition, match="returned function, expected ProcessDefinition"):
         shards.App(get_process_list=lambda data: [noop]).catalog({})  # type: ignore[list-item]
+
+
+def test_a_misspelt_option_is_refused() -> None:
+    with pytest.raises(InvalidDefinition, match="process 'p': unknown option detial_level"):
+        shards.process("p", detial_level=2)(noop)  # type: ignore[call-arg]
