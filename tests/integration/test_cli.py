@@ -64,3 +64,27 @@ def test_launch_wait_exits_non_zero_when_the_run_fails(shards_env: ShardsHarness
     failed = shards_env.cli("launch", "fail", "--scope", "farm", "--wait")
     assert failed.returncode == 1
     assert "farm/fail: ended Failed: boom: no reason" in failed.stdout
+
+
+def test_a_worker_survives_a_mongo_restart(tmp_path: Path) -> None:
+    port, data = free_port(), tmp_path / "mongo"
+    server = _start_mongo(port, data)
+    harness = ShardsHarness(f"mongodb://127.0.0.1:{port}/outage", tmp_path)
+    try:
+        wait_until(lambda: _ping(port), what="the embedded server")
+        [worker] = harness.start_workers(1)
+        harness.define("farm")
+        harness.ok("launch", "quick", "--scope", "farm", "--wait", "--timeout", "60")
+        server.terminate()
+        server.wait(timeout=30)
+        wait_until(lambda: "sweep failed" in worker.output() or "heartbeat failed" in worker.output(),
+                   what="the worker to notice the outage")
+        server = _start_mongo(port, data)
+        wait_until(lambda: _ping(port), what="the restarted server")
+        harness.ok("launch", "quick", "--scope", "farm", "--wait", "--timeout", "60")
+        assert worker.popen.poll() is None
+        assert len(harness.controller.history("farm", "quick")) == 2
+    finally:
+        harness.close()
+        server.terminate()
+        server.wait(timeout=30)

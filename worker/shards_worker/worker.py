@@ -56,7 +56,13 @@ class Worker:
         self.start()
         try:
             while not self._shutdown.is_set():
-                self.sweep()
+                try:
+                    self.sweep()
+                except Exception:  # the store failed: keep the worker, retry after a pause
+                    pause = self.settings.poll_interval
+                    log.exception("shards.worker: sweep failed; retrying in %.1fs", pause)
+                    self._shutdown.wait(pause)
+                    continue
                 self.wait_for_change()
         finally:
             self.stop()
@@ -83,6 +89,7 @@ class Worker:
 
     def sweep(self) -> None:
         """Claim everything this worker can take now; nothing waits on a missed event."""
+        self._wake.clear()  # a slot freed from here on wakes the next wait
         self._threads = [thread for thread in self._threads if thread.is_alive()]
         while (stop := self.store.requests.claim(RequestKind.STOP, self.id, addressed=True)):
             metrics.CLAIMS.labels("stop").inc()
@@ -104,7 +111,6 @@ class Worker:
 
     def wait_for_change(self) -> None:
         """Bounded: returns on a new request, a freed slot, a shutdown, or the poll interval."""
-        self._wake.clear()
         if self._feed is None:
             self._shutdown.wait(self.settings.poll_interval)
             return
@@ -124,11 +130,15 @@ class Worker:
         deadline = time.monotonic() + self.settings.shutdown_grace
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in self._threads):
-            settle_lost_worker(self.store, self.id, f"worker {self.id} shut down before the process stopped")
-        self.store.workers.deregister(self.id)
         if self._feed is not None:
             self._feed.close()
+        try:
+            if any(thread.is_alive() for thread in self._threads):
+                reason = f"worker {self.id} shut down before the process stopped"
+                settle_lost_worker(self.store, self.id, reason)
+            self.store.workers.deregister(self.id)
+        except Exception:  # the store is gone: the lease runs out and another worker settles
+            log.exception("shards.worker: could not leave the registry")
         log.info("shards.worker: %s stopped", self.id)
 
     def request_shutdown(self) -> None:
