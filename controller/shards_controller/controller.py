@@ -143,25 +143,27 @@ class Controller:
             raise ProcessActive(
                 f"process {process_id!r} in scope {scope_id!r} is already active ({current.state.value})"
             )
-        self.store.runs.requested(run_id, scope_id, process_id, args, utcnow())
-        self.store.requests.submit(
-            Request(
-                kind=RequestKind.LAUNCH,
-                scope_id=scope_id,
-                process_id=process_id,
-                run_id=run_id,
-                args=args,
+        try:
+            self.store.runs.requested(run_id, scope_id, process_id, args, utcnow())
+            self.store.requests.submit(
+                Request(
+                    kind=RequestKind.LAUNCH,
+                    scope_id=scope_id,
+                    process_id=process_id,
+                    run_id=run_id,
+                    args=args,
+                )
             )
-        )
+        except Exception as error:  # never leave a Scheduled record that no request backs
+            self._end_unstarted(scheduled, f"the launch could not be queued: {error}")
+            raise
         return scheduled
 
     def stop(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Stop a scheduled or running process; the stop reaches the worker that runs it."""
         record = self.get(scope_id, process_id)
         if record.state is State.SCHEDULED and self.store.requests.withdraw_launch(record.run_id):
-            stopped = self._end_unstarted(record, State.STOPPED)
-            if stopped is not None:
-                return stopped
+            return self._end_unstarted(record) or self.get(scope_id, process_id)
         if record.state in (State.STOP_REQUESTED, State.STOPPING):
             return record
         if record.state in FINAL or record.state is State.IDLE:
@@ -192,14 +194,10 @@ class Controller:
             raise ShardsError(f"could not stop {process_id!r} in scope {scope_id!r}; try again")
         return self.stop(scope_id, process_id)
 
-    def _end_unstarted(self, record: ProcessRecord, state: State) -> ProcessRecord | None:
-        now = utcnow()
-        status = ProcessStatus(state=state, stopped_at=now)
-        ended = self.store.processes.finish(
-            record.scope_id, record.process_id, record.run_id, status, record.progress
-        )
-        self.store.runs.ended(record.run_id, state, now, None)
-        return ended
+    def _end_unstarted(self, record: ProcessRecord, error: str = "") -> ProcessRecord | None:
+        """End a run no worker started: Stopped when withdrawn, Failed with an error."""
+        state = State.FAILED if error else State.STOPPED
+        return self.store.end_run(record, ProcessStatus.ended(state, error=error))
 
     def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Clear error and progress; back to Idle."""

@@ -74,6 +74,31 @@ class ProcessStatus:
         }
 
     @classmethod
+    def ended(
+        cls,
+        state: State,
+        *,
+        error: str = "",
+        running_since: datetime | None = None,
+        at: datetime | None = None,
+    ) -> ProcessStatus:
+        """The status of a run that ended in `state` (Done, Stopped or Failed) at `at`."""
+        at = at or utcnow()
+        return cls(
+            state=state,
+            error=error,
+            running_since=running_since,
+            done_at=at if state is State.DONE else None,
+            duration=round((at - running_since).total_seconds(), 3) if running_since else None,
+            stopped_at=at if state is State.STOPPED else None,
+            failed_at=at if state is State.FAILED else None,
+        )
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return self.done_at or self.stopped_at or self.failed_at
+
+    @classmethod
     def from_doc(cls, doc: Document | None) -> ProcessStatus:
         doc = doc or {}
         return cls(

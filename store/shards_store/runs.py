@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shards.records import RunRecord, to_ms
+from shards.records import ProcessStatus, RunRecord, to_ms, utcnow
 from shards.states import State
 
 from shards_store.collection import Collection
@@ -40,10 +40,13 @@ class RunHistory:
         fields = {"state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at)}
         self.collection.update_one({"runId": run_id}, {"$set": fields})
 
-    def ended(
-        self, run_id: str, state: State, at: datetime, duration: float | None, error: str = ""
-    ) -> None:
-        fields = {"state": state.value, "endedAt": to_ms(at), "duration": duration, "error": error}
+    def ended(self, run_id: str, status: ProcessStatus) -> None:
+        fields = {
+            "state": status.state.value,
+            "endedAt": to_ms(status.ended_at or utcnow()),
+            "duration": status.duration,
+            "error": status.error,
+        }
         self.collection.update_one({"runId": run_id}, {"$set": fields})
 
     def of_process(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:

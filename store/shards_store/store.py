@@ -9,6 +9,7 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from shards.errors import ShardsError
+from shards.records import ProcessRecord, ProcessStatus, Progress
 
 from shards_store.changes import ChangeFeed
 from shards_store.collection import Collection, Doc, QueryLog
@@ -53,6 +54,19 @@ class Store:
     def process_feed(self) -> ChangeFeed:
         """Follows every change of process records (status, progress)."""
         return ChangeFeed(self.processes.collection, ["insert", "update", "replace"])
+
+    def end_run(
+        self, record: ProcessRecord, status: ProcessStatus, progress: Progress | None = None
+    ) -> ProcessRecord | None:
+        """Record how a run ended, on the process record and in the run history.
+
+        Returns the record after the write, or None if it had already moved on.
+        """
+        ended = self.processes.finish(
+            record.scope_id, record.process_id, record.run_id, status, progress or record.progress
+        )
+        self.runs.ended(record.run_id, status)
+        return ended
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():

@@ -60,3 +60,17 @@ def test_requests_round_trip() -> None:
     back = Request.from_doc(request.to_doc())
     assert back.created_at == from_ms(to_ms(request.created_at))
     assert (back.kind, back.args, back.target_worker, back.state) == ("launch", {"n": 1}, "", "Pending")
+
+
+@given(st.sampled_from([State.DONE, State.STOPPED, State.FAILED]), moments)
+def test_an_ended_status_has_exactly_its_own_end_time(state: State, since: datetime) -> None:
+    at = since + timedelta(seconds=90, milliseconds=250)
+    status = ProcessStatus.ended(state, running_since=since, at=at)
+    ends = {State.DONE: status.done_at, State.STOPPED: status.stopped_at, State.FAILED: status.failed_at}
+    assert ends.pop(state) == at == status.ended_at
+    assert set(ends.values()) == {None}
+    assert status.duration == 90.25
+
+
+def test_a_run_that_never_started_has_no_duration() -> None:
+    assert ProcessStatus.ended(State.STOPPED).duration is None

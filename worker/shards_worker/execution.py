@@ -155,7 +155,7 @@ class Executor:
         if started is None:
             current = self.store.processes.get(scope_id, process_id)
             state = current.state.value if current else "gone"
-            self.store.runs.ended(record.run_id, State.FAILED, utcnow(), None, "already active")
+            self.store.runs.ended(record.run_id, ProcessStatus.ended(State.FAILED, error="already active"))
             raise ProcessActive(f"child process {process_id!r} is already active ({state})")
         self.store.runs.started(started.run_id, self.worker_id, utcnow())
         state = self._execute(started, definition, parent.catalog, parent.scope_data, args, parent)
@@ -213,40 +213,24 @@ class Executor:
 
     def _record_end(self, execution: Execution, state: State, error: str) -> None:
         record = execution.record
-        now = utcnow()
-        duration = round((now - execution.started_at).total_seconds(), 3)
-        status = ProcessStatus(
-            state=state,
-            error=error,
-            running_since=execution.started_at,
-            done_at=now if state is State.DONE else None,
-            duration=duration,
-            stopped_at=now if state is State.STOPPED else None,
-            failed_at=now if state is State.FAILED else None,
-        )
+        status = ProcessStatus.ended(state, error=error, running_since=execution.started_at)
         progress = Progress("All done", 1.0) if state is State.DONE else execution.progress.latest()
-        ended = self.store.processes.finish(
-            record.scope_id, record.process_id, record.run_id, status, progress
-        )
-        if ended is None:
+        if self.store.end_run(record, status, progress) is None:
             log.warning(
                 "shards.worker: %s/%s run %s ended %s but its record had moved on",
                 record.scope_id, record.process_id, record.run_id, state.value,
             )
-        self.store.runs.ended(record.run_id, state, now, duration, error)
         log.info("shards.worker: %s/%s ended %s in %.3fs", record.scope_id, record.process_id,
-                 state.value, duration)
+                 state.value, status.duration or 0.0)
 
     def abandon(self, request: Request, error: Exception) -> None:
         """Best effort after an unexpected failure: fail the run so nothing stays active."""
         try:
             record = self.store.processes.get(request.scope_id, request.process_id)
             if record is not None and record.run_id == request.run_id and record.state in ACTIVE:
-                status = ProcessStatus(state=State.FAILED, error=f"worker error: {one_line(error)}",
-                                       running_since=record.status.running_since, failed_at=utcnow())
-                self.store.processes.finish(record.scope_id, record.process_id, record.run_id,
-                                            status, record.progress)
-                self.store.runs.ended(record.run_id, State.FAILED, utcnow(), None, status.error)
+                status = ProcessStatus.ended(State.FAILED, error=f"worker error: {one_line(error)}",
+                                             running_since=record.status.running_since)
+                self.store.end_run(record, status)
             self.store.requests.complete(request)
         except Exception:  # the store is unreachable: the lease reaper settles it later
             log.exception("shards.worker: could not settle the launch of %s/%s",
@@ -254,17 +238,8 @@ class Executor:
 
     def _end_unstarted(self, record: ProcessRecord, request: Request, error: str) -> None:
         """End a launch that never started: failed (error) or stopped (stop arrived first)."""
-        now = utcnow()
         state = State.FAILED if error else State.STOPPED
-        status = ProcessStatus(
-            state=state,
-            error=error,
-            stopped_at=None if error else now,
-            failed_at=now if error else None,
-        )
-        self.store.processes.finish(record.scope_id, record.process_id, record.run_id, status,
-                                    record.progress)
-        self.store.runs.ended(record.run_id, state, now, None, error)
+        self.store.end_run(record, ProcessStatus.ended(state, error=error))
         self.store.requests.complete(request)
         if error:
             log.warning("shards.worker: launch of %s/%s failed: %s", record.scope_id,

@@ -24,16 +24,9 @@ def reap_lost_workers(store: Store, lease_seconds: float) -> list[str]:
 
 
 def settle_lost_worker(store: Store, worker_id: str, reason: str) -> None:
-    now = utcnow()
     for record in store.processes.executing_on(worker_id, EXECUTING):
-        status = ProcessStatus(
-            state=State.FAILED,
-            error=reason,
-            running_since=record.status.running_since,
-            failed_at=now,
-        )
-        store.processes.finish(record.scope_id, record.process_id, record.run_id, status, record.progress)
-        store.runs.ended(record.run_id, State.FAILED, now, None, reason)
+        status = ProcessStatus.ended(State.FAILED, error=reason, running_since=record.status.running_since)
+        store.end_run(record, status)
         log.warning("shards.worker: %s/%s failed: %s", record.scope_id, record.process_id, reason)
     for request in store.requests.taken_by(worker_id):
         if request.kind == RequestKind.STOP:
