@@ -43,14 +43,20 @@ class ProcessRecords:
         )
 
     def remove_idle(self, scope_id: str, keep: list[str] | None = None) -> int:
-        """Delete the scope's records that are not active (all of them, or those not in keep)."""
+        """Delete the scope's records that are not active (all of them, or those not in keep).
+
+        The state is checked again in the delete itself, so a process launched meanwhile stays.
+        """
         doomed = [
-            doc["_id"]
-            for doc in self.collection.find({"scopeId": scope_id})
-            if State(doc["status"]["state"]) in LAUNCHABLE
-            and (keep is None or doc["processId"] not in keep)
+            record.process_id
+            for record in self.in_scope(scope_id)
+            if record.state in LAUNCHABLE and (keep is None or record.process_id not in keep)
         ]
-        return self.collection.delete_many({"_id": {"$in": doomed}}) if doomed else 0
+        if not doomed:
+            return 0
+        return self.collection.delete_many(
+            {"scopeId": scope_id, "processId": {"$in": doomed}, "status.state": _states(LAUNCHABLE)}
+        )
 
     def move(
         self,
