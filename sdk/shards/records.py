@@ -24,14 +24,16 @@ def to_ms(value: datetime | None) -> int | None:
     return None if value is None else (value - EPOCH) // timedelta(milliseconds=1)
 
 
-def from_ms(value: int | float | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
+def at_ms(value: int | float) -> datetime:
     return EPOCH + timedelta(milliseconds=int(value))
 
 
+def from_ms(value: int | float | None) -> datetime | None:
+    return None if value is None else at_ms(value)
+
+
 def now_ms() -> int:
-    return (datetime.now(UTC) - EPOCH) // timedelta(milliseconds=1)
+    return (utcnow() - EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -245,7 +247,7 @@ class Request:
             target_worker=doc.get("targetWorker", ANY_WORKER),
             state=doc.get("state", RequestState.PENDING),
             taken_by=doc.get("takenBy", ""),
-            created_at=from_ms(doc["createdAt"]) or utcnow(),
+            created_at=at_ms(doc["createdAt"]),
             id=doc.get("_id"),
         )
 

@@ -52,12 +52,3 @@ def can_transition(source: State, target: State) -> bool:
 def sources_of(target: State) -> list[State]:
     """The states from which `target` may be entered, in declaration order (for guarded writes)."""
     return [state for state in State if target in TRANSITIONS[state]]
-
-
-def parse_state(value: str) -> State:
-    """Parse a state name as spelled anywhere in Shards; case-insensitive for people typing it."""
-    for state in State:
-        if state.value.lower() == value.lower():
-            return state
-    names = ", ".join(s.value for s in State)
-    raise ValueError(f"unknown state {value!r} (expected one of {names})")

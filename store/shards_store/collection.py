@@ -38,10 +38,9 @@ class Collection:
         *,
         sort: Sort | None = None,
         limit: int = 0,
-        projection: list[str] | None = None,
     ) -> Iterator[Doc]:
         self._log.note(self.name, query, sort)
-        cursor = self.mongo.find(query, projection=projection, limit=limit)
+        cursor = self.mongo.find(query, limit=limit)
         if sort:
             cursor = cursor.sort(sort)
         return iter(cursor)
@@ -69,10 +68,6 @@ class Collection:
     def update_one(self, query: Doc, update: Doc, *, upsert: bool = False) -> int:
         self._log.note(self.name, query)
         return self.mongo.update_one(query, update, upsert=upsert).matched_count
-
-    def update_many(self, query: Doc, update: Doc) -> int:
-        self._log.note(self.name, query)
-        return self.mongo.update_many(query, update).modified_count
 
     def delete_one(self, query: Doc) -> int:
         self._log.note(self.name, query)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shards.records import ProcessStatus, RunRecord, to_ms, utcnow
+from shards.records import ProcessStatus, RunRecord, to_ms
 from shards.states import State
 
 from shards_store.collection import Collection
@@ -43,7 +43,7 @@ class RunHistory:
     def ended(self, run_id: str, status: ProcessStatus) -> None:
         fields = {
             "state": status.state.value,
-            "endedAt": to_ms(status.ended_at or utcnow()),
+            "endedAt": to_ms(status.ended_at),
             "duration": status.duration,
             "error": status.error,
         }
@@ -56,7 +56,3 @@ class RunHistory:
             limit=limit,
         )
         return [RunRecord.from_doc(doc) for doc in docs]
-
-    def get(self, run_id: str) -> RunRecord | None:
-        doc = self.collection.find_one({"runId": run_id})
-        return RunRecord.from_doc(doc) if doc else None

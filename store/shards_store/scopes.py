@@ -38,6 +38,3 @@ class ScopeCatalog:
     def acknowledge(self, scope_id: str, request_id: str) -> None:
         """Mark a define request handled without changing the scope (only_if_missing)."""
         self.collection.update_one({"_id": scope_id}, {"$set": {"requestId": request_id}})
-
-    def forget(self, scope_id: str) -> None:
-        self.collection.delete_one({"_id": scope_id})

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from shards.states import (
@@ -11,7 +10,6 @@ from shards.states import (
     TRANSITIONS,
     State,
     can_transition,
-    parse_state,
     sources_of,
 )
 
@@ -62,13 +60,3 @@ def test_guarded_writes_follow_the_transition_table(targets: list[State]) -> Non
         else:
             assert not can_transition(state, target)
     assert state in State
-
-
-@pytest.mark.parametrize("text", ["stoprequested", "StopRequested", "DONE"])
-def test_parse_state_is_case_insensitive(text: str) -> None:
-    assert parse_state(text).value.lower() == text.lower()
-
-
-def test_parse_state_rejects_unknown_names_in_one_line() -> None:
-    with pytest.raises(ValueError, match="unknown state 'paused' \\(expected one of Idle, Sched"):
-        parse_state("paused")
