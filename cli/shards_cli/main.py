@@ -19,7 +19,7 @@ from shards.errors import InvalidArgs, ShardsError
 from shards.records import ProcessRecord
 from shards.states import ACTIVE, FINAL, State
 
-from shards_cli.output import history_table, print_json, process_table, worker_json, workers_table
+from shards_cli.output import history_table, print_json, process_table, workers_table
 
 app = typer.Typer(
     name="shards",
@@ -258,7 +258,7 @@ def workers(mongo: MongoOption = None, output: OutputOption = Output.table) -> N
 
     alive = connect(mongo).workers.alive()
     if output is Output.json:
-        print_json(out, [worker_json(doc) for doc in alive])
+        print_json(out, [worker.to_json() for worker in alive])
     else:
         out.print(workers_table(alive))
 

@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
-from shards.records import ProcessRecord, RunRecord, from_ms, iso, utcnow
+from shards.records import ProcessRecord, RunRecord, WorkerRecord, utcnow
 from shards.states import State
 
 STATE_STYLES = {
@@ -100,24 +100,11 @@ def history_table(runs: list[RunRecord]) -> Table:
     return table
 
 
-def worker_json(doc: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": doc["_id"],
-        "host": doc.get("host", ""),
-        "pid": doc.get("pid"),
-        "concurrency": doc.get("concurrency"),
-        "running": doc.get("running", 0),
-        "catalog": doc.get("catalog", []),
-        "heartbeatAt": iso(from_ms(doc.get("heartbeatAt"))),
-    }
-
-
-def workers_table(docs: list[dict[str, Any]]) -> Table:
+def workers_table(workers: list[WorkerRecord]) -> Table:
     table = Table(expand=False)
     for column in ("WORKER", "HOST", "PID", "RUNNING", "LAST HEARTBEAT"):
         table.add_column(column)
-    for doc in docs:
-        worker = worker_json(doc)
-        running = f"{worker['running']}/{worker['concurrency']}"
-        table.add_row(worker["id"], worker["host"], str(worker["pid"]), running, worker["heartbeatAt"] or "")
+    for worker in workers:
+        running = f"{worker.running}/{worker.concurrency}"
+        table.add_row(worker.worker_id, worker.host, str(worker.pid), running, _at(worker.heartbeat_at))
     return table

@@ -326,3 +326,39 @@ class ScopeRecord:
             defined_at=from_ms(doc.get("definedAt")),
             defined_by=doc.get("definedBy", ""),
         )
+
+
+@dataclass
+class WorkerRecord:
+    """A worker as the registry sees it."""
+
+    worker_id: str
+    host: str
+    pid: int
+    concurrency: int
+    catalog: list[str] = field(default_factory=list)
+    running: int = 0
+    heartbeat_at: datetime | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> WorkerRecord:
+        return cls(
+            worker_id=str(doc["_id"]),
+            host=doc.get("host", ""),
+            pid=int(doc.get("pid", 0)),
+            concurrency=int(doc.get("concurrency", 1)),
+            catalog=list(doc.get("catalog", [])),
+            running=int(doc.get("running", 0)),
+            heartbeat_at=from_ms(doc.get("heartbeatAt")),
+        )
+
+    def to_json(self) -> Document:
+        return {
+            "id": self.worker_id,
+            "host": self.host,
+            "pid": self.pid,
+            "concurrency": self.concurrency,
+            "running": self.running,
+            "catalog": self.catalog,
+            "heartbeatAt": iso(self.heartbeat_at),
+        }

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from shards.records import now_ms, to_ms
+from shards.records import WorkerRecord, now_ms, to_ms
 
 from shards_store.collection import Collection
 
@@ -48,5 +47,6 @@ class WorkerRegistry:
         )
         return str(doc["_id"]) if doc else None
 
-    def alive(self) -> list[dict[str, Any]]:
-        return list(self.collection.find({"state": ALIVE}, sort=[("heartbeatAt", 1)]))
+    def alive(self) -> list[WorkerRecord]:
+        docs = self.collection.find({"state": ALIVE}, sort=[("heartbeatAt", 1)])
+        return [WorkerRecord.from_doc(doc) for doc in docs]

@@ -38,7 +38,7 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
         controller.list("farm", search="x")
         controller.history("farm", "parent")
         store.workers.register("ghost", host="h", pid=1, catalog=[], concurrency=1)
-        wait_until(lambda: all(w["_id"] != "ghost" for w in store.workers.alive()), what="the reaper")
+        wait_until(lambda: all(w.worker_id != "ghost" for w in store.workers.alive()), what="the reaper")
     finally:
         worker.request_shutdown()
         thread.join(timeout=30)
