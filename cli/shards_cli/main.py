@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,11 @@ from rich.live import Live
 from shards.errors import InvalidArgs, ShardsError
 from shards.records import ProcessRecord
 from shards.states import ACTIVE, FINAL, State
+from shards_controller import Controller
+from shards_store import connect
+from shards_store.embedded import embedded_command, prepare_data_dir
+from shards_worker import Worker, WorkerSettings, load_app
+from shards_worker.metrics import serve
 
 from shards_cli.output import history_table, print_json, process_table, workers_table
 
@@ -48,10 +54,7 @@ OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or j
 ProcessArg = Annotated[str, typer.Argument(help="The process id.", metavar="PROC")]
 
 
-def _controller(mongo: str | None) -> Any:
-    from shards_controller import Controller
-    from shards_store import connect
-
+def _controller(mongo: str | None) -> Controller:
     return Controller(connect(mongo))
 
 
@@ -77,8 +80,6 @@ def mongo(
     data: Annotated[Path, typer.Option(help="Data directory (SQLite files).")] = Path(".shards/mongo"),
 ) -> None:
     """Run the embedded MongoDB wire-protocol server (NX-27017) on 127.0.0.1 in the foreground."""
-    from shards_store.embedded import embedded_command, prepare_data_dir
-
     command = embedded_command(port, data)
     prepare_data_dir(data)
     err.print(f"shards: embedded MongoDB on mongodb://127.0.0.1:{port}/shards (data in {data})")
@@ -101,9 +102,6 @@ def worker(
     metrics_address: Annotated[str, typer.Option(help="Address for the metrics server.")] = "127.0.0.1",
 ) -> None:
     """Run a worker for APP: claim requests, execute processes, report progress."""
-    from shards_store import connect
-    from shards_worker import Worker, WorkerSettings, load_app
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     application = load_app(app_spec)
     settings = WorkerSettings(
@@ -112,8 +110,6 @@ def worker(
     )
     runner = Worker(connect(mongo), application, settings, worker_id)
     if metrics_port:
-        from shards_worker.metrics import serve
-
         serve(metrics_port, metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.request_shutdown())
@@ -204,7 +200,7 @@ def status(
         out.print(process_table(read(), scope))
 
 
-def _watch(read: Any, scope: str, timeout: float) -> None:
+def _watch(read: Callable[[], list[ProcessRecord]], scope: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with Live(process_table(read(), scope), console=out, refresh_per_second=4) as live:
         while time.monotonic() < deadline:
@@ -254,8 +250,6 @@ def history(
 @app.command()
 def workers(mongo: MongoOption = None, output: OutputOption = Output.table) -> None:
     """List live workers: id, host, pid, concurrency, running processes, last heartbeat."""
-    from shards_store import connect
-
     alive = connect(mongo).workers.alive()
     if output is Output.json:
         print_json(out, [worker.to_json() for worker in alive])

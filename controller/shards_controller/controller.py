@@ -22,7 +22,7 @@ from shards.errors import (
     UnknownProcess,
     UnknownScope,
 )
-from shards.records import ProcessRecord, ProcessStatus, Request, RequestKind, RunRecord, ScopeRecord, utcnow
+from shards.records import ProcessRecord, Request, RequestKind, RunRecord, ScopeRecord, utcnow
 from shards.states import ACTIVE, FINAL, State
 from shards_store import Store
 
@@ -155,7 +155,7 @@ class Controller:
                 )
             )
         except Exception as error:  # never leave a Scheduled record that no request backs
-            self._end_unstarted(scheduled, f"the launch could not be queued: {error}")
+            self.store.end_unstarted(scheduled, f"the launch could not be queued: {error}")
             raise
         return scheduled
 
@@ -163,7 +163,7 @@ class Controller:
         """Stop a scheduled or running process; the stop reaches the worker that runs it."""
         record = self.get(scope_id, process_id)
         if record.state is State.SCHEDULED and self.store.requests.withdraw_launch(record.run_id):
-            return self._end_unstarted(record) or self.get(scope_id, process_id)
+            return self.store.end_unstarted(record) or self.get(scope_id, process_id)
         if record.state in (State.STOP_REQUESTED, State.STOPPING):
             return record
         if record.state in FINAL or record.state is State.IDLE:
@@ -193,11 +193,6 @@ class Controller:
         if current.state == seen.state and current.run_id == seen.run_id:
             raise ShardsError(f"could not stop {process_id!r} in scope {scope_id!r}; try again")
         return self.stop(scope_id, process_id)
-
-    def _end_unstarted(self, record: ProcessRecord, error: str = "") -> ProcessRecord | None:
-        """End a run no worker started: Stopped when withdrawn, Failed with an error."""
-        state = State.FAILED if error else State.STOPPED
-        return self.store.end_run(record, ProcessStatus.ended(state, error=error))
 
     def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Clear error and progress; back to Idle."""

@@ -10,6 +10,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from shards.errors import ShardsError
 from shards.records import ProcessRecord, ProcessStatus, Progress
+from shards.states import State
 
 from shards_store.changes import ChangeFeed
 from shards_store.collection import Collection, Doc, QueryLog
@@ -67,6 +68,12 @@ class Store:
         )
         self.runs.ended(record.run_id, status)
         return ended
+
+    def end_unstarted(self, record: ProcessRecord, error: str = "") -> ProcessRecord | None:
+        """End a run no worker started: Stopped when it was withdrawn, Failed with the error
+        that kept it from starting."""
+        state = State.FAILED if error else State.STOPPED
+        return self.end_run(record, ProcessStatus.ended(state, error=error))
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():

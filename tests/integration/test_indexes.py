@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from shards.states import State
+from shards_controller import Controller
 from shards_store import connect
 from shards_store.indexes import INDEXES, is_served
 from shards_worker import Worker, WorkerSettings, load_app
@@ -15,8 +16,6 @@ from integration.harness import REPO, wait_until
 
 
 def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_path: Path) -> None:
-    from shards_controller import Controller
-
     store = connect(mongo_db_uri)
     store.query_log.enabled = True
     app = load_app(str(REPO / "tests/integration/apps/testapp.py") + ":app")

@@ -238,8 +238,7 @@ class Executor:
 
     def _end_unstarted(self, record: ProcessRecord, request: Request, error: str) -> None:
         """End a launch that never started: failed (error) or stopped (stop arrived first)."""
-        state = State.FAILED if error else State.STOPPED
-        self.store.end_run(record, ProcessStatus.ended(state, error=error))
+        self.store.end_unstarted(record, error)
         self.store.requests.complete(request)
         if error:
             log.warning("shards.worker: launch of %s/%s failed: %s", record.scope_id,
