@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv lint test test-unit test-integration test-java test-e2e demo bench clean
+.PHONY: venv lint test test-unit test-integration test-java test-e2e demo bench chaos test-chaos clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -39,6 +39,13 @@ demo: venv
 ## Timing targets live here, not in the tests.
 bench: venv
 	$(BIN)/python bench/run.py
+
+## Seeded faults against real workers and Mongo; exits non-zero on lost, duplicated or stuck runs.
+chaos: venv
+	PYTHONPATH=tests $(BIN)/python -m chaos
+
+test-chaos: venv
+	$(PYTEST) tests/chaos
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,99 @@
+"""The chaos app: processes of every shape, each recording its executions outside MongoDB.
+
+Every execution appends `start <run_id> <scope> <process_id> <pid> <time>` on entry and
+`end <run_id> <pid> <time>` on exit to the file named by SHARDS_CHAOS_LOG. Each line is one
+write of well under 4 KiB to a file opened for append, so lines from concurrent workers never
+interleave. The log is the ground truth the suite compares the store's story against.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+
+import shards
+
+app = shards.App()
+
+LOG_ENV = "SHARDS_CHAOS_LOG"
+Body = Callable[[shards.ProcessContext], None]
+
+
+def _append(line: str) -> None:
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with open(path, "a") as log:
+            log.write(line + "\n")
+
+
+@contextmanager
+def _recorded(ctx: shards.ProcessContext) -> Iterator[None]:
+    pid = os.getpid()
+    _append(f"start {ctx.run_id} {ctx.scope_id} {ctx.process_id} {pid} {time.time():.6f}")
+    try:
+        yield
+    finally:
+        _append(f"end {ctx.run_id} {pid} {time.time():.6f}")
+
+
+def recorded(body: Body) -> Body:
+    @wraps(body)
+    def wrapper(ctx: shards.ProcessContext) -> None:
+        with _recorded(ctx):
+            body(ctx)
+
+    return wrapper
+
+
+@app.process("quick", name="Quick")
+@recorded
+def quick(ctx: shards.ProcessContext) -> None:
+    time.sleep(0.05)
+
+
+@app.process("slow", name="Slow")
+@recorded
+def slow(ctx: shards.ProcessContext) -> None:
+    """Cooperative: checks for a stop every 50 ms for `seconds` (2-4 s), reporting progress."""
+    seconds = float(ctx.args.get("seconds", 3.0))
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        if not ctx.should_continue():
+            return
+        ctx.report_progress(f"{elapsed:.1f}s of {seconds:.1f}s", elapsed / seconds)
+        time.sleep(0.05)
+
+
+@app.process("failing", name="Failing")
+@recorded
+def failing(ctx: shards.ProcessContext) -> None:
+    time.sleep(0.05)
+    raise RuntimeError("chaos failure on purpose")
+
+
+@app.process("exiting", name="Exiting")
+@recorded
+def exiting(ctx: shards.ProcessContext) -> None:
+    """Calls sys.exit mid-run: SystemExit is not an Exception, so a worker must catch it explicitly."""
+    ctx.report_progress("about to exit", 0.5)
+    time.sleep(0.1)
+    sys.exit(3)
+
+
+@app.process("stubborn", name="Stubborn")
+@recorded
+def stubborn(ctx: shards.ProcessContext) -> None:
+    """Never checks should_continue(): a stop can only take effect when it returns."""
+    time.sleep(3.0)
+
+
+@app.process("parent", name="Parent")
+@recorded
+def parent(ctx: shards.ProcessContext) -> None:
+    ctx.report_progress("running child", 0.3)
+    ctx.run_process("quick")
+    ctx.report_progress("child done", 0.9)

@@ -1,0 +1,114 @@
+"""The chaos report: what was attempted, how runs ended, and the defects found; printed with rich."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+from chaos.launches import LaunchCounts
+
+EXAMPLES = 8  # defects listed by name in the printed report
+
+
+@dataclass
+class SettleStats:
+    """How long the runs hit by one kind of fault took to reach a final state."""
+
+    faults: int = 0
+    victims: int = 0
+    settled: list[float] = field(default_factory=list)  # seconds from the fault to the final state
+    unsettled: int = 0
+
+    def percentile(self, share: float) -> float | None:
+        if not self.settled:
+            return None
+        ordered = sorted(self.settled)  # nearest rank
+        return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+@dataclass
+class Report:
+    seed: int
+    launches: LaunchCounts
+    runs: int  # distinct run ids in the execution log
+    final_states: Counter[tuple[str, str]]  # (state, reason prefix) -> runs
+    lost: list[str]
+    duplicated: list[str]
+    stuck: list[str]
+    settle: dict[str, SettleStats]
+    injected: Counter[str]
+    worker_exits: list[str]
+    elapsed: float
+    quiescent_after: float | None  # seconds the final wait took; None when the bound ran out
+    workdir: str
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.stuck)
+
+    def state_count(self, state: str) -> int:
+        return sum(count for (name, _), count in self.final_states.items() if name == state)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    console = console or Console(width=120)  # wide enough for the reasons, also when piped
+    counts = report.launches
+    summary = Table(title=f"Chaos run, seed {report.seed} ({report.elapsed:.0f}s, logs in {report.workdir})")
+    summary.add_column("measure")
+    summary.add_column("value", justify="right")
+    rows = [
+        ("launches attempted", counts.attempted),
+        ("  accepted", counts.accepted),
+        ("  refused (ProcessActive)", counts.refused),
+        ("  client killed", counts.client_killed),
+        ("  errored", counts.errored),
+        ("  deferred (Mongo down)", counts.deferred),
+        ("runs executed", report.runs),
+        ("workers that exited on their own", len(report.worker_exits)),
+        ("quiescent after", _seconds(report.quiescent_after) if report.quiescent_after is not None
+         else "never (bound reached)"),
+        ("LOST", len(report.lost)),
+        ("DUPLICATED", len(report.duplicated)),
+        ("STUCK", len(report.stuck)),
+    ]
+    for name, value in rows:
+        style = "bold red" if name.isupper() and value else None
+        summary.add_row(name, str(value), style=style)
+    console.print(summary)
+
+    states = Table(title="Final states of runs (from the run history)")
+    for column in ("state", "reason", "runs"):
+        states.add_column(column, justify="right" if column == "runs" else "left")
+    for (state, reason), count in sorted(report.final_states.items()):
+        states.add_row(state, reason or "-", str(count))
+    console.print(states)
+
+    settle = Table(title="Settle time: fault -> final state of the runs it hit")
+    for column in ("fault", "injected", "victims", "settled", "unsettled", "p50", "p99", "max"):
+        settle.add_column(column, justify="left" if column == "fault" else "right")
+    for kind in sorted(set(report.settle) | set(report.injected)):
+        stats = report.settle.get(kind, SettleStats())
+        settle.add_row(
+            kind, str(report.injected.get(kind, 0)), str(stats.victims), str(len(stats.settled)),
+            str(stats.unsettled), _seconds(stats.percentile(0.5)), _seconds(stats.percentile(0.99)),
+            _seconds(max(stats.settled) if stats.settled else None),
+            style="red" if stats.unsettled else None,
+        )
+    console.print(settle)
+
+    for title, items in (("lost", report.lost), ("duplicated", report.duplicated),
+                         ("stuck", report.stuck), ("worker exits", report.worker_exits)):
+        if items:
+            console.print(f"[bold]{title}[/bold] ({len(items)}):")
+            for item in items[:EXAMPLES]:
+                console.print(f"  {item}", soft_wrap=True, highlight=False)
+            if len(items) > EXAMPLES:
+                console.print(f"  ... and {len(items) - EXAMPLES} more")

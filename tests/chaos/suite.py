@@ -1,0 +1,220 @@
+"""The chaos engine: run_chaos(config) starts its own Mongo and workers, launches and injects
+faults on a seeded timeline, waits for quiescence, and reports lost, duplicated and stuck runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shards.records import ProcessRecord, RunRecord
+from shards.states import ACTIVE
+from shards_controller import Controller
+from shards_store import Store, connect
+
+from chaos import analysis
+from chaos.app import app as chaos_app
+from chaos.cluster import MongoServer, WorkerPool, worker_env
+from chaos.config import WORKER_EXIT, ChaosConfig, Fault
+from chaos.faults import FaultEvent, FaultInjector, Planned, plan_timeline
+from chaos.launches import Launcher
+from chaos.report import Report, print_report
+
+log = logging.getLogger("chaos")
+
+T = TypeVar("T")
+TICK = 0.02  # seconds between looks at the timeline, the workers and the clients
+STORE_TIMEOUT = 2.0  # server selection timeout of the suite's own store calls
+FAULT_RETRIES = 100  # a fault without a target now is retried every RETRY_AFTER seconds
+RETRY_AFTER = 0.5
+HISTORY_LIMIT = 100_000
+
+
+def retrying(call: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+    """The suite's store calls outlive Mongo outages: retry for a bounded time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if time.monotonic() >= deadline:
+                raise
+            log.info("chaos: %s failed (%s); retrying", what, error)
+            time.sleep(0.5)
+
+
+class ChaosRun:
+    def __init__(self, config: ChaosConfig, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.rng = random.Random(config.seed)
+        self.scopes = [f"chaos-{i:02d}" for i in range(config.scopes)]
+        self.exec_log = workdir / "executions.log"
+        self.mongo = MongoServer(workdir / "mongo")
+        options = [
+            "--lease", str(config.lease), "--heartbeat", str(config.heartbeat),
+            "--progress-interval", "0.2", "--concurrency", str(config.concurrency),
+        ]
+        self.env = worker_env(self.mongo.uri, self.exec_log)
+        self.pool = WorkerPool(config.workers, workdir, self.env, options)
+        self.store: Store | None = None
+        self.worker_exits: list[FaultEvent] = []
+        self.started_at = time.time()
+
+    # -- phases -------------------------------------------------------------------------------
+    def run(self) -> Report:
+        started = time.monotonic()
+        self.mongo.start()
+        self.store = connect(self.mongo.uri, timeout=STORE_TIMEOUT)
+        controller = Controller(self.store)
+        self.pool.start_all()
+        self._define_scopes(controller)
+        launcher = Launcher(controller, self.env)
+        injector = FaultInjector(self.config, self.rng, self.mongo, self.pool, launcher, controller)
+        self._drive(plan_timeline(self.config, self.rng, self.scopes), launcher, injector)
+        # No more faults: Mongo up, every worker running, then wait for the dust to settle.
+        injector.restore()
+        self.pool.restart_all_now()
+        launcher.settle_clients(timeout=30.0)
+        quiescent_after = self._wait_quiescent(injector)
+        records, history = self._snapshot()
+        report = self._report(launcher, injector, records, history, quiescent_after,
+                              time.monotonic() - started)
+        return report
+
+    def _define_scopes(self, controller: Controller) -> None:
+        for scope in self.scopes:
+            request = retrying(partial(controller.define, scope), f"define {scope}")
+            retrying(partial(controller.wait_defined, request, timeout=30.0), f"wait for {scope}", 60.0)
+        log.info("chaos: %d scopes defined", len(self.scopes))
+
+    def _drive(self, timeline: list[Planned], launcher: Launcher, injector: FaultInjector) -> None:
+        """Play the timeline: launches and faults at their times; restarts and kills as they fall due."""
+        start = time.monotonic()
+        deadline = start + self.config.duration * 2 + 60.0  # bound even if every step were late
+        while timeline and time.monotonic() < deadline:
+            now = time.monotonic()
+            injector.tick(now)
+            self._restart_exited(now)
+            while timeline and timeline[0].at <= now - start:
+                step = timeline.pop(0)
+                if step.fault is None:
+                    self._launch(step, launcher, timeline)
+                elif not injector.inject(step):
+                    step.attempts += 1
+                    if step.attempts < FAULT_RETRIES:
+                        step.at += RETRY_AFTER
+                        timeline.append(step)
+                        timeline.sort(key=lambda s: s.at)
+                    else:
+                        log.warning("chaos: no target for %s; gave up", step.fault.value)
+                    break
+            time.sleep(TICK)
+
+    def _launch(self, step: Planned, launcher: Launcher, timeline: list[Planned]) -> None:
+        if not self.mongo.up:  # launches wait for a known outage to end rather than fail by design
+            launcher.counts.deferred += 0 if step.deferred else 1
+            step.deferred = True
+            step.at += RETRY_AFTER
+            timeline.append(step)
+            timeline.sort(key=lambda s: s.at)
+            return
+        if step.via_client:
+            launcher.launch_client(step.scope_id, step.process_id, step.args)
+        else:
+            launcher.launch(step.scope_id, step.process_id, step.args)
+
+    def _restart_exited(self, now: float) -> None:
+        for exit in self.pool.tick(now):
+            self.worker_exits.append(FaultEvent(WORKER_EXIT, exit.at, worker_id=exit.worker_id,
+                                                pids=[exit.pid]))
+
+    def _wait_quiescent(self, injector: FaultInjector) -> float | None:
+        """Bounded wait until no record is active; keeps restarting workers that exit meanwhile."""
+        bound = self.config.quiescence_bound
+        started = time.monotonic()
+        while time.monotonic() - started < bound:
+            now = time.monotonic()
+            injector.tick(now)
+            self._restart_exited(now)
+            if self.pool.all_running() and not self._active_records():
+                return time.monotonic() - started
+            time.sleep(0.5)
+        return None
+
+    def _active_records(self) -> list[ProcessRecord]:
+        assert self.store is not None
+        try:
+            return [r for scope in self.scopes for r in self.store.processes.in_scope(scope)
+                    if r.state in ACTIVE]
+        except Exception as error:  # the store is briefly unreachable: not quiescent yet
+            log.info("chaos: could not read records: %s", error)
+            return [ProcessRecord("?", "?", "?")]
+
+    def _snapshot(self) -> tuple[list[ProcessRecord], dict[str, RunRecord]]:
+        store = self.store
+        assert store is not None
+        records = retrying(lambda: [r for s in self.scopes for r in store.processes.in_scope(s)], "records")
+        history: dict[str, RunRecord] = {}
+        for scope in self.scopes:
+            for process_id in chaos_app.process_ids:
+                runs = retrying(partial(store.runs.of_process, scope, process_id, HISTORY_LIMIT), "history")
+                history.update((run.run_id, run) for run in runs)
+        return records, history
+
+    def _report(self, launcher: Launcher, injector: FaultInjector, records: list[ProcessRecord],
+                history: dict[str, RunRecord], quiescent_after: float | None, elapsed: float) -> Report:
+        now = time.time()
+        execution_log = analysis.read_execution_log(self.exec_log)
+        by_run = {record.run_id: record for record in records if record.run_id}
+        events = [*injector.events, *self.worker_exits]
+        details: list[dict[str, Any]] = []
+        settle = analysis.settle_times(events, execution_log, history, by_run, details)
+        # The fault-by-fault story, for whoever chases a defect the table points at.
+        (self.workdir / "faults.json").write_text(json.dumps(details, indent=1))
+        return Report(
+            seed=self.config.seed,
+            launches=launcher.counts,
+            runs=len(execution_log.run_ids),
+            final_states=analysis.final_states(history),
+            lost=analysis.find_lost(launcher.accepted_run_ids, history, by_run),
+            duplicated=analysis.find_duplicates(execution_log, self.pool.pid_deaths, now),
+            stuck=analysis.find_stuck(records),
+            settle=settle,
+            injected=Counter(event.kind for event in events),
+            worker_exits=[f"{e.worker_id} pid {e.pids[0]} at +{e.at - self.started_at:.1f}s"
+                          for e in self.worker_exits],
+            elapsed=elapsed,
+            quiescent_after=quiescent_after,
+            workdir=str(self.workdir),
+        )
+
+    def close(self) -> None:
+        """Stop everything this run started, by pid; the workdir stays for the logs."""
+        self.pool.stop_all()
+        if self.store is not None:
+            self.store.close()
+        self.mongo.stop()
+
+
+def run_chaos(config: ChaosConfig, *, print_table: bool = True) -> Report:
+    workdir = config.workdir or Path(tempfile.mkdtemp(prefix="shards-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = ChaosRun(config, workdir)
+    try:
+        report = run.run()
+    finally:
+        run.close()
+    if print_table:
+        print_report(report)
+    return report
+
+
+__all__ = ["ChaosConfig", "Fault", "Report", "run_chaos"]
