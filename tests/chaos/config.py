@@ -54,7 +54,9 @@ class ChaosConfig:
         }
     )
     cli_launch_share: float = 0.1  # launches made through a `shards launch` client, not killed
-    client_kill_delay: tuple[float, float] = (0.3, 0.9)  # the client needs ~0.4 s to import
+    # When to SIGKILL a launch client, as a share of how long clients take to finish (the
+    # import alone is ~0.4 s, so a kill a few ms after spawn would never reach the store).
+    client_kill_delay: tuple[float, float] = (0.7, 1.0)
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     quiescence_margin: float = 5.0
     workdir: Path | None = None  # default: a fresh temporary directory, kept for the logs

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from shards.states import State
@@ -49,6 +51,19 @@ class FaultEvent:
     since: float = 0.0  # a killed client: the wall time it was spawned
 
 
+def open_executions(exec_log: Path) -> Counter[int]:
+    """Executions that started and have not ended yet, per worker pid (from the execution log)."""
+    running: Counter[int] = Counter()
+    text = exec_log.read_text() if exec_log.exists() else ""
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0] == "start":
+            running[int(fields[4])] += 1
+        elif len(fields) == 4 and fields[0] == "end":
+            running[int(fields[2])] -= 1
+    return running
+
+
 def plan_timeline(config: ChaosConfig, rng: random.Random, scopes: list[str]) -> list[Planned]:
     kinds, weights = zip(*config.mix.items(), strict=True)
     steps: list[Planned] = []
@@ -74,8 +89,9 @@ def plan_timeline(config: ChaosConfig, rng: random.Random, scopes: list[str]) ->
 
 class FaultInjector:
     def __init__(self, config: ChaosConfig, rng: random.Random, mongo: MongoServer, pool: WorkerPool,
-                 launcher: Launcher, controller: Controller) -> None:
+                 launcher: Launcher, controller: Controller, exec_log: Path) -> None:
         self.config = config
+        self.exec_log = exec_log
         self.rng = rng
         self.mongo = mongo
         self.pool = pool
@@ -94,7 +110,10 @@ class FaultInjector:
         if fault in (Fault.MONGO_SHORT, Fault.MONGO_LONG):
             return self._mongo_fault(fault)
         if fault is Fault.CLIENT_KILL:
-            delay = self.rng.uniform(*self.config.client_kill_delay)
+            # Aim inside the launch: a share of how long recent clients took from spawn to exit.
+            typical = self.launcher.typical_client_seconds()
+            low, high = self.config.client_kill_delay
+            delay = self.rng.uniform(low, high) * typical if typical else self.rng.uniform(0.3, 0.9)
             client = self.launcher.launch_client(step.scope_id, step.process_id, {}, kill_after=delay)
             event = FaultEvent(fault, 0.0, scope_id=step.scope_id, process_id=step.process_id,
                                since=client.spawned_at)
@@ -108,7 +127,10 @@ class FaultInjector:
         targets = [slot for slot in self.pool.slots if slot.available]
         if not targets:
             return False
-        slot = self.rng.choice(targets)
+        # Prefer a worker that is executing something: a fault on an idle worker measures little.
+        busy = open_executions(self.exec_log)
+        most = max(busy.get(slot.pid, 0) for slot in targets)
+        slot = self.rng.choice([slot for slot in targets if busy.get(slot.pid, 0) == most])
         at = time.time()
         if fault is Fault.WORKER_TERM:
             pid = self.pool.terminate(slot)

@@ -48,6 +48,7 @@ class Launcher:
     accepted_run_ids: list[str] = field(default_factory=list)
     accepted_keys: list[tuple[str, str]] = field(default_factory=list)  # (scope, process), in order
     clients: list[LaunchClient] = field(default_factory=list)
+    client_seconds: list[float] = field(default_factory=list)  # spawn to exit of unkilled clients
 
     def launch(self, scope_id: str, process_id: str, args: dict[str, Any]) -> None:
         self.counts.attempted += 1
@@ -98,7 +99,13 @@ class Launcher:
             self._forget(client)
         return killed
 
+    def typical_client_seconds(self) -> float | None:
+        """The median spawn-to-exit time of the last clients that were not killed."""
+        recent = sorted(self.client_seconds[-9:])
+        return recent[len(recent) // 2] if recent else None
+
     def _account(self, client: LaunchClient) -> None:
+        self.client_seconds.append(time.time() - client.spawned_at)
         stderr = client.popen.stderr.read().decode(errors="replace") if client.popen.stderr else ""
         if client.popen.returncode == 0:
             self.counts.accepted += 1

@@ -77,7 +77,8 @@ class ChaosRun:
         self.pool.start_all()
         self._define_scopes(controller)
         launcher = Launcher(controller, self.env)
-        injector = FaultInjector(self.config, self.rng, self.mongo, self.pool, launcher, controller)
+        injector = FaultInjector(self.config, self.rng, self.mongo, self.pool, launcher, controller,
+                                 self.exec_log)
         self._drive(plan_timeline(self.config, self.rng, self.scopes), launcher, injector)
         # No more faults: Mongo up, every worker running, then wait for the dust to settle.
         injector.restore()
