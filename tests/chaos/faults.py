@@ -20,6 +20,7 @@ from chaos.launches import Launcher
 log = logging.getLogger("chaos")
 
 STOP_TARGETS = ("slow", "stubborn", "parent")  # long enough to be caught running
+MAX_CLIENT_KILL_MISSES = 10  # clients that finished before their kill, re-planned at most this often
 
 
 @dataclass
@@ -100,6 +101,8 @@ class FaultInjector:
         self.events: list[FaultEvent] = []
         self.mongo_back_at: float | None = None  # monotonic time a killed Mongo restarts
         self.pending_client_kills: dict[int, FaultEvent] = {}  # client pid -> its event
+        self.client_kill_misses = 0
+        self.missed: list[Planned] = []  # faults to inject again (the drive loop takes them)
 
     def inject(self, step: Planned) -> bool:
         """Inject step.fault now; False when it has no target right now (retry later)."""
@@ -186,6 +189,13 @@ class FaultInjector:
             if event is not None and client.killed_at is not None:
                 event.at = client.killed_at
                 self.events.append(event)
+        alive = {client.popen.pid for client in self.launcher.clients}
+        for pid in [pid for pid in self.pending_client_kills if pid not in alive]:
+            # The client finished before its kill: that fault did not happen; plan it again.
+            event = self.pending_client_kills.pop(pid)
+            self.client_kill_misses += 1
+            if self.client_kill_misses <= MAX_CLIENT_KILL_MISSES:
+                self.missed.append(Planned(0.0, Fault.CLIENT_KILL, event.scope_id, event.process_id))
 
     def restore(self) -> None:
         """End of the fault phase: Mongo up now."""

@@ -83,7 +83,11 @@ class ChaosRun:
         # No more faults: Mongo up, every worker running, then wait for the dust to settle.
         injector.restore()
         self.pool.restart_all_now()
-        launcher.settle_clients(timeout=30.0)
+        clients_deadline = time.monotonic() + 30.0
+        while launcher.clients and time.monotonic() < clients_deadline:
+            injector.tick(time.monotonic())  # clients due for a kill still get it, and are counted
+            time.sleep(TICK)
+        launcher.settle_clients(timeout=0.0)
         quiescent_after = self._wait_quiescent(injector)
         records, history = self._snapshot()
         report = self._report(launcher, injector, records, history, quiescent_after,
@@ -104,6 +108,12 @@ class ChaosRun:
             now = time.monotonic()
             injector.tick(now)
             self._restart_exited(now)
+            for step in injector.missed:
+                step.at = now - start + RETRY_AFTER
+                timeline.append(step)
+            if injector.missed:
+                injector.missed.clear()
+                timeline.sort(key=lambda s: s.at)
             while timeline and timeline[0].at <= now - start:
                 step = timeline.pop(0)
                 if step.fault is None:
