@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tooling.mongo_servers import SERVER_ENV, external_uri
 
-from integration.harness import ShardsHarness
+from integration.harness import RestartableMongo, ShardsHarness
 
 
 @pytest.fixture
@@ -17,3 +19,23 @@ def shards_env(mongo_db_uri: str, tmp_path: Path) -> Iterator[ShardsHarness]:
         yield harness
     finally:
         harness.close()
+
+
+@pytest.fixture
+def outage_env(tmp_path: Path) -> Iterator[tuple[ShardsHarness, RestartableMongo]]:
+    """A harness on a server of this test's own, which the test may kill and restart.
+
+    Outage tests always use NX-27017 (it keeps its data across a restart), so they run once,
+    in the NX pass, and not against an external server the suite must not kill.
+    """
+    if external_uri() is not None or os.environ.get(SERVER_ENV, "nx") not in ("", "nx"):
+        pytest.skip("outage tests kill and restart their own NX-27017 server; they run in the NX pass")
+    server = RestartableMongo(tmp_path / "mongo")
+    harness = ShardsHarness(server.uri, tmp_path)
+    try:
+        yield harness, server
+    finally:
+        if server.proc.poll() is not None:
+            server.restart()  # workers leave the registry only with the server up
+        harness.close()
+        server.stop()

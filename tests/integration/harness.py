@@ -17,6 +17,7 @@ from shards.records import ProcessRecord
 from shards.states import State
 from shards_controller import Controller
 from shards_store import Store, connect
+from shards_store.embedded import free_port, start_embedded
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_APP = "tests/integration/apps/testapp.py:app"
@@ -145,3 +146,31 @@ class ShardsHarness:
         for worker in self.workers:
             worker.terminate()
         self.store.close()
+
+
+class RestartableMongo:
+    """An NX-27017 server of one test's own, which the test kills and restarts (an outage).
+
+    It keeps its port and data directory, so clients reconnect to the same data.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc = start_embedded(self.port, data_dir)
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/shards_outage"
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=WAIT)
+
+    def restart(self) -> None:
+        self.proc = start_embedded(self.port, self.data_dir)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=WAIT)

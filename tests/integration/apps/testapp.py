@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -90,3 +91,24 @@ def dangerous(ctx: shards.ProcessContext) -> None:
 @app.process("debug-dump", name="Debug dump", detail_level=4, special=True)
 def debug_dump(ctx: shards.ProcessContext) -> None:
     ctx.report_progress(f"scope data keys: {sorted(ctx.scope_data)}", 1.0)
+
+
+@app.process("exit", name="Exit")
+def exit_(ctx: shards.ProcessContext) -> None:
+    """Calls sys.exit inside the run (SystemExit is not an Exception)."""
+    ctx.report_progress("exiting", 0.4)
+    sys.exit(int(ctx.args.get("code", 3)))
+
+
+@app.process("interrupt", name="Interrupt")
+def interrupt(ctx: shards.ProcessContext) -> None:
+    raise KeyboardInterrupt
+
+
+@app.process("finish-later", name="Finish later")
+def finish_later(ctx: shards.ProcessContext) -> None:
+    """Sleeps `pause` seconds without looking at the store, then appends a line to `log`:
+    tests use it to end a run at a moment of their choosing (e.g. during an outage)."""
+    time.sleep(float(ctx.args.get("pause", 1.0)))
+    with Path(ctx.args["log"]).open("a") as file:
+        file.write(f"{ctx.run_id} {os.getpid()}\n")
