@@ -97,7 +97,12 @@ def worker(
     progress_interval: Annotated[
         float, typer.Option(min=0.05, help="Seconds between progress writes.")
     ] = 0.5,
-    worker_id: Annotated[str | None, typer.Option(help="Worker id [default: host-pid-random].")] = None,
+    shutdown_grace: Annotated[
+        float, typer.Option(min=0.0, help="Seconds running processes get to stop on SIGTERM.")
+    ] = 20.0,
+    worker_id: Annotated[str | None, typer.Option(
+        help="Worker name, unique among running workers (a pod name); a restart under the same name "
+             "settles what the previous one left [default: host-pid].")] = None,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
     metrics_address: Annotated[str, typer.Option(help="Address for the metrics server.")] = "127.0.0.1",
 ) -> None:
@@ -106,7 +111,7 @@ def worker(
     application = load_app(app_spec)
     settings = WorkerSettings(
         concurrency=concurrency, lease=lease, heartbeat_interval=heartbeat,
-        progress_interval=progress_interval,
+        progress_interval=progress_interval, shutdown_grace=shutdown_grace,
     )
     runner = Worker(connect(mongo), application, settings, worker_id)
     if metrics_port:

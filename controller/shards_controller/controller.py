@@ -7,6 +7,7 @@ process code itself.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import time
 import uuid
@@ -19,6 +20,7 @@ from shards.errors import (
     NotActive,
     ProcessActive,
     ShardsError,
+    StoreUnavailable,
     UnknownProcess,
     UnknownScope,
 )
@@ -27,14 +29,18 @@ from shards.states import ACTIVE, FINAL, State
 from shards_store import Store
 
 MAX_ARGS_BYTES = 64 * 1024
+MAX_ARGS_DEPTH = 32  # levels of objects and arrays: far inside what every server stores
+INT64 = range(-(2**63), 2**63)
 
 
 def check_args(args: Any) -> dict[str, Any]:
-    """Process arguments are a JSON object of bounded size."""
+    """Process arguments are a JSON object of bounded size and depth that every MongoDB server
+    stores as given: whatever a server would reject is refused here, before any write."""
     if args is None:
         return {}
     if not isinstance(args, dict):
         raise InvalidArgs(f"process arguments must be a JSON object, got {type(args).__name__}")
+    _check_values(args)
     try:
         encoded = json.dumps(args, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -43,6 +49,27 @@ def check_args(args: Any) -> dict[str, Any]:
         raise InvalidArgs(f"process arguments are {len(encoded)} bytes; the limit is {MAX_ARGS_BYTES}")
     parsed: dict[str, Any] = json.loads(encoded)
     return parsed
+
+
+def _check_values(args: dict[str, Any]) -> None:
+    """Depth, keys and numbers, walked without recursion (any depth gives a clear error)."""
+    pending: list[tuple[Any, int]] = [(args, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list) and depth > MAX_ARGS_DEPTH:
+            raise InvalidArgs(f"process arguments nest more than {MAX_ARGS_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidArgs(f"process argument keys must be strings, got {key!r}")
+                if key.startswith("$") or "." in key or "\x00" in key:
+                    raise InvalidArgs(f"process argument key {key[:40]!r} may not start with '$' "
+                                      "or contain '.' or a NUL character")
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+            raise InvalidArgs(f"process argument {str(value)[:40]} does not fit in 64 bits")
 
 
 def unknown_scope(scope_id: str) -> UnknownScope:
@@ -143,20 +170,23 @@ class Controller:
             raise ProcessActive(
                 f"process {process_id!r} in scope {scope_id!r} is already active ({current.state.value})"
             )
+        request = Request(
+            kind=RequestKind.LAUNCH, scope_id=scope_id, process_id=process_id, run_id=run_id, args=args
+        )
         try:
+            self.store.requests.submit(request)
+        except Exception as error:
+            # Never a Scheduled record that no request backs: give the record back what it had.
+            # If that fails too, the reconciler settles it once it has had no owner for a while.
+            with contextlib.suppress(StoreUnavailable):
+                self.store.processes.unschedule(record, run_id)
+            if isinstance(error, ShardsError):
+                raise
+            first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
+            raise ShardsError(f"the launch could not be queued: {first_line}") from error
+        # The launch is queued: history written by the worker covers a failure here.
+        with contextlib.suppress(StoreUnavailable):
             self.store.runs.requested(run_id, scope_id, process_id, args, utcnow())
-            self.store.requests.submit(
-                Request(
-                    kind=RequestKind.LAUNCH,
-                    scope_id=scope_id,
-                    process_id=process_id,
-                    run_id=run_id,
-                    args=args,
-                )
-            )
-        except Exception as error:  # never leave a Scheduled record that no request backs
-            self.store.end_unstarted(scheduled, f"the launch could not be queued: {error}")
-            raise
         return scheduled
 
     def stop(self, scope_id: str, process_id: str) -> ProcessRecord:

@@ -35,3 +35,7 @@ class ChildProcessFailed(ShardsError):
 
 class NotActive(ShardsError):
     """Stopping a process that is not scheduled or running."""
+
+
+class StoreUnavailable(ShardsError):
+    """MongoDB could not be reached; the message is one line ("MongoDB unreachable: ...")."""

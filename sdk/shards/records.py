@@ -330,12 +330,18 @@ class ScopeRecord:
 
 @dataclass
 class WorkerRecord:
-    """A worker as the registry sees it."""
+    """A worker incarnation as the registry sees it. The id is new for every start of a worker
+    process; the name is what it was started as (--worker-id), kept across restarts."""
 
     worker_id: str
     host: str
     pid: int
     concurrency: int
+    name: str = ""
+    state: str = "Alive"  # Alive, Lost (declared by another), Gone (left), Replaced (restarted)
+    beat: int = 0  # heartbeats so far: others judge liveness by watching it move
+    lease: float = 15.0  # seconds of an unmoving beat after which others declare it lost
+    end_reason: str = ""  # why it is no longer Alive; what its unsettled runs fail with
     catalog: list[str] = field(default_factory=list)
     running: int = 0
     heartbeat_at: datetime | None = None
@@ -347,6 +353,11 @@ class WorkerRecord:
             host=doc.get("host", ""),
             pid=int(doc.get("pid", 0)),
             concurrency=int(doc.get("concurrency", 1)),
+            name=doc.get("name", ""),
+            state=doc.get("state", "Alive"),
+            beat=int(doc.get("beat", 0)),
+            lease=float(doc.get("lease", 15.0)),
+            end_reason=doc.get("endReason", ""),
             catalog=list(doc.get("catalog", [])),
             running=int(doc.get("running", 0)),
             heartbeat_at=from_ms(doc.get("heartbeatAt")),
@@ -355,6 +366,7 @@ class WorkerRecord:
     def to_json(self) -> Document:
         return {
             "id": self.worker_id,
+            "name": self.name,
             "host": self.host,
             "pid": self.pid,
             "concurrency": self.concurrency,

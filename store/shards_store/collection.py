@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import functools
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.collection import Collection as MongoCollection
+from pymongo.errors import ConnectionFailure
+from shards.errors import StoreUnavailable
 
 from shards_store.indexes import QueryShape
 
 Doc = dict[str, Any]
 Sort = list[tuple[str, int]]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def describe_outage(error: BaseException) -> str:
+    """One readable line for a lost connection: pymongo's message ends in a topology dump."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    first = re.split(r",? (?:Timeout: |\(configured timeouts)", first)[0]
+    return f"MongoDB unreachable: {first[:160]}"
+
+
+def translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Connection failures become StoreUnavailable, which callers outside the store can catch."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except ConnectionFailure as error:
+            raise StoreUnavailable(describe_outage(error)) from error
+
+    return call
 
 
 class QueryLog:
@@ -32,6 +58,7 @@ class Collection:
         self.name = mongo.name
         self._log = log
 
+    @translated
     def find(
         self,
         query: Doc,
@@ -39,20 +66,24 @@ class Collection:
         sort: Sort | None = None,
         limit: int = 0,
     ) -> Iterator[Doc]:
+        """Read whole: a connection lost halfway raises here, not in the caller's loop."""
         self._log.note(self.name, query, sort)
         cursor = self.mongo.find(query, limit=limit)
         if sort:
             cursor = cursor.sort(sort)
-        return iter(cursor)
+        return iter(list(cursor))
 
+    @translated
     def find_one(self, query: Doc) -> Doc | None:
         self._log.note(self.name, query)
         return self.mongo.find_one(query)
 
+    @translated
     def count(self, query: Doc) -> int:
         self._log.note(self.name, query)
         return self.mongo.count_documents(query)
 
+    @translated
     def find_one_and_update(
         self, query: Doc, update: Doc, *, sort: Sort | None = None, upsert: bool = False
     ) -> Doc | None:
@@ -61,21 +92,26 @@ class Collection:
             query, update, sort=sort, upsert=upsert, return_document=ReturnDocument.AFTER
         )
 
+    @translated
     def find_one_and_delete(self, query: Doc) -> Doc | None:
         self._log.note(self.name, query)
         return self.mongo.find_one_and_delete(query)
 
+    @translated
     def update_one(self, query: Doc, update: Doc, *, upsert: bool = False) -> int:
         self._log.note(self.name, query)
         return self.mongo.update_one(query, update, upsert=upsert).matched_count
 
+    @translated
     def delete_one(self, query: Doc) -> int:
         self._log.note(self.name, query)
         return self.mongo.delete_one(query).deleted_count
 
+    @translated
     def delete_many(self, query: Doc) -> int:
         self._log.note(self.name, query)
         return self.mongo.delete_many(query).deleted_count
 
+    @translated
     def insert_one(self, doc: Doc) -> Any:
         return self.mongo.insert_one(doc).inserted_id

@@ -11,6 +11,7 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
     "processes": [
         ("scope_process", ["scopeId", "processId"], True),
         ("worker_state", ["workerId", "status.state"], False),
+        ("state", ["status.state"], False),  # the reconciler's active records
     ],
     "requests": [
         ("claim", ["state", "kind", "targetWorker", "createdAt"], False),
@@ -23,6 +24,7 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
     ],
     "workers": [
         ("liveness", ["state", "heartbeatAt"], False),
+        ("name", ["name", "state"], False),
     ],
     "scopes": [],
 }

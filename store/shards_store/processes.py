@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
-from shards.states import EXECUTING, LAUNCHABLE, State, sources_of
+from shards.states import ACTIVE, EXECUTING, LAUNCHABLE, State, sources_of
 
 from shards_store.collection import Collection
 
@@ -32,6 +32,11 @@ class ProcessRecords:
 
     def executing_on(self, worker_id: str, states: frozenset[State] = EXECUTING) -> list[ProcessRecord]:
         docs = self.collection.find({"workerId": worker_id, "status.state": _states(states)})
+        return [ProcessRecord.from_doc(doc) for doc in docs]
+
+    def active(self) -> list[ProcessRecord]:
+        """Every active record of every scope: what the reconciler checks for an owner."""
+        docs = self.collection.find({"status.state": _states(ACTIVE)})
         return [ProcessRecord.from_doc(doc) for doc in docs]
 
     def define(self, scope_id: str, process_id: str, fields: dict[str, Any]) -> None:
@@ -104,6 +109,15 @@ class ProcessRecords:
             },
         )
 
+    def unschedule(self, previous: ProcessRecord, run_id: str) -> bool:
+        """Undo a schedule whose launch could not be queued: the record gets back exactly what it
+        had (state, run, progress), if it is still Scheduled for that run."""
+        query = {**_key(previous.scope_id, previous.process_id), "runId": run_id,
+                 "status.state": State.SCHEDULED.value}
+        fields = {key: value for key, value in previous.to_doc().items()
+                  if key in ("status", "progress", "runId", "workerId", "parentRunId")}
+        return self.collection.update_one(query, {"$set": fields}) > 0
+
     def start(
         self, record: ProcessRecord, *, worker_id: str, parent_run_id: str = ""
     ) -> ProcessRecord | None:
@@ -140,10 +154,11 @@ class ProcessRecords:
         run_id: str,
         status: ProcessStatus,
         progress: Progress,
+        sources: frozenset[State] | None = None,
     ) -> ProcessRecord | None:
         """Record the end of a run (Done, Stopped or Failed) and release the worker."""
         fields = {"status": status.to_doc(), "progress": progress.to_doc(), "workerId": ""}
-        return self.move(scope_id, process_id, status.state, run_id=run_id, fields=fields)
+        return self.move(scope_id, process_id, status.state, run_id=run_id, fields=fields, sources=sources)
 
     def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord | None:
         fields = {

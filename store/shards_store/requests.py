@@ -41,6 +41,12 @@ class RequestQueue:
         doc = self.collection.find_one_and_delete({"runId": run_id, "state": RequestState.PENDING})
         return Request.from_doc(doc) if doc else None
 
+    def for_runs(self, run_ids: list[str]) -> list[Request]:
+        """The live requests (launches and stops) of these runs."""
+        if not run_ids:
+            return []
+        return [Request.from_doc(doc) for doc in self.collection.find({"runId": {"$in": sorted(run_ids)}})]
+
     def taken_by(self, worker_id: str) -> list[Request]:
         docs = self.collection.find({"takenBy": worker_id, "state": RequestState.TAKEN})
         return [Request.from_doc(doc) for doc in docs]

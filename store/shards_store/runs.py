@@ -24,30 +24,43 @@ class RunHistory:
         at: datetime,
         parent_run_id: str = "",
     ) -> None:
-        doc = {
-            "scopeId": scope_id,
-            "processId": process_id,
-            "args": args,
-            "parentRunId": parent_run_id,
-            "state": State.SCHEDULED.value,
-            "requestedAt": to_ms(at),
-            "workerId": "",
-            "error": "",
-        }
-        self.collection.update_one({"runId": run_id}, {"$setOnInsert": doc}, upsert=True)
+        # The args are set even if a worker wrote the run first (a slow launching client).
+        self._write(run_id, scope_id, process_id, {"args": args, "parentRunId": parent_run_id},
+                    requested_at=at)
 
-    def started(self, run_id: str, worker_id: str, at: datetime) -> None:
+    def started(self, run_id: str, scope_id: str, process_id: str, worker_id: str, at: datetime) -> None:
         fields = {"state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at)}
-        self.collection.update_one({"runId": run_id}, {"$set": fields})
+        self._write(run_id, scope_id, process_id, fields, requested_at=at)
 
-    def ended(self, run_id: str, status: ProcessStatus) -> None:
+    def ended(self, run_id: str, scope_id: str, process_id: str, status: ProcessStatus) -> None:
         fields = {
             "state": status.state.value,
             "endedAt": to_ms(status.ended_at),
             "duration": status.duration,
             "error": status.error,
         }
-        self.collection.update_one({"runId": run_id}, {"$set": fields})
+        self._write(run_id, scope_id, process_id, fields, requested_at=status.ended_at)
+
+    def _write(
+        self, run_id: str, scope_id: str, process_id: str, fields: dict[str, Any],
+        *, requested_at: datetime | None,
+    ) -> None:
+        """Upsert: every run id a record names has its history entry, whichever write comes
+        first (a launching client that died before writing it, a worker ahead of the client)."""
+        on_insert: dict[str, Any] = {
+            "scopeId": scope_id,
+            "processId": process_id,
+            "args": {},
+            "parentRunId": "",
+            "state": State.SCHEDULED.value,
+            "requestedAt": to_ms(requested_at),
+            "workerId": "",
+            "error": "",
+        }
+        on_insert = {key: value for key, value in on_insert.items() if key not in fields}
+        self.collection.update_one(
+            {"runId": run_id}, {"$set": fields, "$setOnInsert": on_insert}, upsert=True
+        )
 
     def of_process(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:
         docs = self.collection.find(

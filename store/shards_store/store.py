@@ -57,23 +57,35 @@ class Store:
         return ChangeFeed(self.processes.collection, ["insert", "update", "replace"])
 
     def end_run(
-        self, record: ProcessRecord, status: ProcessStatus, progress: Progress | None = None
+        self,
+        record: ProcessRecord,
+        status: ProcessStatus,
+        progress: Progress | None = None,
+        *,
+        only_from_seen_state: bool = False,
     ) -> ProcessRecord | None:
         """Record how a run ended, on the process record and in the run history.
 
+        only_from_seen_state: end it only if it is still in the state `record` was read in (a
+        settlement by a reconciler must not end a run that has since started or moved on).
         Returns the record after the write, or None if it had already moved on.
         """
         ended = self.processes.finish(
-            record.scope_id, record.process_id, record.run_id, status, progress or record.progress
+            record.scope_id, record.process_id, record.run_id, status, progress or record.progress,
+            sources=frozenset({record.state}) if only_from_seen_state else None,
         )
-        self.runs.ended(record.run_id, status)
+        if ended is not None or not only_from_seen_state:
+            self.runs.ended(record.run_id, record.scope_id, record.process_id, status)
         return ended
 
-    def end_unstarted(self, record: ProcessRecord, error: str = "") -> ProcessRecord | None:
+    def end_unstarted(
+        self, record: ProcessRecord, error: str = "", *, only_from_seen_state: bool = False
+    ) -> ProcessRecord | None:
         """End a run no worker started: Stopped when it was withdrawn, Failed with the error
         that kept it from starting."""
         state = State.FAILED if error else State.STOPPED
-        return self.end_run(record, ProcessStatus.ended(state, error=error))
+        return self.end_run(record, ProcessStatus.ended(state, error=error),
+                            only_from_seen_state=only_from_seen_state)
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():

@@ -1,14 +1,19 @@
-"""The registry of live workers: who they are, what they can run, when they were last seen."""
+"""The registry of worker incarnations: who they are, what they can run, whether they live.
+
+Each start of a worker process registers a new incarnation with an id of its own, so a restart
+under the same name never revives the runs of the one before. Liveness is a heartbeat counter
+that only its owner moves; others watch it (see shards.ownership), never compare clocks.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
 
-from shards.records import WorkerRecord, now_ms, to_ms
+from shards.records import WorkerRecord, now_ms
 
 from shards_store.collection import Collection
 
-ALIVE, LOST, GONE = "Alive", "Lost", "Gone"
+ALIVE, LOST, GONE, REPLACED = "Alive", "Lost", "Gone", "Replaced"
 
 
 class WorkerRegistry:
@@ -16,37 +21,51 @@ class WorkerRegistry:
         self.collection = collection
 
     def register(
-        self, worker_id: str, *, host: str, pid: int, catalog: list[str], concurrency: int
-    ) -> None:
+        self, name: str, *, host: str, pid: int, catalog: list[str], concurrency: int, lease: float
+    ) -> str:
+        """Register a new incarnation of the worker called `name`; returns its id."""
+        worker_id = f"{name}-{uuid.uuid4().hex[:6]}"
         now = now_ms()
-        doc = {
+        self.collection.insert_one({
+            "_id": worker_id,
+            "name": name,
             "host": host,
             "pid": pid,
             "catalog": catalog,
             "concurrency": concurrency,
+            "lease": lease,  # observers judge its silence by its own lease
             "startedAt": now,
-            "heartbeatAt": now,
+            "heartbeatAt": now,  # for people; liveness is judged by `beat`
+            "beat": 0,
+            "running": 0,
             "state": ALIVE,
-        }
-        self.collection.update_one({"_id": worker_id}, {"$set": doc}, upsert=True)
+            "endReason": "",
+        })
+        return worker_id
 
     def heartbeat(self, worker_id: str, running: int) -> bool:
-        """Renew the lease; False if this worker was already declared lost (it must stop)."""
-        fields = {"heartbeatAt": now_ms(), "running": running}
-        return self.collection.update_one({"_id": worker_id, "state": ALIVE}, {"$set": fields}) > 0
+        """Renew the lease; False if this incarnation is no longer Alive (it must stop)."""
+        update = {"$inc": {"beat": 1}, "$set": {"heartbeatAt": now_ms(), "running": running}}
+        return self.collection.update_one({"_id": worker_id, "state": ALIVE}, update) > 0
 
-    def deregister(self, worker_id: str) -> None:
-        self.collection.update_one({"_id": worker_id}, {"$set": {"state": GONE}})
-
-    def claim_lost(self, cutoff: datetime) -> str | None:
-        """Declare one silent worker lost; exactly one reaper wins each."""
-        doc = self.collection.find_one_and_update(
-            {"state": ALIVE, "heartbeatAt": {"$lt": to_ms(cutoff)}},
-            {"$set": {"state": LOST, "lostAt": now_ms()}},
-            sort=[("heartbeatAt", 1)],
-        )
-        return str(doc["_id"]) if doc else None
+    def retire(self, worker_id: str, state: str, reason: str, *, beat: int | None = None) -> bool:
+        """Move an Alive incarnation to Lost, Gone or Replaced, with the reason its unsettled
+        runs end with. Given `beat`, only if the counter still has that value: exactly one of
+        several reapers wins, and never against a heartbeat that just landed."""
+        query: dict[str, object] = {"_id": worker_id, "state": ALIVE}
+        if beat is not None:
+            query["beat"] = beat
+        fields = {"state": state, "endReason": reason, "endedAt": now_ms()}
+        return self.collection.update_one(query, {"$set": fields}) > 0
 
     def alive(self) -> list[WorkerRecord]:
         docs = self.collection.find({"state": ALIVE}, sort=[("heartbeatAt", 1)])
         return [WorkerRecord.from_doc(doc) for doc in docs]
+
+    def named(self, name: str) -> list[WorkerRecord]:
+        """The Alive incarnations of one worker name (a restart finds its predecessor here)."""
+        return [WorkerRecord.from_doc(doc) for doc in self.collection.find({"name": name, "state": ALIVE})]
+
+    def get(self, worker_id: str) -> WorkerRecord | None:
+        doc = self.collection.find_one({"_id": worker_id})
+        return WorkerRecord.from_doc(doc) if doc else None

@@ -19,7 +19,7 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
     store = connect(mongo_db_uri)
     store.query_log.enabled = True
     app = load_app(str(REPO / "tests/integration/apps/testapp.py") + ":app")
-    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.2, lease=0.5, progress_interval=0.1)
+    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.2, lease=0.9, progress_interval=0.1)
     worker = Worker(store, app, settings)  # one store, one query log for both sides
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
@@ -36,8 +36,10 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
         controller.dismiss("farm", "fail")
         controller.list("farm", search="x")
         controller.history("farm", "parent")
-        store.workers.register("ghost", host="h", pid=1, catalog=[], concurrency=1)
-        wait_until(lambda: all(w.worker_id != "ghost" for w in store.workers.alive()), what="the reaper")
+        ghost = store.workers.register("ghost", host="h", pid=1, catalog=[], concurrency=1, lease=0.5)
+        wait_until(lambda: all(w.worker_id != ghost for w in store.workers.alive()), what="the reaper")
+        store.processes.schedule("farm", "quick", "launch-of-a-dead-client")  # no request behind it
+        controller.wait("farm", "quick", lambda r: r.state is State.FAILED, 30)
     finally:
         worker.request_shutdown()
         thread.join(timeout=30)

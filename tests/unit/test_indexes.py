@@ -26,6 +26,8 @@ def test_shapes_separate_equality_ranges_and_sorts() -> None:
         ("processes", {"scopeId": "s"}, [("processId", 1)]),
         ("workers", {"state": "Alive", "heartbeatAt": {"$lt": 1}}, [("heartbeatAt", 1)]),
         ("scopes", {"_id": "s"}, None),
+        ("processes", {"status.state": {"$in": ["Running"]}}, None),  # the reconciler
+        ("workers", {"name": "w1", "state": "Alive"}, None),
     ],
 )
 def test_store_queries_are_served(collection: str, query: dict, sort: list | None) -> None:
@@ -38,7 +40,7 @@ def test_store_queries_are_served(collection: str, query: dict, sort: list | Non
         ("requests", {"kind": "launch"}, None),  # not a prefix of any index
         ("requests", {"state": "Pending", "kind": "launch", "targetWorker": ""}, [("takenAt", 1)]),
         ("processes", {"scopeId": "s", "name": "x"}, None),  # extra equality outside the index
-        ("processes", {"status.state": "Running"}, None),
+        ("processes", {"status.state": "Running", "name": "x"}, None),  # extra equality
         ("workers", {"heartbeatAt": {"$lt": 1}}, None),
         ("runs", {"scopeId": "s", "processId": "p"}, [("endedAt", -1)]),
     ],

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from shards.app import App, ProcessDefinition
 from shards.context import ProcessContext, ProcessStopped
-from shards.errors import ProcessActive, UnknownProcess
+from shards.errors import ProcessActive, StoreUnavailable, UnknownProcess
 from shards.records import ProcessRecord, ProcessStatus, Progress, Request, utcnow
-from shards.states import ACTIVE, State
+from shards.states import State
 from shards_store import Store
 
 from shards_worker import metrics
@@ -33,6 +34,7 @@ class Execution:
     started_at: datetime
     parent: Execution | None = None
     stop_flag: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str = ""  # recorded as the error of a run stopped by the worker itself
     progress: ProgressBuffer = field(default_factory=ProgressBuffer)
 
     @property
@@ -66,18 +68,62 @@ def one_line(error: BaseException) -> str:
     return text[0][:500] if text else type(error).__name__
 
 
+def describe_failure(failure: BaseException) -> str:
+    """Why a process body ended with an exception, in one line a person understands."""
+    if isinstance(failure, SystemExit):
+        return f"the process called sys.exit({failure.code!r})" if failure.code is not None else \
+            "the process called sys.exit()"
+    if isinstance(failure, KeyboardInterrupt):
+        return "the process raised KeyboardInterrupt"
+    return one_line(failure)
+
+
+@dataclass
+class Ending:
+    """How a run ended, kept until the store has recorded it."""
+
+    record: ProcessRecord
+    status: ProcessStatus
+    progress: Progress
+
+
 class Executor:
-    def __init__(self, store: Store, app: App, worker_id: str) -> None:
+    """Runs on this worker. A run is held from its claim until the store has recorded its end,
+    so the worker always knows which active records are its own."""
+
+    def __init__(
+        self, store: Store, app: App, worker_id: str,
+        on_outage: Callable[[StoreUnavailable], None] = lambda error: None,
+    ) -> None:
         self.store = store
         self.app = app
         self.worker_id = worker_id
+        self._on_outage = on_outage
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one writer of the queued ends at a time
         self._running: dict[str, Execution] = {}
+        self._held: set[str] = set()
+        self._endings: list[Ending] = []  # ends the store has not recorded yet, oldest first
 
     # -- what the worker loop and the heartbeat see -------------------------------------
     def executions(self) -> list[Execution]:
         with self._lock:
             return list(self._running.values())
+
+    def hold(self, run_id: str) -> None:
+        with self._lock:
+            self._held.add(run_id)
+
+    def holds(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._held
+
+    def let_go(self, run_id: str) -> None:
+        """Forget a run that will not execute here (not started, or its start not confirmed):
+        the heartbeat's check of this worker's own records settles whatever is left of it."""
+        with self._lock:
+            if run_id not in self._running and all(e.record.run_id != run_id for e in self._endings):
+                self._held.discard(run_id)
 
     def stop_run(self, run_id: str) -> bool:
         """Flip the stop flag of a run on this worker and record Stopping."""
@@ -91,9 +137,12 @@ class Executor:
         log.info("shards.worker: stopping %s/%s run %s", record.scope_id, record.process_id, run_id)
         return True
 
-    def stop_all(self) -> None:
+    def stop_all(self, reason: str = "") -> None:
+        """Ask every run to stop; `reason` becomes the error of the runs that end Stopped."""
         for execution in self.executions():
-            execution.stop_flag.set()
+            if not execution.stop_flag.is_set():
+                execution.stop_reason = reason
+                execution.stop_flag.set()
 
     def flush_progress(self) -> int:
         """Write each changed progress once; returns how many writes were made."""
@@ -108,35 +157,75 @@ class Executor:
                 writes += 1
         return writes
 
+    def flush_endings(self) -> int:
+        """Record the ends the store missed, oldest first; raises StoreUnavailable if it still
+        cannot. Returns how many were recorded."""
+        recorded = 0
+        with self._flushing:
+            while True:
+                with self._lock:
+                    if not self._endings:
+                        return recorded
+                    ending = self._endings[0]
+                self._write_end(ending)  # raises while the store is away: the ending stays queued
+                with self._lock:
+                    self._endings.pop(0)
+                    self._held.discard(ending.record.run_id)
+                recorded += 1
+
     # -- runs -----------------------------------------------------------------------------
     def run_launch(self, request: Request) -> None:
         """Start the run a launch request asks for, execute it, and record how it ended."""
-        scope_id, process_id = request.scope_id, request.process_id
-        record = self.store.processes.get(scope_id, process_id)
-        if record is None or record.run_id != request.run_id:
-            log.info("shards.worker: launch %s/%s was superseded", scope_id, process_id)
-            self.store.requests.complete(request)
-            return
+        started = None
         try:
-            scope_data = self.app.scope_data(scope_id)
+            started = self._start_launch(request)
+        finally:
+            if started is None:
+                self.let_go(request.run_id)
+        if started is None:
+            return
+        record, definition, catalog, scope_data = started
+        self._bookkeep(lambda: self.store.runs.started(
+            record.run_id, record.scope_id, record.process_id, self.worker_id, utcnow()))
+        self._bookkeep(lambda: self.store.requests.complete(request))  # the run history has it now
+        self._execute(record, definition, catalog, scope_data, request.args, parent=None)
+
+    def _start_launch(
+        self, request: Request
+    ) -> tuple[ProcessRecord, ProcessDefinition, dict[str, ProcessDefinition], dict[str, Any]] | None:
+        """Move the launch's record to Running on this worker; None when it does not start here
+        (superseded, stopped first, or not in the catalog: then it is ended as such)."""
+        record = self.store.processes.get(request.scope_id, request.process_id)
+        if record is None or not self._unstarted(record, request):
+            log.info("shards.worker: launch %s/%s was superseded", request.scope_id, request.process_id)
+            self.store.requests.complete(request)
+            return None
+        if record.state is State.STOP_REQUESTED:  # stopped before it started
+            self._end_unstarted(record, request, "")
+            return None
+        try:
+            scope_data = self.app.scope_data(record.scope_id)
             catalog = self.app.catalog(scope_data)
         except Exception as error:
-            self._end_unstarted(record, request, f"cannot load the catalog of scope {scope_id!r}: "
-                                f"{one_line(error)}")
-            return
-        definition = catalog.get(process_id)
+            self._end_unstarted(record, request, f"cannot load the catalog of scope "
+                                f"{record.scope_id!r}: {one_line(error)}")
+            return None
+        definition = catalog.get(record.process_id)
         if definition is None:
             self._end_unstarted(
-                record, request, f"process {process_id!r} is not in this worker's catalog"
+                record, request, f"process {record.process_id!r} is not in this worker's catalog"
             )
-            return
+            return None
         started = self.store.processes.start(record, worker_id=self.worker_id)
-        if started is None:
-            self._end_unstarted(record, request, "")
-            return
-        self.store.runs.started(started.run_id, self.worker_id, utcnow())
-        self.store.requests.complete(request)  # from here on the run history has it
-        self._execute(started, definition, catalog, scope_data, request.args, parent=None)
+        if started is None:  # a stop or another worker came first: look again
+            current = self.store.processes.get(record.scope_id, record.process_id)
+            if current is not None and self._unstarted(current, request) \
+                    and current.state is State.STOP_REQUESTED:
+                self._end_unstarted(current, request, "")
+            else:
+                self.store.requests.complete(request)
+            return None
+        return started, definition, catalog, scope_data
 
     def run_child(
         self, parent: Execution, process_id: str, args: dict[str, Any]
@@ -149,17 +238,38 @@ class Executor:
             raise UnknownProcess(f"unknown child process {process_id!r} in scope {scope_id!r}")
         record.run_id = uuid.uuid4().hex
         self.store.runs.requested(record.run_id, scope_id, process_id, args, utcnow(), parent.run_id)
-        started = self.store.processes.start(
-            record, worker_id=self.worker_id, parent_run_id=parent.run_id
-        )
+        self.hold(record.run_id)
+        started = None
+        try:
+            started = self.store.processes.start(
+                record, worker_id=self.worker_id, parent_run_id=parent.run_id
+            )
+        finally:
+            if started is None:
+                self.let_go(record.run_id)
         if started is None:
             current = self.store.processes.get(scope_id, process_id)
             state = current.state.value if current else "gone"
-            self.store.runs.ended(record.run_id, ProcessStatus.ended(State.FAILED, error="already active"))
+            self.store.runs.ended(record.run_id, scope_id, process_id,
+                                  ProcessStatus.ended(State.FAILED, error="already active"))
             raise ProcessActive(f"child process {process_id!r} is already active ({state})")
-        self.store.runs.started(started.run_id, self.worker_id, utcnow())
+        self._bookkeep(lambda: self.store.runs.started(
+            started.run_id, scope_id, process_id, self.worker_id, utcnow()))
         state = self._execute(started, definition, parent.catalog, parent.scope_data, args, parent)
         return state, definition.name
+
+    def _unstarted(self, record: ProcessRecord, request: Request) -> bool:
+        """The record still waits for this request's run, and no worker has started it."""
+        return (record.run_id == request.run_id and not record.worker_id
+                and record.state in (State.SCHEDULED, State.STOP_REQUESTED))
+
+    def _bookkeep(self, write: Callable[[], None]) -> None:
+        """A write after the start that the run does not depend on: an outage must not keep
+        a started run from executing (the history is completed when the run ends)."""
+        try:
+            write()
+        except StoreUnavailable as error:
+            self._on_outage(error)
 
     def _execute(
         self,
@@ -181,6 +291,7 @@ class Executor:
         execution.progress.report("Starting...", 0.0)
         with self._lock:
             self._running[record.run_id] = execution
+            self._held.add(record.run_id)
         metrics.RUNS_ACTIVE.inc()
         context = ProcessContext(
             scope_id=record.scope_id,
@@ -197,16 +308,12 @@ class Executor:
             state = State.STOPPED if execution.stop_requested() else State.DONE
         except ProcessStopped:
             state = State.STOPPED
-        except Exception as failure:  # the process's own failure: record it, keep serving
-            state, error = State.FAILED, one_line(failure)
-            log.warning(
-                "shards.worker: %s/%s failed: %s", record.scope_id, record.process_id, error,
-                exc_info=True,
-            )
-        finally:
-            with self._lock:
-                self._running.pop(record.run_id, None)
-            metrics.RUNS_ACTIVE.dec()
+        except BaseException as failure:
+            state, error = State.FAILED, describe_failure(failure)
+            log.warning("shards.worker: %s/%s failed: %s", record.scope_id, record.process_id, error,
+                        exc_info=not isinstance(failure, SystemExit | KeyboardInterrupt))
+        if state is State.STOPPED and not error:
+            error = execution.stop_reason
         self._record_end(execution, state, error)
         metrics.RUNS_ENDED.labels(state.value).inc()
         return state
@@ -215,30 +322,29 @@ class Executor:
         record = execution.record
         status = ProcessStatus.ended(state, error=error, running_since=execution.started_at)
         progress = Progress("All done", 1.0) if state is State.DONE else execution.progress.latest()
-        if self.store.end_run(record, status, progress) is None:
-            log.warning(
-                "shards.worker: %s/%s run %s ended %s but its record had moved on",
-                record.scope_id, record.process_id, record.run_id, state.value,
-            )
+        ending = Ending(record, status, progress)
+        with self._lock:
+            self._running.pop(record.run_id, None)
+            self._endings.append(ending)
+        metrics.RUNS_ACTIVE.dec()
+        try:
+            self.flush_endings()
+        except StoreUnavailable as outage:  # kept: the heartbeat records it once MongoDB is back
+            self._on_outage(outage)
         log.info("shards.worker: %s/%s ended %s in %.3fs", record.scope_id, record.process_id,
                  state.value, status.duration or 0.0)
 
-    def abandon(self, request: Request, error: Exception) -> None:
-        """Best effort after an unexpected failure: fail the run so nothing stays active."""
-        try:
-            record = self.store.processes.get(request.scope_id, request.process_id)
-            if record is not None and record.run_id == request.run_id and record.state in ACTIVE:
-                status = ProcessStatus.ended(State.FAILED, error=f"worker error: {one_line(error)}",
-                                             running_since=record.status.running_since)
-                self.store.end_run(record, status)
-            self.store.requests.complete(request)
-        except Exception:  # the store is unreachable: the lease reaper settles it later
-            log.exception("shards.worker: could not settle the launch of %s/%s",
-                          request.scope_id, request.process_id)
+    def _write_end(self, ending: Ending) -> None:
+        record = ending.record
+        if self.store.end_run(record, ending.status, ending.progress) is None:
+            log.warning(
+                "shards.worker: %s/%s run %s ended %s but its record had moved on",
+                record.scope_id, record.process_id, record.run_id, ending.status.state.value,
+            )
 
     def _end_unstarted(self, record: ProcessRecord, request: Request, error: str) -> None:
         """End a launch that never started: failed (error) or stopped (stop arrived first)."""
-        self.store.end_unstarted(record, error)
+        self.store.end_unstarted(record, error, only_from_seen_state=True)
         self.store.requests.complete(request)
         if error:
             log.warning("shards.worker: launch of %s/%s failed: %s", record.scope_id,

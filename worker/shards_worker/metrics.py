@@ -8,7 +8,7 @@ CLAIMS = Counter("shards_requests_claimed", "Requests this worker claimed", ["ki
 RUNS_ENDED = Counter("shards_runs_ended", "Runs that ended on this worker", ["state"])
 RUNS_ACTIVE = Gauge("shards_runs_active", "Runs executing on this worker (children included)")
 PROGRESS_WRITES = Counter("shards_progress_writes", "Coalesced progress writes to the store")
-WORKERS_REAPED = Counter("shards_workers_reaped", "Silent workers this worker declared lost")
+SETTLED = Counter("shards_settled", "Lost workers and ownerless runs this worker's reconciler settled")
 STREAM_ERRORS = Counter("shards_change_stream_errors", "Change stream failures (followed by a sweep)")
 
 

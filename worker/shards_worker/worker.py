@@ -7,45 +7,64 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 from shards.app import App
+from shards.errors import ShardsError, StoreUnavailable
 from shards.records import Request, RequestKind
 from shards.states import State
 from shards_store import ChangeFeed, ChangeFeedError, Store
+from shards_store.workers import GONE
 
 from shards_worker import metrics
+from shards_worker.connectivity import Connectivity
 from shards_worker.definition import define_scope
 from shards_worker.execution import Executor
-from shards_worker.reaper import reap_lost_workers, settle_lost_worker
+from shards_worker.lease import Lease
+from shards_worker.reconciler import Reconciler, replace_predecessors, settle_record
 
 log = logging.getLogger("shards.worker")
+
+EXIT_LEASE_LOST = 75  # the process exits with this when runs outlive its lease (EX_TEMPFAIL)
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     concurrency: int = 1
     heartbeat_interval: float = 2.0  # seconds between lease renewals
-    lease: float = 15.0  # a worker silent this long is declared lost
+    lease: float = 15.0  # a worker whose heartbeat stands still this long is declared lost
     progress_interval: float = 0.5  # at most one progress write per run per interval
     poll_interval: float = 1.0  # longest wait without a change event before sweeping again
     shutdown_grace: float = 20.0  # how long running processes get to stop cooperatively
+    orphan_grace: float = 5.0  # how long an active record may lack an owner before it is settled
+
+    def __post_init__(self) -> None:
+        # Others judge this worker on its lease; it renews several times per lease, and stops
+        # its runs at half of it, so a missed beat or two is never mistaken for a loss.
+        if self.heartbeat_interval * 3 > self.lease * 1.000001:  # (float rounding)
+            raise ShardsError(f"the heartbeat interval ({self.heartbeat_interval:g}s) must be at most "
+                              f"a third of the lease ({self.lease:g}s)")
 
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+def default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class Worker:
     def __init__(self, store: Store, app: App, settings: WorkerSettings | None = None,
-                 worker_id: str | None = None) -> None:
+                 name: str | None = None) -> None:
         self.store = store
         self.app = app
         self.settings = settings or WorkerSettings()
-        self.id = worker_id or new_worker_id()
-        self.executor = Executor(store, app, self.id)
-        self._shutdown = threading.Event()
+        self.name = name or default_name()  # kept across restarts; the id is per incarnation
+        self.id = ""  # this incarnation's id, given at registration
+        self.connectivity = Connectivity(on_lost=self._on_store_lost)
+        self.executor = Executor(store, app, self.id, on_outage=self.connectivity.failed)
+        self.reconciler = Reconciler(store, orphan_grace=self.settings.orphan_grace)
+        self.lease = Lease(self.settings.lease)
+        self._stopping = threading.Event()  # claim nothing more; runs are asked to stop
+        self._closed = threading.Event()  # heartbeats end: this incarnation leaves
+        self._fenced = threading.Event()  # the lease is running out: claim nothing until renewed
         self._wake = threading.Event()  # set when a slot frees, so the loop claims again
         self._slots = threading.Semaphore(self.settings.concurrency)
         self._threads: list[threading.Thread] = []
@@ -55,13 +74,13 @@ class Worker:
     def run(self) -> None:
         self.start()
         try:
-            while not self._shutdown.is_set():
+            while not self._stopping.is_set():
                 try:
                     self.sweep()
-                except Exception:  # the store failed: keep the worker, retry after a pause
-                    pause = self.settings.poll_interval
-                    log.exception("shards.worker: sweep failed; retrying in %.1fs", pause)
-                    self._shutdown.wait(pause)
+                    self.connectivity.ok()
+                except StoreUnavailable as error:  # keep the worker; retry after a pause
+                    self.connectivity.failed(error)
+                    self._stopping.wait(self.settings.poll_interval)
                     continue
                 self.wait_for_change()
         finally:
@@ -69,21 +88,26 @@ class Worker:
 
     def start(self) -> None:
         self.store.ensure_indexes()
-        self.store.workers.register(
-            self.id,
+        sent = time.monotonic()
+        self.id = self.store.workers.register(
+            self.name,
             host=socket.gethostname(),
             pid=os.getpid(),
             catalog=self.app.process_ids,
             concurrency=self.settings.concurrency,
+            lease=self.settings.lease,
         )
+        self.lease.renewed(sent)
+        self.executor.worker_id = self.reconciler.me = self.id
+        replace_predecessors(self.store, self.name, self.id)
         self._feed = self.store.request_feed()
         try:
             self._feed.open()
         except ChangeFeedError as error:
             log.warning("shards.worker: %s; polling every %.1fs instead", error, self.settings.poll_interval)
             self._feed = None
-        heartbeat = threading.Thread(target=self._heartbeat_loop, name="shards-heartbeat", daemon=True)
-        heartbeat.start()
+        for target, name in ((self._heartbeat_loop, "shards-heartbeat"), (self._watch_lease, "shards-lease")):
+            threading.Thread(target=target, name=name, daemon=True).start()
         log.info("shards.worker: %s started (concurrency %d, processes %s)", self.id,
                  self.settings.concurrency, ", ".join(self.app.process_ids) or "per scope")
 
@@ -98,12 +122,17 @@ class Worker:
         while (define := self.store.requests.claim(RequestKind.DEFINE, self.id)):
             metrics.CLAIMS.labels("define").inc()
             define_scope(self.store, self.app, define, self.id)
-        while not self._shutdown.is_set() and self._slots.acquire(blocking=False):
-            launch = self.store.requests.claim(RequestKind.LAUNCH, self.id)
+        while self._may_claim() and self._slots.acquire(blocking=False):
+            try:
+                launch = self.store.requests.claim(RequestKind.LAUNCH, self.id)
+            except BaseException:
+                self._slots.release()
+                raise
             if launch is None:
                 self._slots.release()
                 break
             metrics.CLAIMS.labels("launch").inc()
+            self.executor.hold(launch.run_id)
             thread = threading.Thread(target=self._execute, args=(launch,), daemon=True,
                                       name=f"shards-run-{launch.run_id[:8]}")
             self._threads.append(thread)
@@ -112,70 +141,124 @@ class Worker:
     def wait_for_change(self) -> None:
         """Bounded: returns on a new request, a freed slot, a shutdown, or the poll interval."""
         if self._feed is None:
-            self._shutdown.wait(self.settings.poll_interval)
+            self._stopping.wait(self.settings.poll_interval)
             return
         try:
             self._feed.next_change(
                 self.settings.poll_interval,
-                interrupted=lambda: self._shutdown.is_set() or self._wake.is_set(),
+                interrupted=lambda: self._stopping.is_set() or self._wake.is_set(),
             )
         except ChangeFeedError as error:
             metrics.STREAM_ERRORS.inc()
             log.warning("shards.worker: %s; reopening after a sweep", error)
 
     def stop(self) -> None:
-        """Stop running processes cooperatively, wait a bounded time, then leave the registry."""
-        self._shutdown.set()
+        """Stop running processes cooperatively, heart-beating all along so no other worker
+        takes them over, wait a bounded time, then leave the registry."""
+        self._stopping.set()
         self.executor.stop_all()
         deadline = time.monotonic() + self.settings.shutdown_grace
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._feed is not None:
             self._feed.close()
+        still_running = [e.run_id for e in self.executor.executions()]
+        self._closed.set()  # the last heartbeat has been sent: from here on we leave
         try:
-            if any(thread.is_alive() for thread in self._threads):
-                reason = f"worker {self.id} shut down before the process stopped"
-                settle_lost_worker(self.store, self.id, reason)
-            self.store.workers.deregister(self.id)
-        except Exception:  # the store is gone: the lease runs out and another worker settles
-            log.exception("shards.worker: could not leave the registry")
+            self.executor.flush_endings()
+            # Runs still executing end with this process; another worker's reconciler settles
+            # them once it has exited, so their code never overlaps with a relaunch.
+            reason = f"worker {self.id} left"
+            if still_running:
+                reason = (f"worker {self.id} shut down before the process stopped "
+                          f"(after {self.settings.shutdown_grace:g}s)")
+            self.store.workers.retire(self.id, GONE, reason)
+        except StoreUnavailable as error:
+            log.warning("shards.worker: could not leave the registry (%s); another worker "
+                        "settles what is left after the lease", error)
         log.info("shards.worker: %s stopped", self.id)
 
     def request_shutdown(self) -> None:
-        self._shutdown.set()
+        self._stopping.set()
 
     # -- threads ----------------------------------------------------------------------------
     def _execute(self, launch: Request) -> None:
         try:
             self.executor.run_launch(launch)
-        except Exception as error:  # a store failure must not kill the worker
+        except StoreUnavailable as error:  # not started, or its start unconfirmed: see _check_own
+            self.connectivity.failed(error)
+        except BaseException:  # a bug must not kill the worker; _check_own settles the record
             log.exception("shards.worker: launch of %s/%s could not be completed",
                           launch.scope_id, launch.process_id)
-            self.executor.abandon(launch, error)
         finally:
+            self.executor.let_go(launch.run_id)
             self._slots.release()
             self._wake.set()
 
+    def _may_claim(self) -> bool:
+        return not self._stopping.is_set() and not self._fenced.is_set()
+
     def _heartbeat_loop(self) -> None:
+        """Renew the lease, write progress and unrecorded ends, keep the invariant; until the
+        worker leaves (also through its shutdown)."""
         settings = self.settings
         next_beat = 0.0
-        while not self._shutdown.wait(settings.progress_interval):
+        while not self._closed.wait(settings.progress_interval):
             try:
+                self.executor.flush_endings()
                 metrics.PROGRESS_WRITES.inc(self.executor.flush_progress())
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + settings.heartbeat_interval
                     self._beat()
-            except Exception:  # keep beating through transient store errors
+                self.connectivity.ok()
+            except StoreUnavailable as error:
+                self.connectivity.failed(error)
+            except Exception:  # a bug must not end the heartbeat
                 log.exception("shards.worker: heartbeat failed")
-        self.executor.flush_progress()
 
     def _beat(self) -> None:
-        running = len(self.executor.executions())
-        if not self.store.workers.heartbeat(self.id, running):
+        sent = time.monotonic()
+        if not self.store.workers.heartbeat(self.id, len(self.executor.executions())):
             log.error("shards.worker: %s was declared lost by another worker; shutting down", self.id)
-            self._shutdown.set()
+            self._stopping.set()
+            self.executor.stop_all()
             return
-        # Stops whose request this worker missed are still visible on the records it runs.
-        for record in self.store.processes.executing_on(self.id, frozenset({State.STOP_REQUESTED})):
-            self.executor.stop_run(record.run_id)
-        metrics.WORKERS_REAPED.inc(len(reap_lost_workers(self.store, self.settings.lease)))
+        self.lease.renewed(sent)
+        if self._fenced.is_set():
+            self._fenced.clear()
+            log.info("shards.worker: lease renewed; claiming again")
+        self._check_own()
+        metrics.SETTLED.inc(len(self.reconciler.reconcile(max_gap=self.settings.lease / 2)))
+
+    def _check_own(self) -> None:
+        """This worker's own records: deliver stops whose request it missed, and settle runs it
+        no longer holds (their end was lost: nothing else would ever end them)."""
+        for record in self.store.processes.executing_on(self.id):
+            if not self.executor.holds(record.run_id):
+                settle_record(self.store, record, f"worker {self.id} no longer runs it")
+            elif record.state is State.STOP_REQUESTED:
+                self.executor.stop_run(record.run_id)
+        for request in self.store.requests.taken_by(self.id):
+            if request.kind == RequestKind.LAUNCH and not self.executor.holds(request.run_id):
+                self.store.requests.release(request)  # taken, never started: any worker may
+
+    def _watch_lease(self) -> None:
+        """Never touches the store, so a hung store call cannot delay it."""
+        while not self._closed.wait(min(0.1, self.settings.lease / 30)):
+            if self.lease.runs_must_stop() and not self._fenced.is_set():
+                self._fenced.set()
+                silence = self.lease.silence()
+                log.warning("shards.worker: no heartbeat for %.1fs; stopping %d runs so that none "
+                            "outlives the lease (%gs)", silence, len(self.executor.executions()),
+                            self.settings.lease)
+                self.executor.stop_all(f"stopped: worker {self.id} lost contact with MongoDB for "
+                                       f"{silence:.0f}s, so it could not keep its lease")
+            if self.lease.process_must_exit() and self.executor.executions():
+                log.critical("shards.worker: %d runs still execute at the end of the lease; exiting "
+                             "so that they cannot overlap with a relaunch elsewhere",
+                             len(self.executor.executions()))
+                logging.shutdown()
+                os._exit(EXIT_LEASE_LOST)
+
+    def _on_store_lost(self) -> None:
+        self.reconciler.forget()

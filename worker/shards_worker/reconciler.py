@@ -1,0 +1,167 @@
+"""The reconciler: every active record has a live owner, or it is settled (see shards.ownership).
+
+Every worker runs one on its heartbeat thread (the operator can run one too). Its writes are
+guarded on what it read, so several reconcilers at once settle each thing exactly once, and a
+run that started or moved on meanwhile is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from shards.errors import StoreUnavailable
+from shards.ownership import SilenceWatch, is_owned, orphan_verdict
+from shards.records import ProcessRecord, ProcessStatus, Request, RequestKind, RequestState, WorkerRecord
+from shards.states import EXECUTING, State
+from shards_store import Store
+from shards_store.workers import ALIVE, LOST, REPLACED
+
+log = logging.getLogger("shards.worker")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        orphan_grace: float,
+        me: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.orphan_grace = orphan_grace  # how long a record may lack an owner (a launch in flight)
+        self.me = me  # this worker's own id: it never judges itself
+        self._clock = clock
+        self._beats = SilenceWatch()
+        self._orphans = SilenceWatch()
+        self._last_pass: float | None = None
+
+    def forget(self) -> None:
+        """After this observer could not reach MongoDB: what it saw before proves nothing (the
+        others could not beat either)."""
+        self._beats.forget()
+        self._orphans.forget()
+        self._last_pass = None
+
+    def reconcile(self, max_gap: float) -> list[str]:
+        """One pass; returns the ids of the workers and runs it settled. A pass more than
+        max_gap seconds after the last one starts its observations afresh (it may have been cut
+        off meanwhile). Raises StoreUnavailable."""
+        now = self._clock()
+        if self._last_pass is not None and now - self._last_pass > max_gap:
+            self.forget()
+        try:
+            alive = self.store.workers.alive()
+            reaped = self._reap_silent(alive, now)
+            live = {worker.worker_id for worker in alive} - set(reaped)
+            settled = self._settle_orphans(live, now)
+        except StoreUnavailable:
+            self.forget()
+            raise
+        self._last_pass = now
+        return reaped + settled
+
+    def _reap_silent(self, alive: list[WorkerRecord], now: float) -> list[str]:
+        """Declare lost the workers whose heartbeat counter stood still for a whole lease of
+        theirs, watched by this reconciler while it could reach MongoDB all along."""
+        reaped = []
+        for worker in alive:
+            if worker.worker_id == self.me:
+                continue
+            if self._beats.unchanged_for(worker.worker_id, worker.beat, now) < worker.lease:
+                continue
+            reason = f"worker {worker.worker_id} was lost (no heartbeat for {worker.lease:g}s)"
+            if self.store.workers.retire(worker.worker_id, LOST, reason, beat=worker.beat):
+                log.warning("shards.worker: %s", reason)
+                settle_worker(self.store, worker.worker_id, reason)
+                reaped.append(worker.worker_id)
+        self._beats.keep_only(worker.worker_id for worker in alive)
+        return reaped
+
+    def _settle_orphans(self, live: set[str], now: float) -> list[str]:
+        active = self.store.processes.active()
+        unstarted = [record.run_id for record in active if not record.worker_id]
+        queued = self._queued_runs(self.store.requests.for_runs(unstarted), live)
+        orphans = [r for r in active if not is_owned(r, live_workers=live, queued_runs=queued)]
+        settled = []
+        end_reasons: dict[str, str] = {}
+        for record in orphans:
+            # A new state or worker restarts the grace: only a record that stays ownerless counts.
+            seen = (record.state, record.worker_id)
+            if self._orphans.unchanged_for(record.run_id, seen, now) < self.orphan_grace:
+                continue
+            if record.worker_id and record.worker_id not in end_reasons:
+                end_reasons[record.worker_id] = self._end_reason(record.worker_id)
+            if settle_record(self.store, record, end_reasons.get(record.worker_id, "")):
+                settled.append(record.run_id)
+        self._orphans.keep_only(record.run_id for record in orphans)
+        return settled
+
+    def _queued_runs(self, requests: list[Request], live: set[str]) -> set[str]:
+        """Runs whose launch request is pending, or taken by a live worker. A launch taken by a
+        worker that is gone goes back to the queue (any worker may start it)."""
+        queued = set()
+        for request in requests:
+            if request.kind != RequestKind.LAUNCH:
+                continue
+            taker_gone = request.state == RequestState.TAKEN and request.taken_by not in live and (
+                # not in this pass's list: gone, or registered since (then it is Alive)
+                (taker := self.store.workers.get(request.taken_by)) is None or taker.state != ALIVE
+            )
+            if taker_gone:
+                self.store.requests.release(request)
+            queued.add(request.run_id)
+        return queued
+
+    def _end_reason(self, worker_id: str) -> str:
+        worker = self.store.workers.get(worker_id)
+        return worker.end_reason if worker is not None else ""
+
+
+def settle_record(store: Store, record: ProcessRecord, worker_end: str = "") -> bool:
+    """End an active record that has no owner, if it is still as it was read."""
+    verdict = orphan_verdict(record, worker_end)
+    status = ProcessStatus.ended(verdict.state, error=verdict.error,
+                                 running_since=record.status.running_since)
+    if store.end_run(record, status, only_from_seen_state=True) is None:
+        return False
+    log.warning("shards.worker: %s/%s run %s ended %s: %s", record.scope_id, record.process_id,
+                record.run_id, verdict.state.value, verdict.error or "stopped before it started")
+    return True
+
+
+def settle_worker(store: Store, worker_id: str, reason: str) -> None:
+    """What a worker that is gone held: its runs fail with `reason`; launches it took but never
+    started go back to the queue; stops addressed to it have nothing left to stop."""
+    for record in store.processes.executing_on(worker_id, EXECUTING):
+        settle_record(store, record, reason)
+    for request in store.requests.taken_by(worker_id):
+        current = store.processes.get(request.scope_id, request.process_id)
+        not_started = (
+            current is not None
+            and current.run_id == request.run_id
+            and current.state in (State.SCHEDULED, State.STOP_REQUESTED)
+            and not current.worker_id
+        )
+        if request.kind == RequestKind.DEFINE or (request.kind == RequestKind.LAUNCH and not_started):
+            store.requests.release(request)
+        else:
+            store.requests.complete(request)
+    store.requests.drop_addressed_to(worker_id)
+
+
+def replace_predecessors(store: Store, name: str, worker_id: str) -> list[str]:
+    """A worker restarted under the same name: the incarnations before it are dead (a name
+    belongs to one running worker), so what they held is settled now, not after a lease."""
+    replaced = []
+    for old in store.workers.named(name):
+        if old.worker_id == worker_id:
+            continue
+        reason = f"worker {old.worker_id} was replaced by a restart of {name}"
+        if store.workers.retire(old.worker_id, REPLACED, reason):
+            log.warning("shards.worker: %s", reason)
+            settle_worker(store, old.worker_id, reason)
+            replaced.append(old.worker_id)
+    return replaced
