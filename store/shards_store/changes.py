@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pymongo.change_stream import CollectionChangeStream
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from shards.errors import ShardsError
 
-from shards_store.collection import Collection
+from shards_store.collection import Collection, describe_outage
 
 # The shortest pause between two empty polls, so a server that does not wait never makes a
 # follower spin.
@@ -38,7 +38,8 @@ class ChangeFeed:
                 pipeline, full_document="updateLookup", max_await_time_ms=250
             )
         except PyMongoError as error:
-            raise ChangeFeedError(f"no change stream on {self._collection.name}: {error}") from error
+            name = self._collection.name
+            raise ChangeFeedError(f"no change stream on {name}: {_one_line(error)}") from error
 
     def next_change(
         self, timeout: float, interrupted: Callable[[], bool] = lambda: False
@@ -61,10 +62,17 @@ class ChangeFeed:
                     time.sleep(min(IDLE_POLL, deadline - now))
         except PyMongoError as error:
             self.close()
-            raise ChangeFeedError(f"change stream on {self._collection.name} broke: {error}") from error
+            name = self._collection.name
+            raise ChangeFeedError(f"change stream on {name} broke: {_one_line(error)}") from error
 
     def close(self) -> None:
         if self._stream is not None:
             with contextlib.suppress(PyMongoError):  # closing a broken stream is best effort
                 self._stream.close()
             self._stream = None
+
+
+def _one_line(error: PyMongoError) -> str:
+    if isinstance(error, ConnectionFailure):
+        return describe_outage(error)
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

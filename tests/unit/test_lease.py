@@ -1,0 +1,60 @@
+"""A worker's own lease: when it must stop its runs, and when it must exit."""
+
+from __future__ import annotations
+
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
+from shards.errors import ShardsError
+from shards_store.collection import describe_outage
+from shards_worker.execution import describe_failure
+from shards_worker.lease import Lease
+from shards_worker.worker import WorkerSettings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_runs_stop_at_half_the_lease_and_the_process_exits_before_its_end() -> None:
+    clock = Clock()
+    lease = Lease(10.0, clock)
+    clock.now += 4.9
+    assert not lease.runs_must_stop()
+    clock.now += 0.2
+    assert lease.runs_must_stop() and not lease.process_must_exit()
+    clock.now += 3.5
+    assert lease.process_must_exit()
+    assert lease.silence() < 10.0  # before any other worker may declare it lost
+
+
+def test_a_renewal_counts_from_when_the_heartbeat_was_sent() -> None:
+    clock = Clock()
+    lease = Lease(10.0, clock)
+    sent = clock.now + 6.0
+    clock.now += 9.0  # the write was slow: acknowledged 3 s after it was sent
+    lease.renewed(sent)
+    assert lease.silence() == pytest.approx(3.0)
+    lease.renewed(sent - 5.0)  # an older acknowledgement never moves the lease back
+    assert lease.silence() == pytest.approx(3.0)
+
+
+def test_the_heartbeat_must_fit_several_times_in_the_lease() -> None:
+    WorkerSettings(heartbeat_interval=0.2, lease=0.6)
+    with pytest.raises(ShardsError, match="must be at most a third of the lease"):
+        WorkerSettings(heartbeat_interval=6.0, lease=15.0)
+
+
+def test_failures_and_outages_read_as_one_line() -> None:
+    assert describe_failure(SystemExit(3)) == "the process called sys.exit(3)"
+    assert describe_failure(SystemExit()) == "the process called sys.exit()"
+    assert describe_failure(KeyboardInterrupt()) == "the process raised KeyboardInterrupt"
+    dump = ("127.0.0.1:27017: [Errno 111] Connection refused (configured timeouts: socketTimeoutMS: "
+            "20000.0ms, connectTimeoutMS: 20000.0ms), Timeout: 5.0s, Topology Description: "
+            "<TopologyDescription id: 1, topology_type: Unknown, servers: [...]>")
+    assert describe_outage(ServerSelectionTimeoutError(dump)) == (
+        "MongoDB unreachable: 127.0.0.1:27017: [Errno 111] Connection refused"
+    )
