@@ -17,9 +17,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## The whole suite: hygiene, unit, integration on NX-27017 and on mongo-java-server, e2e on a
+## The whole suite: hygiene, unit, integration on NX-27017 and on mongo-java-server, chaos, e2e on a
 ## real kube-apiserver. Each pytest run fails when it collects no tests (exit code 5).
-test: lint test-unit test-integration test-java test-e2e
+test: lint test-unit test-integration test-java test-chaos test-e2e
 
 test-unit: venv
 	$(PYTEST) tests/unit

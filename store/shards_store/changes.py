@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import ConnectionFailure, PyMongoError
-from shards.errors import ShardsError
+from shards.errors import ShardsError, StoreUnavailable
 
 from shards_store.collection import Collection, describe_outage
 
@@ -37,6 +37,8 @@ class ChangeFeed:
             self._stream = self._collection.mongo.watch(
                 pipeline, full_document="updateLookup", max_await_time_ms=250
             )
+        except ConnectionFailure as error:
+            raise StoreUnavailable(describe_outage(error)) from error
         except PyMongoError as error:
             name = self._collection.name
             raise ChangeFeedError(f"no change stream on {name}: {_one_line(error)}") from error
@@ -60,6 +62,9 @@ class ChangeFeed:
                     return None
                 if now - polled < IDLE_POLL:  # the server did not wait (maxAwaitTimeMS ignored)
                     time.sleep(min(IDLE_POLL, deadline - now))
+        except ConnectionFailure as error:  # the server is away: one outage, reported as such
+            self.close()
+            raise StoreUnavailable(describe_outage(error)) from error
         except PyMongoError as error:
             self.close()
             name = self._collection.name
@@ -73,6 +78,4 @@ class ChangeFeed:
 
 
 def _one_line(error: PyMongoError) -> str:
-    if isinstance(error, ConnectionFailure):
-        return describe_outage(error)
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

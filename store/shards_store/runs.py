@@ -28,8 +28,14 @@ class RunHistory:
         self._write(run_id, scope_id, process_id, {"args": args, "parentRunId": parent_run_id},
                     requested_at=at)
 
-    def started(self, run_id: str, scope_id: str, process_id: str, worker_id: str, at: datetime) -> None:
-        fields = {"state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at)}
+    def started(
+        self, run_id: str, scope_id: str, process_id: str, worker_id: str, at: datetime,
+        *, args: dict[str, Any] | None = None, parent_run_id: str = "",
+    ) -> None:
+        """A run started; a child's args and parent come with it (it had no launch request)."""
+        fields: dict[str, Any] = {"state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at)}
+        if args is not None:
+            fields.update(args=args, parentRunId=parent_run_id)
         self._write(run_id, scope_id, process_id, fields, requested_at=at)
 
     def ended(self, run_id: str, scope_id: str, process_id: str, status: ProcessStatus) -> None:

@@ -237,7 +237,6 @@ class Executor:
         if definition is None or record is None:
             raise UnknownProcess(f"unknown child process {process_id!r} in scope {scope_id!r}")
         record.run_id = uuid.uuid4().hex
-        self.store.runs.requested(record.run_id, scope_id, process_id, args, utcnow(), parent.run_id)
         self.hold(record.run_id)
         started = None
         try:
@@ -247,14 +246,18 @@ class Executor:
         finally:
             if started is None:
                 self.let_go(record.run_id)
+        # The history entry follows the start: a run in the history always has a record that
+        # names it, so whatever becomes of this worker, the entry gets its end.
         if started is None:
             current = self.store.processes.get(scope_id, process_id)
             state = current.state.value if current else "gone"
+            self.store.runs.requested(record.run_id, scope_id, process_id, args, utcnow(), parent.run_id)
             self.store.runs.ended(record.run_id, scope_id, process_id,
                                   ProcessStatus.ended(State.FAILED, error="already active"))
             raise ProcessActive(f"child process {process_id!r} is already active ({state})")
         self._bookkeep(lambda: self.store.runs.started(
-            started.run_id, scope_id, process_id, self.worker_id, utcnow()))
+            started.run_id, scope_id, process_id, self.worker_id, utcnow(),
+            args=args, parent_run_id=parent.run_id))
         state = self._execute(started, definition, parent.catalog, parent.scope_data, args, parent)
         return state, definition.name
 

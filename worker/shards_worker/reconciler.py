@@ -37,21 +37,22 @@ class Reconciler:
         self._beats = SilenceWatch()
         self._orphans = SilenceWatch()
         self._last_pass: float | None = None
+        self._cut_off = False  # set by forget(), from any thread
 
     def forget(self) -> None:
         """After this observer could not reach MongoDB: what it saw before proves nothing (the
-        others could not beat either)."""
-        self._beats.forget()
-        self._orphans.forget()
-        self._last_pass = None
+        others could not beat either). Safe from any thread: the next pass starts afresh."""
+        self._cut_off = True
 
     def reconcile(self, max_gap: float) -> list[str]:
         """One pass; returns the ids of the workers and runs it settled. A pass more than
         max_gap seconds after the last one starts its observations afresh (it may have been cut
         off meanwhile). Raises StoreUnavailable."""
         now = self._clock()
-        if self._last_pass is not None and now - self._last_pass > max_gap:
-            self.forget()
+        if self._cut_off or (self._last_pass is not None and now - self._last_pass > max_gap):
+            self._cut_off = False
+            self._beats.forget()
+            self._orphans.forget()
         try:
             alive = self.store.workers.alive()
             reaped = self._reap_silent(alive, now)

@@ -69,6 +69,7 @@ class Worker:
         self._slots = threading.Semaphore(self.settings.concurrency)
         self._threads: list[threading.Thread] = []
         self._feed: ChangeFeed | None = None
+        self._unheld_launches: set[str] = set()  # seen taken by this worker but not held
 
     # -- the story --------------------------------------------------------------------------
     def run(self) -> None:
@@ -148,6 +149,9 @@ class Worker:
                 self.settings.poll_interval,
                 interrupted=lambda: self._stopping.is_set() or self._wake.is_set(),
             )
+        except StoreUnavailable as error:
+            metrics.STREAM_ERRORS.inc()
+            self.connectivity.failed(error)
         except ChangeFeedError as error:
             metrics.STREAM_ERRORS.inc()
             log.warning("shards.worker: %s; reopening after a sweep", error)
@@ -219,9 +223,10 @@ class Worker:
     def _beat(self) -> None:
         sent = time.monotonic()
         if not self.store.workers.heartbeat(self.id, len(self.executor.executions())):
-            log.error("shards.worker: %s was declared lost by another worker; shutting down", self.id)
-            self._stopping.set()
-            self.executor.stop_all()
+            if not self._stopping.is_set():
+                log.error("shards.worker: %s was declared lost by another worker; shutting down", self.id)
+                self._stopping.set()
+                self.executor.stop_all()
             return
         self.lease.renewed(sent)
         if self._fenced.is_set():
@@ -238,9 +243,13 @@ class Worker:
                 settle_record(self.store, record, f"worker {self.id} no longer runs it")
             elif record.state is State.STOP_REQUESTED:
                 self.executor.stop_run(record.run_id)
-        for request in self.store.requests.taken_by(self.id):
-            if request.kind == RequestKind.LAUNCH and not self.executor.holds(request.run_id):
-                self.store.requests.release(request)  # taken, never started: any worker may
+        # A launch taken but not held: its start failed midway. Seen so twice in a row, so a
+        # claim that has not been handed to a thread yet is never mistaken for one.
+        unheld = {request.run_id: request for request in self.store.requests.taken_by(self.id)
+                  if request.kind == RequestKind.LAUNCH and not self.executor.holds(request.run_id)}
+        for run_id in unheld.keys() & self._unheld_launches:
+            self.store.requests.release(unheld[run_id])  # any worker may start it
+        self._unheld_launches = set(unheld)
 
     def _watch_lease(self) -> None:
         """Never touches the store, so a hung store call cannot delay it."""
