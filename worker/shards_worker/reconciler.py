@@ -36,6 +36,7 @@ class Reconciler:
         self._clock = clock
         self._beats = SilenceWatch()
         self._orphans = SilenceWatch()
+        self._waiting = SilenceWatch()  # launches not started yet, by run id
         self._last_pass: float | None = None
         self._cut_off = False  # set by forget(), from any thread
 
@@ -51,8 +52,8 @@ class Reconciler:
         now = self._clock()
         if self._cut_off or (self._last_pass is not None and now - self._last_pass > max_gap):
             self._cut_off = False
-            self._beats.forget()
-            self._orphans.forget()
+            for watch in (self._beats, self._orphans, self._waiting):
+                watch.forget()
         try:
             alive = self.store.workers.alive()
             reaped = self._reap_silent(alive, now)
@@ -83,8 +84,13 @@ class Reconciler:
 
     def _settle_orphans(self, live: set[str], now: float) -> list[str]:
         active = self.store.processes.active()
-        unstarted = [record.run_id for record in active if not record.worker_id]
-        queued = self._queued_runs(self.store.requests.for_runs(unstarted), live)
+        # A launch is looked up only once it was seen waiting by an earlier pass: under load
+        # nearly every launch starts before the next pass, and is never looked up at all.
+        unstarted = [record for record in active if not record.worker_id]
+        waiting = {r.run_id for r in unstarted if self._waiting.unchanged_for(r.run_id, r.state, now) > 0}
+        self._waiting.keep_only(record.run_id for record in unstarted)
+        queued = self._queued_runs(self.store.requests.for_runs(sorted(waiting)), live)
+        queued.update(r.run_id for r in unstarted if r.run_id not in waiting)
         orphans = [r for r in active if not is_owned(r, live_workers=live, queued_runs=queued)]
         settled = []
         end_reasons: dict[str, str] = {}
