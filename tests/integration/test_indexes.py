@@ -17,6 +17,9 @@ from integration.harness import REPO, wait_until
 
 def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_path: Path) -> None:
     store = connect(mongo_db_uri)
+    # Indexes first, as when workers start before clients: mongo-java-server sometimes fails an
+    # insert ("Unknown error: null") that races with an index being created on the database.
+    store.ensure_indexes()
     store.query_log.enabled = True
     app = load_app(str(REPO / "tests/integration/apps/testapp.py") + ":app")
     settings = WorkerSettings(concurrency=2, heartbeat_interval=0.2, lease=0.9, progress_interval=0.1)
