@@ -121,6 +121,44 @@ def worker(
     runner.run()
 
 
+@app.command(name="operator")
+def operator_command(
+    mongo: MongoOption = None,
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", envvar="SHARDS_NAMESPACES", help="Watch only these namespaces [default: all].",
+    )] = None,
+    scope_grant: Annotated[list[str] | None, typer.Option(
+        "--scope-grant", envvar="SHARDS_SCOPE_GRANTS",
+        help="NAMESPACE=SCOPE[,SCOPE]: resources in NAMESPACE may also use these scopes ('*': any).")] = None,
+    status_interval: Annotated[float, typer.Option(
+        min=0.1, envvar="SHARDS_STATUS_INTERVAL", help="At most one status patch per resource per interval.",
+    )] = 1.0,
+    delete_timeout: Annotated[float, typer.Option(
+        min=0.0, envvar="SHARDS_DELETE_TIMEOUT", help="Seconds a delete waits for its run to stop.")] = 30.0,
+    liveness: Annotated[str, typer.Option(
+        envvar="SHARDS_LIVENESS", help="Liveness endpoint URL ('' for none).")] = "http://127.0.0.1:8080/healthz",
+    metrics_port: Annotated[int, typer.Option(
+        envvar="SHARDS_METRICS_PORT", help="Serve Prometheus metrics on this port (0: off).")] = 0,
+    metrics_address: Annotated[str, typer.Option(
+        envvar="SHARDS_METRICS_ADDRESS", help="Address for the metrics server.")] = "127.0.0.1",
+) -> None:
+    """Run the Kubernetes operator: ShardProcess resources launch, stop and show processes."""
+    try:
+        from shards_operator.resource import parse_grants
+        from shards_operator.runtime import OperatorSettings, run_operator
+    except ImportError as error:
+        needs = "the operator needs kopf and kubernetes: pip install 'shards[operator]'"
+        raise ShardsError(f"{needs} ({error})") from error
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = OperatorSettings(
+        mongo_uri=mongo, namespaces=tuple(namespace or ()), grants=parse_grants(";".join(scope_grant or [])),
+        status_interval=status_interval, delete_timeout=delete_timeout, liveness=liveness,
+    )
+    if metrics_port:
+        serve(metrics_port, metrics_address)
+    run_operator(settings)
+
+
 @app.command()
 def define(
     scope: ScopeOption = "default",

@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from shards.app import is_valid_id
 from shards.errors import (
     ConfirmationRequired,
     InvalidArgs,
     NotActive,
+    NoWorker,
     ProcessActive,
     ShardsError,
     StoreUnavailable,
@@ -72,6 +74,13 @@ def _check_values(args: dict[str, Any]) -> None:
             raise InvalidArgs(f"process argument {str(value)[:40]} does not fit in 64 bits")
 
 
+def check_id(kind: str, value: str) -> str:
+    if not is_valid_id(value):
+        raise ShardsError(f"invalid {kind} id {value!r}: use letters, digits, '_', '.', ':', '-' "
+                          "(at most 200, starting with a letter or digit)")
+    return value
+
+
 def unknown_scope(scope_id: str) -> UnknownScope:
     return UnknownScope(f"unknown scope {scope_id!r} (define it first: shards define --scope {scope_id})")
 
@@ -101,6 +110,7 @@ class Controller:
     # -- scopes ---------------------------------------------------------------------------
     def define(self, scope_id: str, *, only_if_missing: bool = False, clean: bool = False) -> Request:
         """Ask a worker to (re)define the scope's catalog; see wait_defined."""
+        check_id("scope", scope_id)
         request = Request(
             kind=RequestKind.DEFINE,
             scope_id=scope_id,
@@ -155,39 +165,78 @@ class Controller:
         ]
 
     def launch(
-        self, scope_id: str, process_id: str, *, args: Any = None, confirm: bool = False
+        self,
+        scope_id: str,
+        process_id: str,
+        *,
+        args: Any = None,
+        confirm: bool = False,
+        run_id: str | None = None,
+        require_worker: bool = False,
     ) -> ProcessRecord:
+        """Launch a run. With a caller's run_id the launch is idempotent: launching the same
+        run id again (a retry, a replayed event, a second operator) never runs it twice, and
+        finishes a launch that was cut short. require_worker refuses (NoWorker) when no live
+        worker offers the process, instead of leaving it Scheduled."""
         args = check_args(args)
         record = self.get(scope_id, process_id)
+        if run_id is not None:
+            check_id("run", run_id)
+            if record.run_id == run_id:
+                return self._finish_launch(record, args)
+            if self.store.runs.get(run_id) is not None:
+                return record  # that run happened already; the record has moved on since
         if record.warning and not confirm:
             raise ConfirmationRequired(
                 f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)"
             )
-        run_id = uuid.uuid4().hex
+        if require_worker and not self.offered(process_id):
+            raise NoWorker(f"no live worker offers process {process_id!r} (start one whose app defines it)")
+        run_id = run_id or uuid.uuid4().hex
         scheduled = self.store.processes.schedule(scope_id, process_id, run_id)
         if scheduled is None:
             current = self.get(scope_id, process_id)
             raise ProcessActive(
                 f"process {process_id!r} in scope {scope_id!r} is already active ({current.state.value})"
             )
-        request = Request(
-            kind=RequestKind.LAUNCH, scope_id=scope_id, process_id=process_id, run_id=run_id, args=args
-        )
+        self._queue(record, scheduled, args)
+        return scheduled
+
+    def _queue(self, previous: ProcessRecord, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
+        """The request behind a Scheduled record, then its history entry."""
+        run_id = scheduled.run_id
+        request = Request(kind=RequestKind.LAUNCH, scope_id=scheduled.scope_id,
+                          process_id=scheduled.process_id, run_id=run_id, args=args)
         try:
             self.store.requests.submit(request)
         except Exception as error:
             # Never a Scheduled record that no request backs: give the record back what it had.
             # If that fails too, the reconciler settles it once it has had no owner for a while.
             with contextlib.suppress(StoreUnavailable):
-                self.store.processes.unschedule(record, run_id)
+                self.store.processes.unschedule(previous, run_id)
             if isinstance(error, ShardsError):
                 raise
             first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
             raise ShardsError(f"the launch could not be queued: {first_line}") from error
         # The launch is queued: history written by the worker covers a failure here.
         with contextlib.suppress(StoreUnavailable):
-            self.store.runs.requested(run_id, scope_id, process_id, args, utcnow())
-        return scheduled
+            self.store.runs.requested(run_id, scheduled.scope_id, scheduled.process_id, args, utcnow())
+
+    def _finish_launch(self, record: ProcessRecord, args: dict[str, Any]) -> ProcessRecord:
+        """The record already names this run: queue its request if the launch was cut short
+        between its two writes; otherwise there is nothing to do."""
+        unstarted = record.state is State.SCHEDULED and not record.worker_id
+        if unstarted and not self.store.requests.for_runs([record.run_id]):
+            request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id,
+                              process_id=record.process_id, run_id=record.run_id, args=args)
+            self.store.requests.submit(request)
+            with contextlib.suppress(StoreUnavailable):
+                self.store.runs.requested(record.run_id, record.scope_id, record.process_id, args, utcnow())
+        return record
+
+    def offered(self, process_id: str) -> bool:
+        """A live worker offers the process (a worker with per-scope catalogs offers any)."""
+        return any(not w.catalog or process_id in w.catalog for w in self.store.workers.alive())
 
     def stop(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Stop a scheduled or running process; the stop reaches the worker that runs it."""

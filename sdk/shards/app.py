@@ -20,6 +20,11 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 MIN_DETAIL_LEVEL, MAX_DETAIL_LEVEL = 1, 4
 
 
+def is_valid_id(value: object) -> bool:
+    """Process ids, scope ids and run ids: letters, digits, '_', '.', ':', '-', up to 200."""
+    return isinstance(value, str) and _ID_PATTERN.match(value) is not None
+
+
 @dataclass(frozen=True)
 class ProcessDefinition:
     """A named, long-running process: id, name, optional warning, detail level, special flag."""

@@ -33,6 +33,10 @@ class ChildProcessFailed(ShardsError):
     """A child process failed and the parent did not ask to survive that."""
 
 
+class NoWorker(ShardsError):
+    """No live worker offers the process (a launch would wait until one does)."""
+
+
 class NotActive(ShardsError):
     """Stopping a process that is not scheduled or running."""
 

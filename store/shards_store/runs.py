@@ -68,6 +68,10 @@ class RunHistory:
             {"runId": run_id}, {"$set": fields, "$setOnInsert": on_insert}, upsert=True
         )
 
+    def get(self, run_id: str) -> RunRecord | None:
+        doc = self.collection.find_one({"runId": run_id})
+        return RunRecord.from_doc(doc) if doc else None
+
     def of_process(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:
         docs = self.collection.find(
             {"scopeId": scope_id, "processId": process_id},

@@ -11,12 +11,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {
     "sdk/shards": {"pymongo", "bson", "kopf", "kubernetes", "shards_store", "shards_worker",
-                   "shards_controller", "shards_cli"},
-    "controller/shards_controller": {"pymongo", "bson", "kopf", "kubernetes", "shards_worker", "shards_cli"},
-    "worker/shards_worker": {"pymongo", "bson", "kopf", "kubernetes", "shards_controller", "shards_cli"},
+                   "shards_controller", "shards_cli", "shards_operator"},
+    "controller/shards_controller": {"pymongo", "bson", "kopf", "kubernetes", "shards_worker", "shards_cli",
+                                     "shards_operator"},
+    "worker/shards_worker": {"pymongo", "bson", "kopf", "kubernetes", "shards_controller", "shards_cli",
+                             "shards_operator"},
     "cli/shards_cli": {"pymongo", "bson", "kopf", "kubernetes"},
-    "store/shards_store": {"kopf", "kubernetes", "shards_worker", "shards_controller", "shards_cli"},
+    "store/shards_store": {"kopf", "kubernetes", "shards_worker", "shards_controller", "shards_cli",
+                           "shards_operator"},
+    "operator/shards_operator": {"pymongo", "bson", "shards_worker", "shards_cli"},
 }
+# The operator's decisions are plain Python: only its handlers, runtime and API client see
+# kopf or the Kubernetes client.
+PLAIN_OPERATOR_MODULES = ["status.py", "resource.py", "mirror.py", "metrics.py"]
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -37,6 +44,11 @@ def test_package_imports_stay_in_their_layer(package: str) -> None:
         str(path.relative_to(REPO)): sorted(imported_roots(path) & PACKAGES[package]) for path in files
     }
     assert {path: bad for path, bad in offenders.items() if bad} == {}
+
+
+@pytest.mark.parametrize("module", PLAIN_OPERATOR_MODULES)
+def test_operator_decisions_are_plain_python(module: str) -> None:
+    assert imported_roots(REPO / "operator/shards_operator" / module) & {"kopf", "kubernetes"} == set()
 
 
 def test_no_top_level_package_shadows_the_standard_library_operator() -> None:

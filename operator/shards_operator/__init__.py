@@ -1,0 +1,1 @@
+"""The Shards operator: ShardProcess resources run processes, and show their state."""

@@ -1,0 +1,180 @@
+"""Status follows MongoDB: one change stream on the process records for the whole operator
+(never one per resource), a sweep at start and after stream errors, at most one status patch
+per resource per interval, and the final state always delivered.
+
+The mirror is the only writer of ShardProcess status, so patches never race each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shards.errors import ShardsError
+from shards.records import ProcessRecord
+from shards.states import FINAL, State
+from shards_controller import Controller
+from shards_store import ChangeFeed
+
+from shards_operator import metrics
+from shards_operator.resource import Outcome, Resource, current_run, observed
+from shards_operator.status import RunView
+
+log = logging.getLogger("shards.operator")
+
+EVENT_ON_STATE = {
+    State.STOPPING: ("Normal", "Stopping"),
+    State.STOPPED: ("Normal", "Stopped"),
+    State.DONE: ("Normal", "Done"),
+    State.FAILED: ("Warning", "Failed"),
+}
+
+
+class Patcher(Protocol):
+    """Where statuses and events go (the Kubernetes API; a list in unit tests)."""
+
+    def patch_status(self, resource: Resource, status: dict[str, Any]) -> None: ...
+
+    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None: ...
+
+
+@dataclass
+class Tracked:
+    resource: Resource
+    pending: dict[str, Any] = field(default_factory=dict)
+    last_patch: float = 0.0
+    state: str = ""
+
+
+class StatusMirror:
+    def __init__(self, controller: Controller, patcher: Patcher, interval: float = 1.0) -> None:
+        self.controller = controller
+        self.patcher = patcher
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._by_uid: dict[str, Tracked] = {}
+        self._feed: ChangeFeed | None = None
+
+    # -- what the handlers tell it ----------------------------------------------------------
+    def update(self, resource: Resource, outcome: Outcome) -> None:
+        """A handler decided: remember the resource, queue its status and events."""
+        with self._lock:
+            tracked = self._by_uid.setdefault(resource.uid, Tracked(resource))
+            tracked.resource = resource
+            tracked.pending.update(outcome.status)
+            tracked.state = str(outcome.status.get("state", tracked.state))
+        for kind, reason, message in outcome.events:
+            self._post_event(resource, kind, reason, message)
+        self.flush()
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._by_uid.pop(uid, None)
+
+    def resources(self) -> list[Resource]:
+        with self._lock:
+            return [tracked.resource for tracked in self._by_uid.values()]
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Follow the records until `stop`; every wait is bounded by the patch interval."""
+        while not stop.is_set():
+            try:
+                if self._feed is None:
+                    self._feed = self.controller.store.process_feed()
+                    self._feed.open()
+                    self.sweep()  # what changed while no stream was open
+                change = self._feed.next_change(min(self.interval, 0.5), interrupted=stop.is_set)
+                if change is not None and change.get("fullDocument"):
+                    self.observe(ProcessRecord.from_doc(change["fullDocument"]))
+                self.flush()
+            except ShardsError as error:  # stream broke or MongoDB is away: reopen, then sweep
+                metrics.STREAM_ERRORS.inc()
+                log.warning("shards.operator: %s; sweeping after a pause", error)
+                if self._feed is not None:
+                    self._feed.close()
+                    self._feed = None
+                stop.wait(self.interval)
+            except Exception:  # a bug (or the API server refusing a patch) must not stop following
+                log.exception("shards.operator: status mirror failed; going on")
+                stop.wait(self.interval)
+        if self._feed is not None:
+            self._feed.close()
+
+    def sweep(self) -> None:
+        """Read every tracked resource's run afresh (at start and after stream errors)."""
+        for resource in map(self._with_runs, self.resources()):
+            run = current_run(self.controller, resource) if resource.launched_runs else None
+            if run is not None:
+                self._queue(resource, observed(resource, run).status)
+
+    def observe(self, record: ProcessRecord) -> None:
+        """A process record changed: if its run belongs to a tracked resource, queue its status."""
+        uid = uid_of_run(record.run_id)
+        with self._lock:
+            tracked = self._by_uid.get(uid) if uid else None
+        if tracked is None:
+            return
+        resource = self._with_runs(tracked.resource)
+        if record.run_id != resource.run_id(resource.launched_runs):
+            return  # an older run of the resource
+        self._queue(resource, observed(resource, RunView.of_record(record)).status)
+
+    def flush(self, force: bool = False) -> int:
+        """Send each queued status that is due (at most one patch per resource per interval;
+        a final state waits for its turn but is never dropped). Returns how many were sent."""
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            for tracked in self._by_uid.values():
+                if tracked.pending and (force or now - tracked.last_patch >= self.interval):
+                    due.append((tracked.resource, tracked.pending))
+                    tracked.pending, tracked.last_patch = {}, now
+        for resource, status in due:
+            self.patcher.patch_status(resource, status)
+            metrics.STATUS_PATCHES.inc()
+        return len(due)
+
+    def _queue(self, resource: Resource, status: dict[str, Any]) -> None:
+        new_state = str(status.get("state", ""))
+        with self._lock:
+            tracked = self._by_uid.get(resource.uid)
+            if tracked is None:
+                return
+            previous, tracked.state = tracked.state, new_state or tracked.state
+            tracked.pending.update(status)
+        if new_state and new_state != previous and State(new_state) in EVENT_ON_STATE:
+            kind, reason = EVENT_ON_STATE[State(new_state)]
+            error = status.get("error") or ""
+            message = f"the run ended {new_state}" + (f": {error}" if error else "")
+            if State(new_state) not in FINAL:
+                message = "the run is stopping"
+            self._post_event(resource, kind, reason, message)
+
+    def _with_runs(self, resource: Resource) -> Resource:
+        """The resource as last known, with the run count the mirror has queued or sent."""
+        with self._lock:
+            tracked = self._by_uid.get(resource.uid)
+            runs = int((tracked.pending.get("runs") if tracked else None) or resource.launched_runs)
+        if runs == resource.launched_runs:
+            return resource
+        return Resource(resource.namespace, resource.name, resource.uid, resource.generation,
+                        resource.spec, {**resource.status, "runs": runs})
+
+    def _post_event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+        try:
+            self.patcher.event(resource, kind, reason, message)
+        except Exception:  # an event is a courtesy: never fail on it
+            log.warning("shards.operator: could not post event %s on %s/%s", reason,
+                        resource.namespace, resource.name, exc_info=True)
+
+
+def uid_of_run(run_id: str) -> str:
+    """The resource uid in a run id the operator made (`k8s-<uid>-<n>`), else ""."""
+    if not run_id.startswith("k8s-"):
+        return ""
+    uid, _, number = run_id[4:].rpartition("-")
+    return uid if number.isdigit() else ""

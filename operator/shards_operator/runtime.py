@@ -1,0 +1,82 @@
+"""The operator process: its settings, its store connection and mirror, and how it runs kopf."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import kopf
+from shards_controller import Controller
+from shards_store import connect
+
+from shards_operator.kube import KubePatcher, load_credentials
+from shards_operator.mirror import StatusMirror
+
+log = logging.getLogger("shards.operator")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    mongo_uri: str | None = None  # default: $SHARDS_MONGO_URI
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    grants: dict[str, set[str]] = field(default_factory=dict)  # namespace -> other scopes allowed
+    status_interval: float = 1.0  # at most one status patch per resource per interval
+    delete_timeout: float = 30.0  # how long a delete waits for the run to stop
+    liveness: str = "http://127.0.0.1:8080/healthz"
+    metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
+
+
+class Runtime:
+    """What the handlers share; set up once by `run_operator` before kopf starts."""
+
+    settings: OperatorSettings
+    controller: Controller
+    mirror: StatusMirror
+
+
+RUNTIME = Runtime()
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    # Progress and the last handled spec live in annotations of our own prefix: the status
+    # belongs to the mirror, and the CRD's status schema has no room for kopf's.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="shards.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="shards.dev", key="last-handled-spec"
+    )
+    settings.persistence.finalizer = "shards.dev/stop-run"
+    settings.posting.level = logging.WARNING  # Events are posted by the operator's own code
+    settings.execution.max_workers = 16  # handlers block on MongoDB: let several run at once
+
+
+def run_operator(settings: OperatorSettings) -> None:
+    """Run until SIGTERM/SIGINT: the status mirror on a thread, kopf on the main loop."""
+    from shards_operator import handlers  # noqa: F401 - registers the handlers with kopf
+
+    load_credentials()
+    RUNTIME.settings = settings
+    RUNTIME.controller = Controller(connect(settings.mongo_uri))
+    RUNTIME.mirror = StatusMirror(RUNTIME.controller, KubePatcher(), settings.status_interval)
+    stop = threading.Event()
+    mirror = threading.Thread(target=RUNTIME.mirror.run, args=(stop,), name="shards-mirror", daemon=True)
+    mirror.start()
+
+    @kopf.on.startup()
+    def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
+        configure_kopf(settings)
+
+    try:
+        asyncio.run(kopf.operator(
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=settings.liveness or None,
+        ))
+    finally:
+        stop.set()
+        mirror.join(timeout=10)
+        RUNTIME.mirror.flush(force=True)  # the last statuses land before the process goes
+        log.info("shards.operator: stopped")
