@@ -44,6 +44,7 @@ class Patcher(Protocol):
 @dataclass
 class Tracked:
     resource: Resource
+    runs: int = 0  # the resource's launched runs, as the mirror last learnt them
     pending: dict[str, Any] = field(default_factory=dict)
     last_patch: float = 0.0
     state: str = ""
@@ -64,6 +65,7 @@ class StatusMirror:
         with self._lock:
             tracked = self._by_uid.setdefault(resource.uid, Tracked(resource))
             tracked.resource = resource
+            tracked.runs = max(tracked.runs, resource.launched_runs, int(outcome.status.get("runs") or 0))
             tracked.pending.update(outcome.status)
             tracked.state = str(outcome.status.get("state", tracked.state))
         for kind, reason, message in outcome.events:
@@ -158,7 +160,7 @@ class StatusMirror:
         """The resource as last known, with the run count the mirror has queued or sent."""
         with self._lock:
             tracked = self._by_uid.get(resource.uid)
-            runs = int((tracked.pending.get("runs") if tracked else None) or resource.launched_runs)
+            runs = tracked.runs if tracked else resource.launched_runs
         if runs == resource.launched_runs:
             return resource
         return Resource(resource.namespace, resource.name, resource.uid, resource.generation,

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from tooling.cluster import KubeCluster, down, ensure_tools, is_built, running, up
+from e2e.resources import CRD_FILE, CRD_NAME, DEPLOY, OPERATOR, can_i
+from tooling.cluster import KubeCluster, down, ensure_tools, is_built, running, up, wait_for
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -49,3 +50,38 @@ def kube_namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) ->
         yield name
     finally:
         kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture(scope="session")
+def shp_crd(kube_cluster: KubeCluster) -> str:
+    """The CRD, applied idempotently and left in place (it is the real one; others may use it)."""
+    kube_cluster.kubectl("apply", "-f", str(CRD_FILE))
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=90s", timeout=120
+    )
+
+    def served() -> bool | None:  # Established, and kubectl's discovery knows the short name
+        return True if kube_cluster.kubectl("get", "shp", "-A", check=False).returncode == 0 else None
+
+    wait_for("shardprocesses to be served", served, timeout=60)
+    return CRD_NAME
+
+
+@pytest.fixture(scope="session")
+def operator_rbac(kube_cluster: KubeCluster, shp_crd: str) -> str:
+    """deploy/namespace.yaml and deploy/operator-rbac.yaml, applied (and left: they are the real ones)."""
+    out = kube_cluster.kubectl(
+        "apply", "-f", str(DEPLOY / "namespace.yaml"), "-f", str(DEPLOY / "operator-rbac.yaml")
+    ).stdout
+    for kind in ("namespace/shards-system", "serviceaccount/shards-operator",
+                 "clusterrole.rbac.authorization.k8s.io/shards-operator",
+                 "clusterrolebinding.rbac.authorization.k8s.io/shards-operator"):  # fmt: skip
+        assert kind in out
+
+    def effective() -> bool | None:
+        probe = can_i(kube_cluster, ("watch", "shardprocesses.shards.dev", "--all-namespaces"))
+        return True if probe == "yes" else None
+
+    wait_for("the operator's ClusterRoleBinding to take effect", effective, timeout=60)
+    return OPERATOR
+

@@ -14,17 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tooling.cluster import KubeCluster, wait_for
+from e2e.resources import DEPLOY, OPERATOR, can_i
+from tooling.cluster import KubeCluster
 from tooling.cluster._common import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
-CRD_FILE = REPO_ROOT / "crds" / "shardprocesses.shards.dev.yaml"
-CRD_NAME = "shardprocesses.shards.dev"
-DEPLOY = REPO_ROOT / "deploy"
 EXAMPLES = sorted((DEPLOY / "examples").glob("*.yaml"))
 API_VERSION = "shards.dev/v1alpha1"
-OPERATOR = "system:serviceaccount:shards-system:shards-operator"
 STATES = ["Idle", "Scheduled", "Running", "StopRequested", "Stopping", "Stopped", "Failed", "Done"]
 COLUMNS = ["NAME", "PROCESS", "SCOPE", "STATE", "PROGRESS", "MESSAGE", "AGE"]
 WIDE_COLUMNS = [*COLUMNS, "WORKER", "DURATION"]
@@ -35,21 +32,6 @@ def shp(name: str, spec: dict[str, Any] | None) -> str:
     if spec is not None:
         obj["spec"] = spec
     return json.dumps(obj)
-
-
-@pytest.fixture(scope="module")
-def shp_crd(kube_cluster: KubeCluster) -> str:
-    """The CRD, applied idempotently and left in place (it is the real one; others may use it)."""
-    kube_cluster.kubectl("apply", "-f", str(CRD_FILE))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=90s", timeout=120
-    )
-
-    def served() -> bool | None:  # Established, and kubectl's discovery knows the short name
-        return True if kube_cluster.kubectl("get", "shp", "-A", check=False).returncode == 0 else None
-
-    wait_for("shardprocesses to be served", served, timeout=60)
-    return CRD_NAME
 
 
 def create(kube_cluster: KubeCluster, ns: str, manifest: str) -> dict[str, Any]:
@@ -414,33 +396,6 @@ DENIED = [
     ("list", "configmaps", "--all-namespaces"),
     ("update", "shardprocesses.shards.dev", "--subresource=scale", "-n", "default"),
 ]
-
-
-@pytest.fixture(scope="module")
-def operator_rbac(kube_cluster: KubeCluster, shp_crd: str) -> str:
-    """deploy/namespace.yaml and deploy/operator-rbac.yaml, applied (and left: they are the real ones)."""
-    out = kube_cluster.kubectl(
-        "apply", "-f", str(DEPLOY / "namespace.yaml"), "-f", str(DEPLOY / "operator-rbac.yaml")
-    ).stdout
-    for kind in ("namespace/shards-system", "serviceaccount/shards-operator",
-                 "clusterrole.rbac.authorization.k8s.io/shards-operator",
-                 "clusterrolebinding.rbac.authorization.k8s.io/shards-operator"):  # fmt: skip
-        assert kind in out
-
-    def effective() -> bool | None:
-        probe = can_i(kube_cluster, ("watch", "shardprocesses.shards.dev", "--all-namespaces"))
-        return True if probe == "yes" else None
-
-    wait_for("the operator's ClusterRoleBinding to take effect", effective, timeout=60)
-    return OPERATOR
-
-
-def can_i(kube_cluster: KubeCluster, check: tuple[str, ...]) -> str:
-    result = kube_cluster.kubectl("auth", "can-i", *check, f"--as={OPERATOR}", check=False)
-    answer = result.stdout.strip()
-    assert answer in ("yes", "no"), result.stderr
-    assert result.returncode == (0 if answer == "yes" else 1)
-    return answer
 
 
 def test_operator_rbac_allows_what_the_operator_needs(kube_cluster: KubeCluster, operator_rbac: str) -> None:

@@ -1,0 +1,20 @@
+"""What the e2e tests share: where the real manifests are, and who the operator is."""
+
+from __future__ import annotations
+
+from tooling.cluster import KubeCluster
+from tooling.cluster._common import REPO_ROOT
+
+CRD_FILE = REPO_ROOT / "crds" / "shardprocesses.shards.dev.yaml"
+CRD_NAME = "shardprocesses.shards.dev"
+DEPLOY = REPO_ROOT / "deploy"
+OPERATOR = "system:serviceaccount:shards-system:shards-operator"
+
+
+def can_i(kube_cluster: KubeCluster, check: tuple[str, ...]) -> str:
+    """`kubectl auth can-i` as the operator's ServiceAccount: "yes" or "no"."""
+    result = kube_cluster.kubectl("auth", "can-i", *check, f"--as={OPERATOR}", check=False)
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), result.stderr
+    assert result.returncode == (0 if answer == "yes" else 1)
+    return answer
