@@ -117,6 +117,8 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
         controller.define(scope, only_if_missing=True)  # a worker defines it; then we go on
         return _waiting(resource, "UnknownScope", str(error), RETRY_LATER)
     except UnknownProcess as error:
+        if controller.offered(str(resource.spec["process"])):
+            controller.define(scope)  # a worker that offers it appeared: its catalog goes in
         return _waiting(resource, "UnknownProcess", str(error), RETRY_LATER)
     except NoWorker as error:
         return _waiting(resource, "NoWorker", str(error), RETRY_LATER)

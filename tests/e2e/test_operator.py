@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from e2e.operator_env import OperatorEnv
 from e2e.resources import DEPLOY
-from integration.harness import wait_until
+from integration.harness import RestartableMongo, wait_until
 from tooling.cluster import KubeCluster
 
 pytestmark = pytest.mark.e2e
@@ -37,3 +37,108 @@ def test_apply_the_example_runs_it_to_done(env: OperatorEnv) -> None:
     runs = env.shards.controller.history(env.namespace, "count-sheep")
     assert [run.state.value for run in runs] == ["Done"]
     wait_until(lambda: {"Launched", "Done"} <= set(env.events("count-sheep")), what="the events")
+
+
+TEST_APP = "tests/integration/apps/testapp.py:app"
+
+
+def test_args_reach_the_process_and_a_failure_reads_in_status(env: OperatorEnv, tmp_path: Path) -> None:
+    env.start_workers(1, app=TEST_APP)
+    env.start_operator()
+    log = tmp_path / "executions.log"
+    env.apply(env.shp("quick", process="quick", args={"log": str(log), "pause": 0.1}))
+    env.apply(env.shp("fail", process="fail", args={"why": "bad sheep"}))
+    env.wait_state("quick", "Done")
+    run_id = env.status("quick")["runId"]
+    assert log.read_text().split()[0] == run_id  # the process saw spec.args
+    failed = env.wait_state("fail", "Failed")
+    assert failed["error"] == "boom: bad sheep"
+    condition = env.condition(failed, "Failed")
+    assert (condition["status"], condition["message"]) == ("True", "boom: bad sheep")
+    wait_until(lambda: "Failed" in env.events("fail"), what="a Failed event")
+
+
+def test_stop_mid_run_walks_to_stopped(env: OperatorEnv) -> None:
+    env.start_workers(1, app=TEST_APP)
+    env.start_operator()
+    env.apply(env.shp("waiter", process="wait-for-stop"))
+    env.wait_state("waiter", "Running")
+    env.apply(env.shp("waiter", process="wait-for-stop", stop=True))
+    stopped = env.wait_state("waiter", "Stopped")
+    assert stopped["error"] == ""
+    runs = env.shards.controller.history(env.namespace, "wait-for-stop")
+    assert [run.state.value for run in runs] == ["Stopped"]
+    wait_until(lambda: {"Stopping", "Stopped"} <= set(env.events("waiter")), what="the events")
+
+
+def test_a_warning_waits_for_confirmation(env: OperatorEnv) -> None:
+    env.start_workers(1, app=TEST_APP)
+    env.start_operator()
+    env.apply(env.shp("danger", process="dangerous"))
+    waiting = env.wait_status("danger", "Waiting for confirmation",
+                              lambda s: env.condition(s, "Waiting").get("reason") == "ConfirmationRequired")
+    assert "This deletes everything." in env.condition(waiting, "Waiting")["message"]
+    assert env.shards.controller.history(env.namespace, "dangerous") == []
+    env.apply(env.shp("danger", process="dangerous", confirm=True))
+    done = env.wait_state("danger", "Done")
+    assert env.condition(done, "Waiting")["status"] == "False"
+
+
+def test_unknown_process_waits_until_a_worker_offers_it(env: OperatorEnv) -> None:
+    env.start_workers(1)  # the sheep app: no "quick" in it
+    env.start_operator()
+    env.apply(env.shp("later", process="quick"))
+    env.wait_status("later", "waiting for a worker that offers it",
+                    lambda s: env.condition(s, "Waiting").get("reason") == "UnknownProcess")
+    # The sheep worker gives way to one that offers the process; nobody touches the resource.
+    env.shards.workers[0].terminate()
+    env.shards.start_worker(TEST_APP)
+    env.wait_state("later", "Done")
+
+
+def test_two_resources_for_one_process_take_turns(env: OperatorEnv) -> None:
+    env.start_workers(2, app=TEST_APP)
+    env.start_operator()
+    env.apply(env.shp("first", process="wait-for-stop", args={"limit": 3}))
+    env.wait_state("first", "Running")
+    env.apply(env.shp("second", process="wait-for-stop", args={"limit": 1}))
+    env.wait_status("second", "waiting for the first run",
+                    lambda s: env.condition(s, "Waiting").get("reason") == "ProcessBusy")
+    env.wait_state("first", "Done")
+    env.wait_state("second", "Done")
+    runs = env.shards.controller.history(env.namespace, "wait-for-stop")
+    assert [run.state.value for run in runs] == ["Done", "Done"]
+    assert runs[0].started_at is not None and runs[1].ended_at is not None
+    assert runs[0].started_at >= runs[1].ended_at  # one after the other, never at once
+
+
+def test_delete_during_a_run_stops_it(env: OperatorEnv) -> None:
+    env.start_workers(1, app=TEST_APP)
+    env.start_operator()
+    env.apply(env.shp("doomed", process="wait-for-stop"))
+    env.wait_state("doomed", "Running")
+    env.cluster.kubectl("delete", "shp", "doomed", "-n", env.namespace, "--timeout=60s", timeout=90)
+    record = env.shards.record(env.namespace, "wait-for-stop")
+    assert record.state.value == "Stopped"
+
+
+def test_delete_with_mongo_down_is_bounded(
+    kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, tmp_path: Path
+) -> None:
+    mongo = RestartableMongo(tmp_path / "mongo")
+    env = OperatorEnv(kube_cluster, kube_namespace, mongo.uri, tmp_path)
+    try:
+        env.start_workers(1, app=TEST_APP)
+        env.start_operator("--delete-timeout", "3")
+        env.apply(env.shp("doomed", process="wait-for-stop"))
+        env.wait_state("doomed", "Running")
+        mongo.kill()
+        env.cluster.kubectl("delete", "shp", "doomed", "-n", env.namespace, "--timeout=90s", timeout=120)
+        assert env.cluster.kubectl("get", "shp", "doomed", "-n", env.namespace, check=False).returncode != 0
+        wait_until(lambda: "DeletedWhileActive" in env.events("doomed"), what="an event saying so")
+        assert env.operator is not None and env.operator.poll() is None  # the operator lives on
+    finally:
+        if mongo.proc.poll() is not None:
+            mongo.restart()
+        env.close()
+        mongo.stop()
