@@ -70,11 +70,19 @@ class StatusMirror:
             tracked.state = str(outcome.status.get("state", tracked.state))
         for kind, reason, message in outcome.events:
             self._post_event(resource, kind, reason, message)
+        self._count_states()
         self.flush()
 
     def forget(self, uid: str) -> None:
         with self._lock:
             self._by_uid.pop(uid, None)
+        self._count_states()
+
+    def _count_states(self) -> None:
+        with self._lock:
+            states = [tracked.state for tracked in self._by_uid.values()]
+        for state in State:
+            metrics.RESOURCES.labels(state.value).set(states.count(state.value))
 
     def resources(self) -> list[Resource]:
         with self._lock:
@@ -148,6 +156,7 @@ class StatusMirror:
                 return
             previous, tracked.state = tracked.state, new_state or tracked.state
             tracked.pending.update(status)
+        self._count_states()
         if new_state and new_state != previous and State(new_state) in EVENT_ON_STATE:
             kind, reason = EVENT_ON_STATE[State(new_state)]
             error = status.get("error") or ""

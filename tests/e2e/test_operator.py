@@ -142,3 +142,66 @@ def test_delete_with_mongo_down_is_bounded(
             mongo.restart()
         env.close()
         mongo.stop()
+
+
+def test_an_operator_killed_mid_run_and_restarted_runs_it_once(env: OperatorEnv, tmp_path: Path) -> None:
+    env.start_workers(1, app=TEST_APP)
+    operator = env.start_operator()
+    log = tmp_path / "executions.log"
+    env.apply(env.shp("once", process="quick", args={"log": str(log), "pause": 4}))
+    env.wait_state("once", "Running")
+    operator.kill()  # SIGKILL: no cleanup, the last statuses not sent
+    operator.wait(timeout=30)
+    wait_until(lambda: env.shards.record(env.namespace, "quick").state.value == "Done", what="the run to end")
+    env.start_operator()  # resumes: relaunches nothing, reports the end
+    done = env.wait_state("once", "Done")
+    assert len(log.read_text().splitlines()) == 1
+    assert len(env.shards.controller.history(env.namespace, "quick")) == 1
+    assert done["runs"] == 1
+
+
+def test_raising_runs_runs_it_again(env: OperatorEnv) -> None:
+    env.start_workers(1, app=TEST_APP)
+    env.start_operator()
+    env.apply(env.shp("again", process="quick"))
+    first = env.wait_state("again", "Done")["runId"]
+    env.apply(env.shp("again", process="quick"))  # unchanged: a no-op
+    env.apply(env.shp("again", process="quick", runs=2))
+    second = env.wait_status("again", "the second run to be Done",
+                             lambda s: s.get("runs") == 2 and s.get("state") == "Done")
+    assert second["runId"] != first
+    assert len(env.shards.controller.history(env.namespace, "quick")) == 2
+
+
+def test_another_namespaces_scope_is_refused_unless_granted(env: OperatorEnv) -> None:
+    env.start_workers(1, app=TEST_APP)
+    env.start_operator()
+    env.apply(env.shp("elsewhere", process="quick", scope="someone-elses"))
+    refused = env.wait_status("elsewhere", "ScopeNotAllowed",
+                              lambda s: env.condition(s, "Waiting").get("reason") == "ScopeNotAllowed")
+    assert "may not use scope 'someone-elses'" in env.condition(refused, "Waiting")["message"]
+    env.stop_operator()
+    env.start_operator("--scope-grant", f"{env.namespace}=someone-elses")
+    env.shards.define("someone-elses")
+    env.wait_state("elsewhere", "Done")
+
+
+def test_fifty_resources_applied_at_once_each_run_once(env: OperatorEnv, tmp_path: Path) -> None:
+    env.start_workers(2, app=TEST_APP)
+    log = tmp_path / "executions.log"
+    scopes = [f"{env.namespace[:40]}-{n}" for n in range(50)]  # one process each: none waits its turn
+    env.start_operator("--scope-grant", f"{env.namespace}={','.join(scopes)}")
+    for scope in scopes:
+        env.shards.controller.define(scope)
+    items = [env.shp(f"burst-{n}", process="quick", scope=scope, args={"log": str(log), "pause": 0.05})
+             for n, scope in enumerate(scopes)]
+    env.apply({"apiVersion": "v1", "kind": "List", "items": items})
+
+    def all_done() -> bool:
+        listed = env.cluster.kubectl_json("get", "shp", "-n", env.namespace)
+        states = [item.get("status", {}).get("state") for item in listed["items"]]  # type: ignore[union-attr]
+        return len(states) == 50 and set(states) == {"Done"}
+
+    wait_until(all_done, timeout=180, what="50 resources to be Done")
+    run_ids = [line.split()[0] for line in log.read_text().splitlines()]
+    assert len(run_ids) == 50 and len(set(run_ids)) == 50
