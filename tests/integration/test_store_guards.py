@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from shards.errors import ProcessActive
+from shards.errors import NoWorker, ProcessActive, ShardsError
 from shards.records import ProcessRecord
 from shards.states import State
 from shards_controller import Controller
@@ -52,3 +52,31 @@ def test_no_write_leaves_the_transition_table(controller: Controller) -> None:
     assert processes.move("s", "other", State.SCHEDULED) is not None
     assert processes.move("s", "other", State.IDLE) is None  # Scheduled -> Idle
     assert controller.get("s", "other").state is State.SCHEDULED
+
+
+def test_a_caller_run_id_launches_once_however_often_it_is_asked(controller: Controller) -> None:
+    first = controller.launch("s", "job", run_id="k8s-uid-1")
+    again = controller.launch("s", "job", run_id="k8s-uid-1")  # a retry, a replayed event
+    assert first.run_id == again.run_id == "k8s-uid-1"
+    assert controller.store.requests.pending("launch") == 1
+    # The run ends, another client runs the process: the old run id still never runs again.
+    controller.store.end_unstarted(controller.get("s", "job"), "ended for the test")
+    controller.launch("s", "job")
+    assert controller.launch("s", "job", run_id="k8s-uid-1").run_id != "k8s-uid-1"
+    assert [run.run_id for run in controller.history("s", "job")].count("k8s-uid-1") == 1
+
+
+def test_a_launch_cut_short_is_finished_by_its_retry(controller: Controller) -> None:
+    # The first write only, as if the launching operator died right after it.
+    assert controller.store.processes.schedule("s", "job", "k8s-uid-2") is not None
+    assert controller.store.requests.pending("launch") == 0
+    controller.launch("s", "job", run_id="k8s-uid-2")
+    assert [request.run_id for request in controller.store.requests.for_runs(["k8s-uid-2"])] == ["k8s-uid-2"]
+
+
+def test_require_worker_refuses_without_touching_the_record(controller: Controller) -> None:
+    with pytest.raises(NoWorker, match="no live worker offers process 'job'"):
+        controller.launch("s", "job", require_worker=True)
+    assert controller.get("s", "job").state is State.IDLE
+    with pytest.raises(ShardsError, match="invalid run id"):
+        controller.launch("s", "job", run_id="not a run id")
