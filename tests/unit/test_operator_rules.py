@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from shards.errors import ShardsError
+from shards.errors import (
+    ConfirmationRequired,
+    InvalidArgs,
+    NoWorker,
+    ProcessActive,
+    ShardsError,
+    StoreUnavailable,
+    UnknownProcess,
+)
+from shards.records import ProcessRecord, ProcessStatus
 from shards.states import State
 from shards_operator.mirror import uid_of_run
-from shards_operator.resource import Resource, may_use, parse_grants
+from shards_operator.resource import Outcome, Resource, apply_spec, may_use, parse_grants
 from shards_operator.status import RunView, merge_conditions, run_conditions, run_status
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -57,3 +66,76 @@ def test_run_ids_name_their_resource_and_run() -> None:
     assert uid_of_run(resource.run_id(2)) == "1f6c-aa"
     assert uid_of_run("0123abcd") == ""
     assert uid_of_run("k8s-x-y") == ""
+
+
+class FakeController:
+    """Just what apply_spec calls; each launch outcome is scripted."""
+
+    def __init__(self, outcome: Exception | None = None) -> None:
+        self.outcome = outcome
+        self.launches: list[dict] = []
+        self.defined: list[str] = []
+        self.store = self
+
+    def launch(self, scope: str, process: str, **options: object) -> ProcessRecord:
+        self.launches.append({"scope": scope, "process": process, **options})
+        if self.outcome is not None:
+            raise self.outcome
+        return ProcessRecord(scope_id=scope, process_id=process, name=process, run_id=str(options["run_id"]),
+                             status=ProcessStatus(state=State.SCHEDULED))
+
+    def define(self, scope: str, **_: object) -> None:
+        self.defined.append(scope)
+
+    def offered(self, process: str) -> bool:
+        return True
+
+
+def resource(**spec: object) -> Resource:
+    return Resource("team-a", "job", "uid-1", 1, {"process": "count-sheep", **spec}, {})
+
+
+def apply(controller: FakeController, res: Resource, grants: str = "") -> Outcome:
+    return apply_spec(controller, res, parse_grants(grants))  # type: ignore[arg-type]
+
+
+def test_a_new_resource_launches_its_first_run_under_a_stable_id() -> None:
+    controller = FakeController()
+    outcome = apply(controller, resource(args={"n": 3}))
+    assert controller.launches == [{"scope": "team-a", "process": "count-sheep", "args": {"n": 3},
+                                    "confirm": False, "run_id": "k8s-uid-1-1", "require_worker": True}]
+    assert (outcome.status["runs"], outcome.status["state"], outcome.retry_after) == (1, "Scheduled", None)
+    assert [reason for _, reason, _ in outcome.events] == ["Launched"]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "retries"),
+    [
+        (ConfirmationRequired("needs confirmation: careful"), "ConfirmationRequired", False),
+        (InvalidArgs("process arguments nest more than 32 levels deep"), "InvalidArgs", False),
+        (UnknownProcess("unknown process"), "UnknownProcess", True),
+        (NoWorker("no live worker offers process"), "NoWorker", True),
+        (ProcessActive("already active (Running)"), "ProcessBusy", True),
+        (StoreUnavailable("MongoDB unreachable: refused"), "StoreUnavailable", True),
+    ],
+)
+def test_what_keeps_a_launch_waiting_reads_in_its_condition(
+    error: Exception, reason: str, retries: bool
+) -> None:
+    outcome = apply(FakeController(error), resource())
+    waiting = outcome.status["conditions"][0]
+    assert (waiting["type"], waiting["status"], waiting["reason"]) == ("Waiting", "True", reason)
+    assert waiting["message"] == str(error) == outcome.status["progress"]["message"]
+    assert (outcome.retry_after is not None) is retries
+    assert "runs" not in outcome.status
+
+
+def test_another_scope_needs_a_grant_and_a_stopped_spec_launches_nothing() -> None:
+    controller = FakeController()
+    refused = apply(controller, resource(scope="farm"))
+    assert refused.status["conditions"][0]["reason"] == "ScopeNotAllowed" and refused.retry_after is None
+    apply(controller, resource(scope="farm"), grants="team-a=farm")
+    assert controller.launches[-1]["scope"] == "farm"
+    launched = len(controller.launches)
+    assert apply(controller, resource(stop=True)).status.get("runs") is None
+    assert len(controller.launches) == launched
