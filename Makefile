@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv lint test test-unit test-integration test-java test-e2e demo bench chaos test-chaos clean
+.PHONY: venv lint test test-unit test-integration test-java test-e2e demo demo-cli bench chaos test-chaos clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -33,8 +33,14 @@ test-java: venv
 test-e2e: venv tools
 	$(PYTEST) tests/e2e
 
-demo: venv
+## The Kubernetes path: local control plane, embedded MongoDB, operator, two workers,
+## `kubectl apply -f deploy/examples/`, a live `kubectl get shp` until every process is Done.
+demo: venv tools
 	examples/demo.sh
+
+## The same processes through the `shards` CLI, no Kubernetes.
+demo-cli: venv
+	examples/demo-cli.sh
 
 ## Timing targets live here, not in the tests.
 bench: venv

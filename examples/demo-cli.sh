@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The Shards demo, end to end on the embedded defaults: start the embedded MongoDB on loopback,
-# two workers, define a scope, launch processes (one with a child, one dangerous), watch them
-# finish. Everything it starts it stops again, by pid.
+# The Shards demo through the `shards` CLI (`make demo-cli`), no Kubernetes: start the embedded
+# MongoDB on loopback, two workers, define a scope, launch processes (one with a child, one
+# dangerous), watch them finish. Everything it starts it stops again, by pid.
+# The Kubernetes path (kubectl apply / kubectl get shp) is examples/demo.sh (`make demo`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARDS=".venv/bin/shards"
