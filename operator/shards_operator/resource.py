@@ -113,9 +113,10 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
         return _waiting(resource, "InvalidArgs", str(error), None)
     except ConfirmationRequired as error:
         return _waiting(resource, "ConfirmationRequired", str(error), None)
-    except UnknownScope as error:
+    except UnknownScope:
         controller.define(scope, only_if_missing=True)  # a worker defines it; then we go on
-        return _waiting(resource, "UnknownScope", str(error), RETRY_LATER)
+        return _waiting(resource, "UnknownScope", f"scope {scope!r} is not defined yet; a worker was "
+                        "asked to define it", RETRY_LATER)
     except UnknownProcess as error:
         if controller.offered(str(resource.spec["process"])):
             controller.define(scope)  # a worker that offers it appeared: its catalog goes in

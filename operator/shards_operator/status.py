@@ -51,16 +51,18 @@ class RunView:
 
 def run_status(run: RunView) -> Status:
     """The status fields that describe a run (conditions are merged separately)."""
-    return {
+    status = {
         "state": run.state.value,
         "runId": run.run_id,
         "progress": {"message": run.message[:1024], "rate": run.rate, "percent": int(run.rate * 100)},
         "error": run.error,
-        "worker": run.worker,
         "runningSince": iso(run.running_since),
         "finishedAt": iso(run.finished_at),
         "duration": run.duration,
     }
+    if run.worker:  # a record lets go of its worker when the run ends: keep showing who ran it
+        status["worker"] = run.worker
+    return status
 
 
 def run_conditions(state: State, error: str) -> list[tuple[str, bool, str, str]]:
