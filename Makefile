@@ -43,8 +43,9 @@ demo-cli: venv
 	examples/demo-cli.sh
 
 ## Timing targets live here, not in the tests.
-bench: venv
+bench: venv tools
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/operator.py
 
 ## Seeded faults against real workers and Mongo; exits non-zero on lost, duplicated or stuck runs.
 chaos: venv

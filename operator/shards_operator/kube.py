@@ -27,7 +27,9 @@ def load_credentials() -> None:
 
 class KubePatcher:
     def __init__(self) -> None:
-        api = client.ApiClient()
+        configuration = client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = 32  # the mirror and up to 16 handler threads
+        api = client.ApiClient(configuration)
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
 

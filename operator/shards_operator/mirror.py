@@ -70,6 +70,13 @@ class StatusMirror:
             tracked.state = str(outcome.status.get("state", tracked.state))
         for kind, reason, message in outcome.events:
             self._post_event(resource, kind, reason, message)
+        if "runs" in outcome.status:
+            # Just launched: the run may have started, even ended, before this resource was
+            # tracked, and the changes seen then were not matched to it. Read it once more.
+            launched = self._with_runs(resource)
+            run = current_run(self.controller, launched)
+            if run is not None:
+                self._queue(launched, observed(launched, run).status)
         self._count_states()
         self.flush()
 

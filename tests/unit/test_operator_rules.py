@@ -16,7 +16,7 @@ from shards.errors import (
 )
 from shards.records import ProcessRecord, ProcessStatus
 from shards.states import State
-from shards_operator.mirror import uid_of_run
+from shards_operator.mirror import StatusMirror, uid_of_run
 from shards_operator.resource import Outcome, Resource, apply_spec, may_use, parse_grants
 from shards_operator.status import RunView, merge_conditions, run_conditions, run_status
 
@@ -76,6 +76,8 @@ class FakeController:
         self.launches: list[dict] = []
         self.defined: list[str] = []
         self.store = self
+        self.processes = self
+        self.runs = self
 
     def launch(self, scope: str, process: str, **options: object) -> ProcessRecord:
         self.launches.append({"scope": scope, "process": process, **options})
@@ -89,6 +91,9 @@ class FakeController:
 
     def offered(self, process: str) -> bool:
         return True
+
+    def get(self, *key: str) -> ProcessRecord | None:  # store.processes.get and store.runs.get
+        return None
 
 
 def resource(**spec: object) -> Resource:
@@ -139,3 +144,28 @@ def test_another_scope_needs_a_grant_and_a_stopped_spec_launches_nothing() -> No
     launched = len(controller.launches)
     assert apply(controller, resource(stop=True)).status.get("runs") is None
     assert len(controller.launches) == launched
+
+
+class RecordingPatcher:
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    def patch_status(self, resource: Resource, status: dict) -> None:
+        self.states.append(status.get("state", ""))
+
+    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+        pass
+
+
+def test_a_run_that_ended_before_its_resource_was_tracked_still_reports_its_end() -> None:
+    """The worker can finish a no-op run before the handler hands the launch to the mirror."""
+    controller = FakeController()
+    done = ProcessRecord(scope_id="team-a", process_id="count-sheep", name="Count sheep",
+                         run_id="k8s-uid-1-1", status=ProcessStatus(state=State.DONE))
+    controller.get = lambda scope, process: done  # type: ignore[attr-defined]
+    patcher = RecordingPatcher()
+    mirror = StatusMirror(controller, patcher, interval=60)  # type: ignore[arg-type]
+    mirror.observe(done)  # seen before the resource is tracked: nobody to tell
+    res = resource()
+    mirror.update(res, apply(controller, res))
+    assert patcher.states == ["Done"]
