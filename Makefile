@@ -45,7 +45,7 @@ demo-cli: venv
 ## Timing targets live here, not in the tests.
 bench: venv tools
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/operator.py
+	$(BIN)/python bench/operator_path.py
 
 ## Seeded faults against real workers and Mongo; exits non-zero on lost, duplicated or stuck runs.
 chaos: venv

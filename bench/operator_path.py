@@ -17,39 +17,33 @@ $SHARDS_CLUSTER_DIR (default .cluster), else started here and stopped at the end
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-# `python bench/operator.py` puts bench/ first on sys.path, where this file would shadow the
-# standard library's `operator` module for everything imported after it. Drop it first.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != _HERE]
-_REPO = os.path.dirname(_HERE)
-sys.path.insert(0, os.path.join(_REPO, "tests"))
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+from shards_controller import Controller
+from shards_store import connect
+from shards_store.embedded import free_port, start_embedded
 
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-import uuid  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling
+from tooling.cluster import KubeCluster, down, running, up, wait_for
 
-from kubernetes import client as kube_client  # noqa: E402
-from kubernetes import config as kube_config  # noqa: E402
-from shards_controller import Controller  # noqa: E402
-from shards_store import connect  # noqa: E402
-from shards_store.embedded import free_port, start_embedded  # noqa: E402
-from tooling.cluster import KubeCluster, down, running, up, wait_for  # noqa: E402
-
-REPO = Path(_REPO)
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 CRD_FILE = REPO / "crds" / "shardprocesses.shards.dev.yaml"
 DEPLOY = REPO / "deploy"
