@@ -53,6 +53,9 @@ def test_operator_decisions_are_plain_python(module: str) -> None:
 
 def test_no_top_level_package_shadows_the_standard_library_operator() -> None:
     assert not (REPO / "operator" / "__init__.py").exists()
+    # A script's folder comes first on sys.path: an operator.py beside a script shadows it too.
+    scripts = [REPO / folder for folder in ("bench", "examples", "tests")]
+    assert [str(p) for folder in scripts for p in folder.rglob("operator.py")] == []
 
 
 def test_modules_stay_small() -> None:
