@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
 from shards.records import ProcessStatus, RunRecord, to_ms
 from shards.states import State
 
@@ -64,9 +65,11 @@ class RunHistory:
             "error": "",
         }
         on_insert = {key: value for key, value in on_insert.items() if key not in fields}
-        self.collection.update_one(
-            {"runId": run_id}, {"$set": fields, "$setOnInsert": on_insert}, upsert=True
-        )
+        update = {"$set": fields, "$setOnInsert": on_insert}
+        try:
+            self.collection.update_one({"runId": run_id}, update, upsert=True)
+        except DuplicateKeyError:  # a concurrent upsert (client and worker) inserted it first
+            self.collection.update_one({"runId": run_id}, {"$set": fields})
 
     def get(self, run_id: str) -> RunRecord | None:
         doc = self.collection.find_one({"runId": run_id})
