@@ -29,6 +29,17 @@ class OperatorSettings:
     metrics_address: str = "127.0.0.1"
 
 
+class ExpectedWaits(logging.Filter):
+    """kopf reports a handler's TemporaryError at ERROR, and posts an Error Event for each retry;
+    for Shards it is an expected wait whose reason is already in the Waiting condition, so it is
+    logged at INFO (and never posted)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and "failed temporarily" in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class Runtime:
     """What the handlers share; set up once by `run_operator` before kopf starts."""
 
@@ -57,6 +68,7 @@ def run_operator(settings: OperatorSettings) -> None:
     from shards_operator import handlers  # noqa: F401 - registers the handlers with kopf
 
     load_credentials()
+    logging.getLogger("kopf.objects").addFilter(ExpectedWaits())
     RUNTIME.settings = settings
     RUNTIME.controller = Controller(connect(settings.mongo_uri))
     RUNTIME.mirror = StatusMirror(RUNTIME.controller, KubePatcher(), settings.status_interval)

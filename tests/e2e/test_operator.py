@@ -94,6 +94,11 @@ def test_unknown_process_waits_until_a_worker_offers_it(env: OperatorEnv) -> Non
     env.shards.workers[0].terminate()
     env.shards.start_worker(TEST_APP)
     env.wait_state("later", "Done")
+    # Each retry while it waited was an expected wait, not an error: no Error Events, no ERROR lines.
+    assert "Error" not in env.events("later")
+    assert "failed temporarily" in env.operator_log()
+    log_lines = env.operator_log().splitlines()
+    assert not [line for line in log_lines if "failed temporarily" in line and "ERROR" in line]
 
 
 def test_two_resources_for_one_process_take_turns(env: OperatorEnv) -> None:
