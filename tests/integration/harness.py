@@ -83,6 +83,10 @@ class ShardsHarness:
         self.uri = uri
         self.workdir = workdir
         self.store: Store = connect(uri)
+        # Indexes before any worker, as in a deployment whose workers started before clients:
+        # mongo-java-server sometimes fails a query that races with an index being created
+        # ("Unknown error: null"), and the harness polls the registry while workers start.
+        self.store.ensure_indexes()
         self.controller = Controller(self.store)
         self.workers: list[WorkerProcess] = []
         self.env = {**os.environ, "SHARDS_MONGO_URI": uri}
