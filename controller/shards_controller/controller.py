@@ -203,36 +203,38 @@ class Controller:
         return scheduled
 
     def _queue(self, previous: ProcessRecord, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
-        """The request behind a Scheduled record, then its history entry."""
-        run_id = scheduled.run_id
-        request = Request(kind=RequestKind.LAUNCH, scope_id=scheduled.scope_id,
-                          process_id=scheduled.process_id, run_id=run_id, args=args)
+        """Back a new Scheduled record with its request; if that fails, undo the schedule."""
         try:
-            self.store.requests.submit(request)
+            self._request(scheduled, args)
         except Exception as error:
             # Never a Scheduled record that no request backs: give the record back what it had.
             # If that fails too, the reconciler settles it once it has had no owner for a while.
             with contextlib.suppress(StoreUnavailable):
-                self.store.processes.unschedule(previous, run_id)
+                self.store.processes.unschedule(previous, scheduled.run_id)
             if isinstance(error, ShardsError):
                 raise
             first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
             raise ShardsError(f"the launch could not be queued: {first_line}") from error
-        # The launch is queued: history written by the worker covers a failure here.
-        with contextlib.suppress(StoreUnavailable):
-            self.store.runs.requested(run_id, scheduled.scope_id, scheduled.process_id, args, utcnow())
 
     def _finish_launch(self, record: ProcessRecord, args: dict[str, Any]) -> ProcessRecord:
         """The record already names this run: queue its request if the launch was cut short
         between its two writes; otherwise there is nothing to do."""
         unstarted = record.state is State.SCHEDULED and not record.worker_id
         if unstarted and not self.store.requests.for_runs([record.run_id]):
-            request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id,
-                              process_id=record.process_id, run_id=record.run_id, args=args)
-            self.store.requests.submit(request)
-            with contextlib.suppress(StoreUnavailable):
-                self.store.runs.requested(record.run_id, record.scope_id, record.process_id, args, utcnow())
+            self._request(record, args)
         return record
+
+    def _request(self, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
+        """The launch request of a Scheduled record, then its history entry (a failure of the
+        latter is covered by the history the worker writes)."""
+        self.store.requests.submit(Request(
+            kind=RequestKind.LAUNCH, scope_id=scheduled.scope_id, process_id=scheduled.process_id,
+            run_id=scheduled.run_id, args=args,
+        ))
+        with contextlib.suppress(StoreUnavailable):
+            self.store.runs.requested(
+                scheduled.run_id, scheduled.scope_id, scheduled.process_id, args, utcnow()
+            )
 
     def offered(self, process_id: str) -> bool:
         """A live worker offers the process (a worker with per-scope catalogs offers any)."""

@@ -175,13 +175,9 @@ class Executor:
 
     # -- runs -----------------------------------------------------------------------------
     def run_launch(self, request: Request) -> None:
-        """Start the run a launch request asks for, execute it, and record how it ended."""
-        started = None
-        try:
-            started = self._start_launch(request)
-        finally:
-            if started is None:
-                self.let_go(request.run_id)
+        """Start the run a launch request asks for, execute it, and record how it ended.
+        The caller lets go of the run afterwards (Worker._execute), whatever happened."""
+        started = self._start_launch(request)
         if started is None:
             return
         record, definition, catalog, scope_data = started
