@@ -105,6 +105,19 @@ def worker(
              "settles what the previous one left [default: host-pid].")] = None,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
     metrics_address: Annotated[str, typer.Option(help="Address for the metrics server.")] = "127.0.0.1",
+    sweep_interval: Annotated[float, typer.Option(
+        min=0.1, help="Seconds between backstop sweeps for requests a change event did not bring.")] = 5.0,
+    poll_only: Annotated[bool, typer.Option(
+        "--poll-only", help="Open no change stream: sweep every --poll-interval instead.")] = False,
+    poll_interval: Annotated[float, typer.Option(
+        min=0.05, help="Seconds between sweeps without a change stream.")] = 1.0,
+    claim_stagger: Annotated[float, typer.Option(
+        min=0.0, help="Seconds per place in line before a backup worker claims a request.")] = 0.02,
+    stream_poll_min: Annotated[float, typer.Option(
+        min=0.0005, help="On a server that ignores maxAwaitTimeMS: pause between empty polls "
+                         "while busy.")] = 0.002,
+    stream_poll_max: Annotated[float, typer.Option(
+        min=0.0005, help="...doubling up to this pause while idle.")] = 0.1,
 ) -> None:
     """Run a worker for APP: claim requests, execute processes, report progress."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -112,6 +125,8 @@ def worker(
     settings = WorkerSettings(
         concurrency=concurrency, lease=lease, heartbeat_interval=heartbeat,
         progress_interval=progress_interval, shutdown_grace=shutdown_grace,
+        sweep_interval=sweep_interval, poll_only=poll_only, poll_interval=poll_interval,
+        claim_stagger=claim_stagger, stream_poll_min=stream_poll_min, stream_poll_max=stream_poll_max,
     )
     runner = Worker(connect(mongo), application, settings, worker_id)
     if metrics_port:

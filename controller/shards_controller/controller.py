@@ -26,7 +26,7 @@ from shards.errors import (
     UnknownProcess,
     UnknownScope,
 )
-from shards.records import ProcessRecord, Request, RequestKind, RunRecord, ScopeRecord, utcnow
+from shards.records import ProcessRecord, Request, RequestKind, RunRecord, ScopeRecord
 from shards.states import ACTIVE, FINAL, State
 from shards_store import Store
 
@@ -174,33 +174,38 @@ class Controller:
         run_id: str | None = None,
         require_worker: bool = False,
     ) -> ProcessRecord:
-        """Launch a run. With a caller's run_id the launch is idempotent: launching the same
-        run id again (a retry, a replayed event, a second operator) never runs it twice, and
-        finishes a launch that was cut short. require_worker refuses (NoWorker) when no live
-        worker offers the process, instead of leaving it Scheduled."""
+        """Launch a run: two round trips, a guarded schedule and its request (the worker that
+        starts it writes the history entry). With a caller's run_id the launch is idempotent:
+        launching the same run id again (a retry, a replayed event, a second operator) never
+        runs it twice, and finishes a launch that was cut short; that costs one more point read.
+        require_worker refuses (NoWorker) when no live worker offers the process, instead of
+        leaving it Scheduled."""
         args = check_args(args)
-        record = self.get(scope_id, process_id)
         if run_id is not None:
             check_id("run", run_id)
-            if record.run_id == run_id:
-                return self._finish_launch(record, args)
             if self.store.runs.get(run_id) is not None:
-                return record  # that run happened already; the record has moved on since
-        if record.warning and not confirm:
-            raise ConfirmationRequired(
-                f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)"
-            )
+                return self.get(scope_id, process_id)  # that run happened already
         if require_worker and not self.offered(process_id):
             raise NoWorker(f"no live worker offers process {process_id!r} (start one whose app defines it)")
-        run_id = run_id or uuid.uuid4().hex
-        scheduled = self.store.processes.schedule(scope_id, process_id, run_id)
-        if scheduled is None:
-            current = self.get(scope_id, process_id)
-            raise ProcessActive(
-                f"process {process_id!r} in scope {scope_id!r} is already active ({current.state.value})"
-            )
-        self._queue(record, scheduled, args)
-        return scheduled
+        new_run_id = run_id or uuid.uuid4().hex
+        for _attempt in range(3):  # the record may move between a failed guard and the look
+            scheduled = self.store.processes.schedule(scope_id, process_id, new_run_id, confirmed=confirm)
+            if scheduled is not None:
+                previous, record = scheduled
+                self._queue(previous, record, args)
+                return record
+            record = self.get(scope_id, process_id)  # why the guard failed (unknown raises)
+            if run_id is not None and record.run_id == run_id:
+                return self._finish_launch(record, args)
+            if record.warning and not confirm:
+                raise ConfirmationRequired(
+                    f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)"
+                )
+            if record.state in ACTIVE:
+                raise ProcessActive(
+                    f"process {process_id!r} in scope {scope_id!r} is already active ({record.state.value})"
+                )
+        raise ShardsError(f"could not launch {process_id!r} in scope {scope_id!r}; try again")
 
     def _queue(self, previous: ProcessRecord, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
         """Back a new Scheduled record with its request; if that fails, undo the schedule."""
@@ -225,16 +230,10 @@ class Controller:
         return record
 
     def _request(self, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
-        """The launch request of a Scheduled record, then its history entry (a failure of the
-        latter is covered by the history the worker writes)."""
         self.store.requests.submit(Request(
             kind=RequestKind.LAUNCH, scope_id=scheduled.scope_id, process_id=scheduled.process_id,
             run_id=scheduled.run_id, args=args,
         ))
-        with contextlib.suppress(StoreUnavailable):
-            self.store.runs.requested(
-                scheduled.run_id, scheduled.scope_id, scheduled.process_id, args, utcnow()
-            )
 
     def offered(self, process_id: str) -> bool:
         """A live worker offers the process (a worker with per-scope catalogs offers any)."""
@@ -243,8 +242,8 @@ class Controller:
     def stop(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Stop a scheduled or running process; the stop reaches the worker that runs it."""
         record = self.get(scope_id, process_id)
-        if record.state is State.SCHEDULED and self.store.requests.withdraw_launch(record.run_id):
-            return self.store.end_unstarted(record) or self.get(scope_id, process_id)
+        if record.state is State.SCHEDULED and (launch := self.store.requests.withdraw_launch(record.run_id)):
+            return self.store.end_unstarted(record, request=launch) or self.get(scope_id, process_id)
         if record.state in (State.STOP_REQUESTED, State.STOPPING):
             return record
         if record.state in FINAL or record.state is State.IDLE:

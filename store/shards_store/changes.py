@@ -1,4 +1,4 @@
-"""Change streams: how workers (and later the operator) are woken instead of polling."""
+"""Change streams: how workers and the operator are woken instead of polling."""
 
 from __future__ import annotations
 
@@ -13,9 +13,35 @@ from shards.errors import ShardsError, StoreUnavailable
 
 from shards_store.collection import Collection, describe_outage
 
-# The shortest pause between two empty polls, so a server that does not wait never makes a
-# follower spin.
-IDLE_POLL = 0.05
+SERVER_AWAIT = 0.25  # maxAwaitTimeMS: how long a server that honours it holds an empty getMore
+
+
+class PollPace:
+    """The pause between two empty polls on a server that answers at once (one that ignores
+    maxAwaitTimeMS, such as the embedded server): the shortest while the follower is busy
+    (for `hot_for` seconds after the follower said so), doubling up to the longest when idle.
+    So a busy follower answers within milliseconds and an idle one costs the server little."""
+
+    def __init__(self, shortest: float = 0.002, longest: float = 0.1, hot_for: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < shortest <= longest:
+            raise ShardsError(f"the poll pauses must satisfy 0 < shortest ({shortest:g}s) "
+                              f"<= longest ({longest:g}s)")
+        self.shortest, self.longest, self.hot_for = shortest, longest, hot_for
+        self._clock = clock
+        self._pause = longest
+        self._hot_until = 0.0
+
+    def busy(self) -> None:
+        """Something relevant happened: poll at the shortest pause for a while."""
+        self._hot_until = self._clock() + self.hot_for
+        self._pause = self.shortest
+
+    def next_pause(self) -> float:
+        if self._clock() < self._hot_until:
+            return self.shortest
+        pause, self._pause = self._pause, min(self._pause * 2, self.longest)
+        return pause
 
 
 class ChangeFeedError(ShardsError):
@@ -26,16 +52,20 @@ class ChangeFeed:
     """A change stream on one collection; full documents come from updateLookup, never from
     updateDescription (which some servers leave out)."""
 
-    def __init__(self, collection: Collection, operations: list[str]) -> None:
+    def __init__(self, collection: Collection, match: dict[str, Any], *, full_document: bool = True,
+                 pace: PollPace | None = None, busy_on_change: bool = True) -> None:
         self._collection = collection
-        self._operations = operations
+        self._busy_on_change = busy_on_change  # False: the follower says itself what is relevant
+        self._match = match  # filtered by the server: a follower sees only what it acts on
+        self._full_document = "updateLookup" if full_document else None
+        self.pace = pace or PollPace()
         self._stream: CollectionChangeStream[dict[str, Any]] | None = None
 
     def open(self) -> None:
-        pipeline = [{"$match": {"operationType": {"$in": self._operations}}}]
         try:
             self._stream = self._collection.mongo.watch(
-                pipeline, full_document="updateLookup", max_await_time_ms=250
+                [{"$match": self._match}], full_document=self._full_document,
+                max_await_time_ms=int(SERVER_AWAIT * 1000),
             )
         except ConnectionFailure as error:
             raise StoreUnavailable(describe_outage(error)) from error
@@ -56,12 +86,14 @@ class ChangeFeed:
                 polled = time.monotonic()
                 change = self._stream.try_next()
                 if change is not None:
+                    if self._busy_on_change:
+                        self.pace.busy()
                     return change
                 now = time.monotonic()
                 if now >= deadline or interrupted():
                     return None
-                if now - polled < IDLE_POLL:  # the server did not wait (maxAwaitTimeMS ignored)
-                    time.sleep(min(IDLE_POLL, deadline - now))
+                if now - polled < SERVER_AWAIT / 5:  # the server did not wait for a change
+                    time.sleep(min(self.pace.next_pause(), deadline - now))
         except ConnectionFailure as error:  # the server is away: one outage, reported as such
             self.close()
             raise StoreUnavailable(describe_outage(error)) from error

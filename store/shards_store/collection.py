@@ -41,15 +41,19 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
 
 
 class QueryLog:
-    """Collects query shapes when enabled (tests), so each can be checked against the indexes."""
+    """Collects query shapes when enabled (tests), so each can be checked against the indexes,
+    and every round trip in order (collection, operation, filtered fields), so tests can count
+    what a path costs."""
 
     def __init__(self) -> None:
         self.enabled = False
         self.shapes: set[QueryShape] = set()
+        self.round_trips: list[tuple[str, str, frozenset[str]]] = []
 
-    def note(self, collection: str, query: Doc, sort: Sort | None = None) -> None:
+    def note(self, collection: str, query: Doc, sort: Sort | None = None, *, operation: str = "") -> None:
         if self.enabled:
             self.shapes.add(QueryShape.of(collection, query, sort))
+            self.round_trips.append((collection, operation, frozenset(query)))
 
 
 class Collection:
@@ -67,7 +71,7 @@ class Collection:
         limit: int = 0,
     ) -> Iterator[Doc]:
         """Read whole: a connection lost halfway raises here, not in the caller's loop."""
-        self._log.note(self.name, query, sort)
+        self._log.note(self.name, query, sort, operation="find")
         cursor = self.mongo.find(query, limit=limit)
         if sort:
             cursor = cursor.sort(sort)
@@ -75,43 +79,48 @@ class Collection:
 
     @translated
     def find_one(self, query: Doc) -> Doc | None:
-        self._log.note(self.name, query)
+        self._log.note(self.name, query, operation="find_one")
         return self.mongo.find_one(query)
 
     @translated
     def count(self, query: Doc) -> int:
-        self._log.note(self.name, query)
+        self._log.note(self.name, query, operation="count")
         return self.mongo.count_documents(query)
 
     @translated
     def find_one_and_update(
-        self, query: Doc, update: Doc, *, sort: Sort | None = None, upsert: bool = False
+        self, query: Doc, update: Doc, *, sort: Sort | None = None, upsert: bool = False,
+        before: bool = False,
     ) -> Doc | None:
-        self._log.note(self.name, query, sort)
+        """The document after the update (or before it, with before=True); None if none matched."""
+        self._log.note(self.name, query, sort, operation="find_one_and_update")
+        returned = ReturnDocument.BEFORE if before else ReturnDocument.AFTER
         return self.mongo.find_one_and_update(
-            query, update, sort=sort, upsert=upsert, return_document=ReturnDocument.AFTER
+            query, update, sort=sort, upsert=upsert, return_document=returned
         )
 
     @translated
     def find_one_and_delete(self, query: Doc) -> Doc | None:
-        self._log.note(self.name, query)
+        self._log.note(self.name, query, operation="find_one_and_delete")
         return self.mongo.find_one_and_delete(query)
 
     @translated
     def update_one(self, query: Doc, update: Doc, *, upsert: bool = False) -> int:
-        self._log.note(self.name, query)
+        self._log.note(self.name, query, operation="update_one")
         return self.mongo.update_one(query, update, upsert=upsert).matched_count
 
     @translated
     def delete_one(self, query: Doc) -> int:
-        self._log.note(self.name, query)
+        self._log.note(self.name, query, operation="delete_one")
         return self.mongo.delete_one(query).deleted_count
 
     @translated
     def delete_many(self, query: Doc) -> int:
-        self._log.note(self.name, query)
+        self._log.note(self.name, query, operation="delete_many")
         return self.mongo.delete_many(query).deleted_count
 
     @translated
     def insert_one(self, doc: Doc) -> Any:
+        if self._log.enabled:
+            self._log.round_trips.append((self.name, "insert_one", frozenset()))
         return self.mongo.insert_one(doc).inserted_id

@@ -19,7 +19,6 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
         ("taken_by", ["takenBy", "state"], False),
     ],
     "runs": [
-        ("run", ["runId"], True),
         ("history", ["scopeId", "processId", "requestedAt"], False),
     ],
     "workers": [

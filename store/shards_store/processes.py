@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
@@ -12,6 +13,19 @@ from shards_store.collection import Collection
 
 def _key(scope_id: str, process_id: str) -> dict[str, Any]:
     return {"scopeId": scope_id, "processId": process_id}
+
+
+def _with_set(doc: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The document as a `$set` of these (dotted) fields leaves it, computed here: a write
+    returns one version of the document, and the caller may need both."""
+    result = copy.deepcopy(doc)
+    for path, value in fields.items():
+        *parents, leaf = path.split(".")
+        target = result
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return result
 
 
 def _states(states: list[State] | frozenset[State]) -> dict[str, list[str]]:
@@ -91,23 +105,33 @@ class ProcessRecords:
         doc = self.collection.find_one_and_update(query, update)
         return ProcessRecord.from_doc(doc) if doc else None
 
-    def schedule(self, scope_id: str, process_id: str, run_id: str) -> ProcessRecord | None:
-        return self.move(
-            scope_id,
-            process_id,
-            State.SCHEDULED,
-            fields={
-                "runId": run_id,
-                "workerId": "",
-                "parentRunId": "",
-                "status.error": "",
-                "status.doneAt": None,
-                "status.duration": None,
-                "status.stoppedAt": None,
-                "status.failedAt": None,
-                "progress": Progress("Scheduled", 0.0).to_doc(),
-            },
-        )
+    def schedule(
+        self, scope_id: str, process_id: str, run_id: str, *, confirmed: bool = True
+    ) -> tuple[ProcessRecord, ProcessRecord] | None:
+        """Enter Scheduled for a new run in one guarded write; confirmed=False schedules only a
+        process without a warning. Returns (the record before, the record after), or None when
+        the guard did not hold (unknown, active, or needing confirmation: the caller reads why)."""
+        query: dict[str, Any] = {
+            **_key(scope_id, process_id), "status.state": _states(sources_of(State.SCHEDULED))
+        }
+        if not confirmed:
+            query["warning"] = ""
+        fields = {
+            "status.state": State.SCHEDULED.value,
+            "runId": run_id,
+            "workerId": "",
+            "parentRunId": "",
+            "status.error": "",
+            "status.doneAt": None,
+            "status.duration": None,
+            "status.stoppedAt": None,
+            "status.failedAt": None,
+            "progress": Progress("Scheduled", 0.0).to_doc(),
+        }
+        before = self.collection.find_one_and_update(query, {"$set": fields}, before=True)
+        if before is None:
+            return None
+        return ProcessRecord.from_doc(before), ProcessRecord.from_doc(_with_set(before, fields))
 
     def unschedule(self, previous: ProcessRecord, run_id: str) -> bool:
         """Undo a schedule whose launch could not be queued: the record gets back exactly what it
@@ -119,19 +143,19 @@ class ProcessRecords:
         return self.collection.update_one(query, {"$set": fields}) > 0
 
     def start(
-        self, record: ProcessRecord, *, worker_id: str, parent_run_id: str = ""
+        self, scope_id: str, process_id: str, run_id: str, *, worker_id: str, parent_run_id: str = ""
     ) -> ProcessRecord | None:
-        """Enter Running for record.run_id: a launch from Scheduled (its own run), a child from
-        Idle or an end state (never taking over a launch that is scheduled)."""
+        """Enter Running for run_id in one guarded write: a launch from Scheduled (its own run),
+        a child from Idle or an end state (never taking over a launch that is scheduled)."""
         status = ProcessStatus(state=State.RUNNING, running_since=utcnow())
         return self.move(
-            record.scope_id,
-            record.process_id,
+            scope_id,
+            process_id,
             State.RUNNING,
-            run_id=None if parent_run_id else record.run_id,
+            run_id=None if parent_run_id else run_id,
             sources=LAUNCHABLE if parent_run_id else frozenset({State.SCHEDULED}),
             fields={
-                "runId": record.run_id,
+                "runId": run_id,
                 "workerId": worker_id,
                 "parentRunId": parent_run_id,
                 "status": status.to_doc(),

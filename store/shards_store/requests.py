@@ -3,6 +3,8 @@ so a claim stays cheap however long the history grows."""
 
 from __future__ import annotations
 
+import uuid
+
 from shards.records import ANY_WORKER, Request, RequestState, now_ms
 
 from shards_store.collection import Collection
@@ -13,7 +15,10 @@ class RequestQueue:
         self.collection = collection
 
     def submit(self, request: Request) -> Request:
-        request.id = self.collection.insert_one(request.to_doc())
+        # A string id chosen here: change events name it the same on every server (the embedded
+        # server mangles ObjectIds and numbers in events), and workers claim by it.
+        request.id = request.id or uuid.uuid4().hex
+        self.collection.insert_one(request.to_doc())
         return request
 
     def claim(self, kind: str, worker_id: str, *, addressed: bool = False) -> Request | None:
@@ -31,6 +36,13 @@ class RequestQueue:
             "$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": now_ms()}
         }
         doc = self.collection.find_one_and_update(query, update, sort=[("createdAt", 1)])
+        return Request.from_doc(doc) if doc else None
+
+    def claim_id(self, request_id: object, worker_id: str) -> Request | None:
+        """Take one request named by a change event, if it is still pending: one round trip by
+        `_id`, exactly once across all workers."""
+        update = {"$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": now_ms()}}
+        doc = self.collection.find_one_and_update({"_id": request_id, "state": RequestState.PENDING}, update)
         return Request.from_doc(doc) if doc else None
 
     def complete(self, request: Request) -> None:

@@ -1,4 +1,5 @@
-"""Run history: one document per run, kept after the process record moves on."""
+"""Run history: one document per run, keyed by the run id (`_id`), kept after the process record
+moves on. Every write is a point update by `_id`, fast on every server however long the history."""
 
 from __future__ import annotations
 
@@ -16,36 +17,35 @@ class RunHistory:
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
 
-    def requested(
-        self,
-        run_id: str,
-        scope_id: str,
-        process_id: str,
-        args: dict[str, Any],
-        at: datetime,
-        parent_run_id: str = "",
-    ) -> None:
-        # The args are set even if a worker wrote the run first (a slow launching client).
-        self._write(run_id, scope_id, process_id, {"args": args, "parentRunId": parent_run_id},
-                    requested_at=at)
-
     def started(
         self, run_id: str, scope_id: str, process_id: str, worker_id: str, at: datetime,
-        *, args: dict[str, Any] | None = None, parent_run_id: str = "",
+        *, args: dict[str, Any], requested_at: datetime | None = None, parent_run_id: str = "",
     ) -> None:
-        """A run started; a child's args and parent come with it (it had no launch request)."""
-        fields: dict[str, Any] = {"state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at)}
-        if args is not None:
-            fields.update(args=args, parentRunId=parent_run_id)
+        """A run started: the history entry of a launch is first written here, with the args
+        and the time of its request (a launch costs its client no history write)."""
+        fields: dict[str, Any] = {
+            "state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at),
+            "args": args, "parentRunId": parent_run_id, "requestedAt": to_ms(requested_at or at),
+        }
         self._write(run_id, scope_id, process_id, fields, requested_at=at)
 
-    def ended(self, run_id: str, scope_id: str, process_id: str, status: ProcessStatus) -> None:
-        fields = {
+    def ended(
+        self, run_id: str, scope_id: str, process_id: str, status: ProcessStatus,
+        *, args: dict[str, Any] | None = None, requested_at: datetime | None = None,
+        parent_run_id: str = "",
+    ) -> None:
+        """A run ended; the args and request time come along when it ends without having
+        started (its entry is first written here)."""
+        fields: dict[str, Any] = {
             "state": status.state.value,
             "endedAt": to_ms(status.ended_at),
             "duration": status.duration,
             "error": status.error,
         }
+        if args is not None:
+            fields.update(args=args, parentRunId=parent_run_id)
+        if requested_at is not None:
+            fields["requestedAt"] = to_ms(requested_at)
         self._write(run_id, scope_id, process_id, fields, requested_at=status.ended_at)
 
     def _write(
@@ -67,12 +67,12 @@ class RunHistory:
         on_insert = {key: value for key, value in on_insert.items() if key not in fields}
         update = {"$set": fields, "$setOnInsert": on_insert}
         try:
-            self.collection.update_one({"runId": run_id}, update, upsert=True)
-        except DuplicateKeyError:  # a concurrent upsert (client and worker) inserted it first
-            self.collection.update_one({"runId": run_id}, {"$set": fields})
+            self.collection.update_one({"_id": run_id}, update, upsert=True)
+        except DuplicateKeyError:  # a concurrent upsert (a worker and a reconciler) came first
+            self.collection.update_one({"_id": run_id}, {"$set": fields})
 
     def get(self, run_id: str) -> RunRecord | None:
-        doc = self.collection.find_one({"runId": run_id})
+        doc = self.collection.find_one({"_id": run_id})
         return RunRecord.from_doc(doc) if doc else None
 
     def of_process(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:

@@ -9,10 +9,10 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from shards.errors import ShardsError
-from shards.records import ProcessRecord, ProcessStatus, Progress
+from shards.records import ANY_WORKER, ProcessRecord, ProcessStatus, Progress, Request
 from shards.states import State
 
-from shards_store.changes import ChangeFeed
+from shards_store.changes import ChangeFeed, PollPace
 from shards_store.collection import Collection, Doc, QueryLog
 from shards_store.indexes import INDEXES
 from shards_store.processes import ProcessRecords
@@ -48,13 +48,23 @@ class Store:
     def _collection(self, name: str) -> Collection:
         return Collection(self.database[name], self.query_log)
 
-    def request_feed(self) -> ChangeFeed:
-        """Wakes workers on new requests."""
-        return ChangeFeed(self.requests.collection, ["insert"])
+    def request_feed(self, worker_id: str, pace: PollPace | None = None) -> ChangeFeed:
+        """Wakes a worker on the requests it may act on: new ones for any worker or addressed
+        to it, and their updates (taken by a worker). No document is looked up: an update
+        event carries no document on MongoDB (null matches it) and its post-image on the
+        embedded server. `$or` would say it more plainly, but the embedded server matches
+        nothing with `$or` in a change stream (see the conformance module)."""
+        match = {
+            "operationType": {"$in": ["insert", "update"]},
+            "fullDocument.targetWorker": {"$in": [ANY_WORKER, worker_id, None]},
+        }
+        return ChangeFeed(self.requests.collection, match, full_document=False, pace=pace,
+                          busy_on_change=False)
 
     def process_feed(self) -> ChangeFeed:
         """Follows every change of process records (status, progress)."""
-        return ChangeFeed(self.processes.collection, ["insert", "update", "replace"])
+        match = {"operationType": {"$in": ["insert", "update", "replace"]}}
+        return ChangeFeed(self.processes.collection, match)
 
     def end_run(
         self,
@@ -63,8 +73,10 @@ class Store:
         progress: Progress | None = None,
         *,
         only_from_seen_state: bool = False,
+        request: Request | None = None,
     ) -> ProcessRecord | None:
-        """Record how a run ended, on the process record and in the run history.
+        """Record how a run ended, on the process record and in the run history (with the args
+        and time of its launch request, when it ends without having started).
 
         only_from_seen_state: end it only if it is still in the state `record` was read in (a
         settlement by a reconciler must not end a run that has since started or moved on).
@@ -75,17 +87,20 @@ class Store:
             sources=frozenset({record.state}) if only_from_seen_state else None,
         )
         if ended is not None or not only_from_seen_state:
-            self.runs.ended(record.run_id, record.scope_id, record.process_id, status)
+            self.runs.ended(record.run_id, record.scope_id, record.process_id, status,
+                            args=request.args if request else None,
+                            requested_at=request.created_at if request else None)
         return ended
 
     def end_unstarted(
-        self, record: ProcessRecord, error: str = "", *, only_from_seen_state: bool = False
+        self, record: ProcessRecord, error: str = "", *, only_from_seen_state: bool = False,
+        request: Request | None = None,
     ) -> ProcessRecord | None:
         """End a run no worker started: Stopped when it was withdrawn, Failed with the error
         that kept it from starting."""
         state = State.FAILED if error else State.STOPPED
         return self.end_run(record, ProcessStatus.ended(state, error=error),
-                            only_from_seen_state=only_from_seen_state)
+                            only_from_seen_state=only_from_seen_state, request=request)
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():

@@ -445,6 +445,21 @@ def test_upsert_with_set_on_insert(mongo_db: Database) -> None:
     assert coll.count_documents({}) == 1
 
 
+def test_upsert_by_id_takes_the_id_from_the_filter(mongo_db: Database) -> None:
+    """The run history is keyed by the run id: every write is an upsert by `_id`."""
+    coll = mongo_db["history"]
+    result = coll.update_one(
+        {"_id": "run-1"}, {"$set": {"state": "Running"}, "$setOnInsert": {"args": {}}}, upsert=True
+    )
+    assert result.upserted_id == "run-1"
+    coll.update_one({"_id": "run-1"}, {"$set": {"state": "Done"}, "$setOnInsert": {"args": {"x": 1}}},
+                    upsert=True)
+    assert coll.find_one({"_id": "run-1"}) == {"_id": "run-1", "state": "Done", "args": {}}
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": "run-1"})
+    assert coll.count_documents({}) == 1
+
+
 def test_push_each_with_slice(mongo_db: Database) -> None:
     coll = mongo_db["logs"]
     coll.insert_one({"_id": "j"})
@@ -881,6 +896,41 @@ def test_watch_match_on_full_document_field(mongo_db: Database) -> None:
         event = next_event(stream)
         assert event["fullDocument"] == {"_id": 1, "scopeId": "mine", "n": 1}
         assert_no_more_events(stream)
+
+
+@deviates_on(java="an update event's documentKey is the update itself, without the _id")
+def test_watch_match_for_a_target_without_looking_documents_up(mongo_db: Database) -> None:
+    """A worker's stream: inserts for any worker or for it, and updates; no document is looked
+    up (an update event carries none on MongoDB, where null matches it; the embedded server
+    sends its post-image)."""
+    coll = mongo_db["watched"]
+    pipeline = [{"$match": {
+        "operationType": {"$in": ["insert", "update"]},
+        "fullDocument.targetWorker": {"$in": ["", "w1", None]},
+    }}]
+    with coll.watch(pipeline, max_await_time_ms=100) as stream:
+        coll.insert_one({"_id": "r1", "targetWorker": "w2"})
+        coll.insert_one({"_id": "r2", "targetWorker": "w1"})
+        coll.insert_one({"_id": "r3", "targetWorker": ""})
+        coll.update_one({"_id": "r3"}, {"$set": {"state": "Taken"}})
+        coll.delete_one({"_id": "r2"})
+        events = [next_event(stream) for _ in range(3)]
+        assert [(e["operationType"], e["documentKey"].get("_id")) for e in events] == [
+            ("insert", "r2"), ("insert", "r3"), ("update", "r3")
+        ]
+        assert events[0]["fullDocument"] == {"_id": "r2", "targetWorker": "w1"}
+        assert_no_more_events(stream)
+
+
+@deviates_on(nx="matches nothing")
+def test_watch_match_with_or(mongo_db: Database) -> None:
+    """Outside the vocabulary: `$or` in a change stream's $match (the embedded server matches
+    nothing with it)."""
+    coll = mongo_db["watched"]
+    pipeline = [{"$match": {"$or": [{"operationType": "insert"}, {"operationType": "update"}]}}]
+    with coll.watch(pipeline, max_await_time_ms=100) as stream:
+        coll.insert_one({"_id": "r1"})
+        assert next_event(stream, timeout=2)["documentKey"]["_id"] == "r1"
 
 
 @deviates_on(java="find_one_and_update writes no oplog entry, so a change stream never sees it")

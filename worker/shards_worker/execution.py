@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -174,52 +175,47 @@ class Executor:
                 recorded += 1
 
     # -- runs -----------------------------------------------------------------------------
-    def run_launch(self, request: Request) -> None:
+    def run_launch(self, request: Request, seen: float | None = None) -> None:
         """Start the run a launch request asks for, execute it, and record how it ended.
-        The caller lets go of the run afterwards (Worker._execute), whatever happened."""
+        The caller lets go of the run afterwards (Worker._execute), whatever happened.
+        seen: when its change event reached this worker (monotonic), for the pickup metric."""
         started = self._start_launch(request)
         if started is None:
             return
+        if seen is not None:
+            metrics.PICKUP.observe(time.monotonic() - seen)
         record, definition, catalog, scope_data = started
         self._bookkeep(lambda: self.store.runs.started(
-            record.run_id, record.scope_id, record.process_id, self.worker_id, utcnow()))
+            record.run_id, record.scope_id, record.process_id, self.worker_id,
+            record.status.running_since or utcnow(), args=request.args,
+            requested_at=request.created_at))
         self._bookkeep(lambda: self.store.requests.complete(request))  # the run history has it now
         self._execute(record, definition, catalog, scope_data, request.args, parent=None)
 
     def _start_launch(
         self, request: Request
     ) -> tuple[ProcessRecord, ProcessDefinition, dict[str, ProcessDefinition], dict[str, Any]] | None:
-        """Move the launch's record to Running on this worker; None when it does not start here
-        (superseded, stopped first, or not in the catalog: then it is ended as such)."""
-        record = self.store.processes.get(request.scope_id, request.process_id)
-        if record is None or not self._unstarted(record, request):
-            log.info("shards.worker: launch %s/%s was superseded", request.scope_id, request.process_id)
-            self.store.requests.complete(request)
-            return None
-        if record.state is State.STOP_REQUESTED:  # stopped before it started
-            self._end_unstarted(record, request, "")
-            return None
+        """Move the launch's record to Running on this worker in one guarded write (Scheduled,
+        for this run); None when it does not start here (superseded, stopped first, or not in
+        the catalog: then it is ended as such). Only those cases read the record."""
         try:
-            scope_data = self.app.scope_data(record.scope_id)
+            scope_data = self.app.scope_data(request.scope_id)
             catalog = self.app.catalog(scope_data)
         except Exception as error:
-            self._end_unstarted(record, request, f"cannot load the catalog of scope "
-                                f"{record.scope_id!r}: {one_line(error)}")
+            self._end_unstarted(request, f"cannot load the catalog of scope "
+                                f"{request.scope_id!r}: {one_line(error)}")
             return None
-        definition = catalog.get(record.process_id)
+        definition = catalog.get(request.process_id)
         if definition is None:
             self._end_unstarted(
-                record, request, f"process {record.process_id!r} is not in this worker's catalog"
+                request, f"process {request.process_id!r} is not in this worker's catalog"
             )
             return None
-        started = self.store.processes.start(record, worker_id=self.worker_id)
-        if started is None:  # a stop or another worker came first: look again
-            current = self.store.processes.get(record.scope_id, record.process_id)
-            if current is not None and self._unstarted(current, request) \
-                    and current.state is State.STOP_REQUESTED:
-                self._end_unstarted(current, request, "")
-            else:
-                self.store.requests.complete(request)
+        started = self.store.processes.start(
+            request.scope_id, request.process_id, request.run_id, worker_id=self.worker_id
+        )
+        if started is None:  # stopped before it started, or superseded
+            self._end_unstarted(request, "")
             return None
         return started, definition, catalog, scope_data
 
@@ -237,7 +233,8 @@ class Executor:
         started = None
         try:
             started = self.store.processes.start(
-                record, worker_id=self.worker_id, parent_run_id=parent.run_id
+                scope_id, process_id, record.run_id, worker_id=self.worker_id,
+                parent_run_id=parent.run_id,
             )
         finally:
             if started is None:
@@ -247,20 +244,15 @@ class Executor:
         if started is None:
             current = self.store.processes.get(scope_id, process_id)
             state = current.state.value if current else "gone"
-            self.store.runs.requested(record.run_id, scope_id, process_id, args, utcnow(), parent.run_id)
             self.store.runs.ended(record.run_id, scope_id, process_id,
-                                  ProcessStatus.ended(State.FAILED, error="already active"))
+                                  ProcessStatus.ended(State.FAILED, error="already active"),
+                                  args=args, requested_at=utcnow(), parent_run_id=parent.run_id)
             raise ProcessActive(f"child process {process_id!r} is already active ({state})")
         self._bookkeep(lambda: self.store.runs.started(
-            started.run_id, scope_id, process_id, self.worker_id, utcnow(),
-            args=args, parent_run_id=parent.run_id))
+            started.run_id, scope_id, process_id, self.worker_id,
+            started.status.running_since or utcnow(), args=args, parent_run_id=parent.run_id))
         state = self._execute(started, definition, parent.catalog, parent.scope_data, args, parent)
         return state, definition.name
-
-    def _unstarted(self, record: ProcessRecord, request: Request) -> bool:
-        """The record still waits for this request's run, and no worker has started it."""
-        return (record.run_id == request.run_id and not record.worker_id
-                and record.state in (State.SCHEDULED, State.STOP_REQUESTED))
 
     def _bookkeep(self, write: Callable[[], None]) -> None:
         """A write after the start that the run does not depend on: an outage must not keep
@@ -341,10 +333,17 @@ class Executor:
                 record.scope_id, record.process_id, record.run_id, ending.status.state.value,
             )
 
-    def _end_unstarted(self, record: ProcessRecord, request: Request, error: str) -> None:
-        """End a launch that never started: failed (error) or stopped (stop arrived first)."""
-        self.store.end_unstarted(record, error, only_from_seen_state=True)
+    def _end_unstarted(self, request: Request, error: str) -> None:
+        """End a launch that never started here: failed (error), stopped (a stop arrived
+        first), or superseded (its record has moved on: nothing to end). Read only now."""
+        record = self.store.processes.get(request.scope_id, request.process_id)
+        unstarted = (record is not None and record.run_id == request.run_id and not record.worker_id
+                     and record.state in (State.SCHEDULED, State.STOP_REQUESTED))
+        if record is not None and unstarted and (error or record.state is State.STOP_REQUESTED):
+            self.store.end_unstarted(record, error, only_from_seen_state=True, request=request)
+            if error:
+                log.warning("shards.worker: launch of %s/%s failed: %s", record.scope_id,
+                            record.process_id, error)
+        elif not error:
+            log.info("shards.worker: launch %s/%s was superseded", request.scope_id, request.process_id)
         self.store.requests.complete(request)
-        if error:
-            log.warning("shards.worker: launch of %s/%s failed: %s", record.scope_id,
-                        record.process_id, error)

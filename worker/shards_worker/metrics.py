@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 CLAIMS = Counter("shards_requests_claimed", "Requests this worker claimed", ["kind"])
+CLAIM_ATTEMPTS = Counter("shards_claim_attempts", "Claim writes this worker issued, by outcome "
+                         "(won, lost: another worker took it, empty: a sweep found nothing)",
+                         ["kind", "outcome"])
+PICKUP = Histogram("shards_pickup_seconds", "From a launch's change event reaching this worker "
+                   "to its record written Running",
+                   buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
 RUNS_ENDED = Counter("shards_runs_ended", "Runs that ended on this worker", ["state"])
 RUNS_ACTIVE = Gauge("shards_runs_active", "Runs executing on this worker (children included)")
 PROGRESS_WRITES = Counter("shards_progress_writes", "Coalesced progress writes to the store")

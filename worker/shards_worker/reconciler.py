@@ -38,6 +38,7 @@ class Reconciler:
         self._orphans = SilenceWatch()
         self._waiting = SilenceWatch()  # launches not started yet, by run id
         self._last_pass: float | None = None
+        self.live_workers: list[WorkerRecord] = []  # as the last pass saw them
         self._cut_off = False  # set by forget(), from any thread
 
     def forget(self) -> None:
@@ -58,6 +59,7 @@ class Reconciler:
             alive = self.store.workers.alive()
             reaped = self._reap_silent(alive, now)
             live = {worker.worker_id for worker in alive} - set(reaped)
+            self.live_workers = [worker for worker in alive if worker.worker_id in live]
             settled = self._settle_orphans(live, now)
         except StoreUnavailable:
             self.forget()

@@ -7,13 +7,14 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shards.app import App
 from shards.errors import ShardsError, StoreUnavailable
 from shards.records import Request, RequestKind
 from shards.states import State
-from shards_store import ChangeFeed, ChangeFeedError, Store
+from shards_store import ChangeFeed, ChangeFeedError, PollPace, Store
 from shards_store.workers import GONE
 
 from shards_worker import metrics
@@ -21,7 +22,9 @@ from shards_worker.connectivity import Connectivity
 from shards_worker.definition import define_scope
 from shards_worker.execution import Executor
 from shards_worker.lease import Lease
+from shards_worker.offers import Offer, Offers
 from shards_worker.reconciler import Reconciler, replace_predecessors, settle_record
+from shards_worker.wakeups import Wakeups
 
 log = logging.getLogger("shards.worker")
 
@@ -34,7 +37,12 @@ class WorkerSettings:
     heartbeat_interval: float = 2.0  # seconds between lease renewals
     lease: float = 15.0  # a worker whose heartbeat stands still this long is declared lost
     progress_interval: float = 0.5  # at most one progress write per run per interval
-    poll_interval: float = 1.0  # longest wait without a change event before sweeping again
+    poll_interval: float = 1.0  # without change streams: seconds between sweeps
+    sweep_interval: float = 5.0  # with change streams: the backstop sweep, for anything missed
+    claim_stagger: float = 0.02  # seconds per place in line before a backup worker claims
+    stream_poll_min: float = 0.002  # on a server that does not wait: pause when busy...
+    stream_poll_max: float = 0.1  # ...doubling to this when idle
+    poll_only: bool = False  # never open a change stream (a baseline, or a server without them)
     shutdown_grace: float = 20.0  # how long running processes get to stop cooperatively
     orphan_grace: float = 5.0  # how long an active record may lack an owner before it is settled
 
@@ -44,6 +52,9 @@ class WorkerSettings:
         if self.heartbeat_interval * 3 > self.lease * 1.000001:  # (float rounding)
             raise ShardsError(f"the heartbeat interval ({self.heartbeat_interval:g}s) must be at most "
                               f"a third of the lease ({self.lease:g}s)")
+        if self.stream_poll_min > self.stream_poll_max:
+            raise ShardsError(f"--stream-poll-min ({self.stream_poll_min:g}s) must not exceed "
+                              f"--stream-poll-max ({self.stream_poll_max:g}s)")
 
 
 def default_name() -> str:
@@ -65,10 +76,12 @@ class Worker:
         self._stopping = threading.Event()  # claim nothing more; runs are asked to stop
         self._closed = threading.Event()  # heartbeats end: this incarnation leaves
         self._fenced = threading.Event()  # the lease is running out: claim nothing until renewed
-        self._wake = threading.Event()  # set when a slot frees, so the loop claims again
-        self._slots = threading.Semaphore(self.settings.concurrency)
+        self._busy_lock = threading.Lock()
+        self._busy = 0  # slots taken by launches (their children run inside them)
         self._threads: list[threading.Thread] = []
-        self._feed: ChangeFeed | None = None
+        self.offers = Offers(self.id, self.app.process_ids, self.settings.claim_stagger)
+        self.wakeups = Wakeups(None)  # opened at start
+        self._next_sweep = 0.0  # monotonic: the first sweep is at once
         self._unheld_launches: set[str] = set()  # seen taken by this worker but not held
 
     # -- the story --------------------------------------------------------------------------
@@ -76,14 +89,10 @@ class Worker:
         self.start()
         try:
             while not self._stopping.is_set():
-                try:
-                    self.sweep()
-                    self.connectivity.ok()
-                except StoreUnavailable as error:  # keep the worker; retry after a pause
-                    self.connectivity.failed(error)
-                    self._stopping.wait(self.settings.poll_interval)
-                    continue
+                if self._sweep_due():
+                    self._guarded(self.sweep, reached_store=True)
                 self.wait_for_change()
+                self._guarded(self.claim_offered)
         finally:
             self.stop()
 
@@ -99,62 +108,67 @@ class Worker:
             lease=self.settings.lease,
         )
         self.lease.renewed(sent)
-        self.executor.worker_id = self.reconciler.me = self.id
+        self.executor.worker_id = self.reconciler.me = self.offers.me = self.id
         replace_predecessors(self.store, self.name, self.id)
-        self._feed = self.store.request_feed()
-        try:
-            self._feed.open()
-        except ChangeFeedError as error:
-            log.warning("shards.worker: %s; polling every %.1fs instead", error, self.settings.poll_interval)
-            self._feed = None
+        self.wakeups = Wakeups(self._open_feed(), on_error=self._on_stream_error)
+        self.wakeups.start()
         for target, name in ((self._heartbeat_loop, "shards-heartbeat"), (self._watch_lease, "shards-lease")):
             threading.Thread(target=target, name=name, daemon=True).start()
         log.info("shards.worker: %s started (concurrency %d, processes %s)", self.id,
                  self.settings.concurrency, ", ".join(self.app.process_ids) or "per scope")
 
     def sweep(self) -> None:
-        """Claim everything this worker can take now; nothing waits on a missed event."""
-        self._wake.clear()  # a slot freed from here on wakes the next wait
-        self._threads = [thread for thread in self._threads if thread.is_alive()]
-        while (stop := self.store.requests.claim(RequestKind.STOP, self.id, addressed=True)):
-            metrics.CLAIMS.labels("stop").inc()
-            self.executor.stop_run(stop.run_id)
-            self.store.requests.complete(stop)
-        while (define := self.store.requests.claim(RequestKind.DEFINE, self.id)):
-            metrics.CLAIMS.labels("define").inc()
+        """Claim everything this worker can take now, oldest first: at start, after a gap in
+        the stream and on a slow timer, so nothing waits on a missed event."""
+        settings = self.settings
+        self._next_sweep = time.monotonic() + (settings.poll_interval if self.wakeups.feed is None
+                                               else settings.sweep_interval)
+        self.offers.expire(older_than=settings.sweep_interval)
+        while (stop := self._claim(RequestKind.STOP, addressed=True)) is not None:
+            self._deliver_stop(stop)
+        while (define := self._claim(RequestKind.DEFINE)) is not None:
             define_scope(self.store, self.app, define, self.id)
-        while self._may_claim() and self._slots.acquire(blocking=False):
-            try:
-                launch = self.store.requests.claim(RequestKind.LAUNCH, self.id)
-            except BaseException:
-                self._slots.release()
-                raise
+        while self._may_claim() and self._free_slots() > 0:
+            launch = self._claim(RequestKind.LAUNCH)
             if launch is None:
-                self._slots.release()
                 break
-            metrics.CLAIMS.labels("launch").inc()
-            self.executor.hold(launch.run_id)
-            thread = threading.Thread(target=self._execute, args=(launch,), daemon=True,
-                                      name=f"shards-run-{launch.run_id[:8]}")
-            self._threads.append(thread)
-            thread.start()
+            self._start(launch, seen=None)
 
     def wait_for_change(self) -> None:
-        """Bounded: returns on a new request, a freed slot, a shutdown, or the poll interval."""
-        if self._feed is None:
-            self._stopping.wait(self.settings.poll_interval)
+        """Bounded: returns on a change, a freed slot, a shutdown, the next turn to claim, or
+        the next sweep."""
+        wake_at = min(self._next_sweep, self.offers.next_due() or self._next_sweep)
+        self.wakeups.wait(wake_at - time.monotonic())
+        changes, gap = self.wakeups.take()
+        for change in changes:
+            request_id = change.get("documentKey", {}).get("_id")
+            if not isinstance(request_id, str):  # not a request this version submitted
+                continue
+            if change["operationType"] == "insert":
+                request = Request.from_doc({**change["fullDocument"], "_id": request_id})
+                if self.offers.add(request) == 0:
+                    self.wakeups.busy()  # this worker is first in line: stay quick
+            else:  # taken (or put back, rarely: the next sweep finds it)
+                self.offers.taken(request_id)
+        if gap:  # events may have been missed: sweep for them
+            self.offers.clear()
+            self._next_sweep = time.monotonic()
+
+    def claim_offered(self) -> None:
+        """Claim, by id, the requests whose turn has come: stops and defines at once, launches
+        while a slot is free. A claim another worker won costs one round trip, no sweep."""
+        for offer in self.offers.due(RequestKind.STOP, limit=1 << 30):
+            if (stop := self._claim_id(offer)) is not None:
+                self._deliver_stop(stop)
+        for offer in self.offers.due(RequestKind.DEFINE, limit=1 << 30):
+            if (define := self._claim_id(offer)) is not None:
+                define_scope(self.store, self.app, define, self.id)
+        if not self._may_claim():
             return
-        try:
-            self._feed.next_change(
-                self.settings.poll_interval,
-                interrupted=lambda: self._stopping.is_set() or self._wake.is_set(),
-            )
-        except StoreUnavailable as error:
-            metrics.STREAM_ERRORS.inc()
-            self.connectivity.failed(error)
-        except ChangeFeedError as error:
-            metrics.STREAM_ERRORS.inc()
-            log.warning("shards.worker: %s; reopening after a sweep", error)
+        for offer in self.offers.due(RequestKind.LAUNCH, limit=self._free_slots()):
+            if (launch := self._claim_id(offer)) is not None:
+                self.wakeups.busy()
+                self._start(launch, seen=offer.seen)
 
     def stop(self) -> None:
         """Stop running processes cooperatively, heart-beating all along so no other worker
@@ -164,8 +178,7 @@ class Worker:
         deadline = time.monotonic() + self.settings.shutdown_grace
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self._feed is not None:
-            self._feed.close()
+        self.wakeups.close()
         still_running = [e.run_id for e in self.executor.executions()]
         self._closed.set()  # the last heartbeat has been sent: from here on we leave
         try:
@@ -184,11 +197,83 @@ class Worker:
 
     def request_shutdown(self) -> None:
         self._stopping.set()
+        self.wakeups.ring()
+
+    # -- claims -----------------------------------------------------------------------------
+    def _open_feed(self) -> ChangeFeed | None:
+        if self.settings.poll_only:
+            log.info("shards.worker: polling every %.1fs (no change stream)", self.settings.poll_interval)
+            return None
+        pace = PollPace(self.settings.stream_poll_min, self.settings.stream_poll_max)
+        feed = self.store.request_feed(self.id, pace)
+        try:
+            feed.open()
+        except ChangeFeedError as error:
+            log.warning("shards.worker: %s; polling every %.1fs instead", error, self.settings.poll_interval)
+            return None
+        return feed
+
+    def _on_stream_error(self, error: ShardsError) -> None:
+        metrics.STREAM_ERRORS.inc()
+        if isinstance(error, StoreUnavailable):
+            self.connectivity.failed(error)
+        else:
+            log.warning("shards.worker: %s; reopening after a sweep", error)
+
+    def _claim(self, kind: str, *, addressed: bool = False) -> Request | None:
+        request = self.store.requests.claim(kind, self.id, addressed=addressed)
+        metrics.CLAIM_ATTEMPTS.labels(kind, "won" if request else "empty").inc()
+        if request is not None:
+            metrics.CLAIMS.labels(kind).inc()
+        return request
+
+    def _claim_id(self, offer: Offer) -> Request | None:
+        kind = offer.request.kind
+        request = self.store.requests.claim_id(offer.request.id, self.id)
+        metrics.CLAIM_ATTEMPTS.labels(kind, "won" if request else "lost").inc()
+        if request is not None:
+            metrics.CLAIMS.labels(kind).inc()
+        return request
+
+    def _deliver_stop(self, stop: Request) -> None:
+        self.executor.stop_run(stop.run_id)
+        self.store.requests.complete(stop)
+
+    def _start(self, launch: Request, seen: float | None) -> None:
+        """Hand a claimed launch to a thread of its own (a slot was free)."""
+        with self._busy_lock:  # the caller checked that a slot is free
+            self._busy += 1
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+        self.executor.hold(launch.run_id)
+        thread = threading.Thread(target=self._execute, args=(launch, seen), daemon=True,
+                                  name=f"shards-run-{launch.run_id[:8]}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _free_slots(self) -> int:
+        with self._busy_lock:
+            return self.settings.concurrency - self._busy
+
+    def _sweep_due(self) -> bool:
+        return time.monotonic() >= self._next_sweep
+
+    def _guarded(self, step: Callable[[], None], reached_store: bool = False) -> None:
+        """A store outage keeps the worker: it is reported once, and the loop pauses.
+        reached_store: the step always talks to the store, so its success proves contact."""
+        try:
+            step()
+            if reached_store:
+                self.connectivity.ok()
+        except StoreUnavailable as error:
+            self.connectivity.failed(error)
+            self._next_sweep = time.monotonic() + self.settings.poll_interval
+            self.offers.clear()
+            self._stopping.wait(self.settings.poll_interval)
 
     # -- threads ----------------------------------------------------------------------------
-    def _execute(self, launch: Request) -> None:
+    def _execute(self, launch: Request, seen: float | None) -> None:
         try:
-            self.executor.run_launch(launch)
+            self.executor.run_launch(launch, seen)
         except StoreUnavailable as error:  # not started, or its start unconfirmed: see _check_own
             self.connectivity.failed(error)
         except BaseException:  # a bug must not kill the worker; _check_own settles the record
@@ -196,8 +281,9 @@ class Worker:
                           launch.scope_id, launch.process_id)
         finally:
             self.executor.let_go(launch.run_id)
-            self._slots.release()
-            self._wake.set()
+            with self._busy_lock:
+                self._busy -= 1
+            self.wakeups.ring()  # a free slot: claim a waiting launch now
 
     def _may_claim(self) -> bool:
         return not self._stopping.is_set() and not self._fenced.is_set()
@@ -234,6 +320,7 @@ class Worker:
             log.info("shards.worker: lease renewed; claiming again")
         self._check_own()
         metrics.SETTLED.inc(len(self.reconciler.reconcile(max_gap=self.settings.lease / 2)))
+        self.offers.know_peers(self.reconciler.live_workers)
 
     def _check_own(self) -> None:
         """This worker's own records: deliver stops whose request it missed, and settle runs it

@@ -1,0 +1,126 @@
+"""The pickup path costs what issue 8 says it may: a launch is two round trips, a worker claims
+the request its change event names by `_id` and starts it in one guarded write, the history is
+keyed by the run id, and idle workers do not all contend for every launch."""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+from shards.states import State
+from shards_controller import Controller
+from shards_store import connect
+from shards_store.embedded import free_port
+from shards_worker import Worker, WorkerSettings, load_app
+from tooling.mongo_servers import MongoServerInfo
+
+from integration.harness import REPO, ShardsHarness, wait_until
+
+TEST_APP = str(REPO / "tests/integration/apps/testapp.py") + ":app"
+
+
+def _define_directly(controller: Controller, scope: str, process_id: str, warning: str = "") -> None:
+    controller.store.processes.define(scope, process_id, {
+        "name": process_id, "warning": warning, "detailLevel": 1, "special": False,
+    })
+
+
+def test_a_launch_is_two_round_trips(mongo_db_uri: str) -> None:
+    controller = Controller(connect(mongo_db_uri))
+    _define_directly(controller, "farm", "job")
+    log = controller.store.query_log
+    log.enabled = True
+    record = controller.launch("farm", "job", args={"n": 1})
+    assert record.state is State.SCHEDULED
+    assert [(collection, operation) for collection, operation, _ in log.round_trips] == [
+        ("processes", "find_one_and_update"), ("requests", "insert_one"),
+    ]
+
+
+def test_an_idempotent_launch_adds_one_point_read_and_never_runs_twice(mongo_db_uri: str) -> None:
+    controller = Controller(connect(mongo_db_uri))
+    _define_directly(controller, "farm", "job")
+    log = controller.store.query_log
+    log.enabled = True
+    controller.launch("farm", "job", run_id="run-1")
+    assert log.round_trips[0] == ("runs", "find_one", frozenset({"_id"}))
+    assert len(log.round_trips) == 3
+    again = controller.launch("farm", "job", run_id="run-1")  # a replay: still one request
+    assert (again.state, again.run_id) == (State.SCHEDULED, "run-1")
+    assert [r.run_id for r in controller.store.requests.for_runs(["run-1"])] == ["run-1"]
+
+
+def test_a_failed_guard_says_why_in_one_line(mongo_db_uri: str) -> None:
+    controller = Controller(connect(mongo_db_uri))
+    _define_directly(controller, "farm", "danger", warning="deletes the farm")
+    with pytest.raises(Exception, match="needs confirmation: deletes the farm"):
+        controller.launch("farm", "danger")
+    assert controller.launch("farm", "danger", confirm=True).state is State.SCHEDULED
+    with pytest.raises(Exception, match="already active"):
+        controller.launch("farm", "danger", confirm=True)
+    with pytest.raises(Exception, match="unknown process 'nothing'"):
+        controller.launch("farm", "nothing")
+
+
+def test_the_worker_claims_by_id_and_starts_in_one_write(mongo_db_uri: str) -> None:
+    store, observer = connect(mongo_db_uri), Controller(connect(mongo_db_uri))
+    store.ensure_indexes()
+    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.5, lease=3, sweep_interval=60)
+    worker = Worker(store, load_app(TEST_APP), settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        observer.wait_defined(observer.define("farm"), timeout=30)
+        wait_until(lambda: worker.offers.me and not worker._sweep_due(), what="the first sweep")
+        store.query_log.enabled = True  # the worker's side only: the observer has its own store
+        run_id = observer.launch("farm", "quick", args={"n": 7}).run_id
+        observer.wait("farm", "quick", lambda r: r.state is State.DONE, 30)
+    finally:
+        worker.request_shutdown()
+        thread.join(timeout=30)
+    trips = store.query_log.round_trips
+    assert ("requests", "find_one_and_update", frozenset({"_id", "state"})) in trips  # by id
+    assert ("requests", "find_one_and_update", frozenset({"state", "kind", "targetWorker"})) not in trips
+    assert not [trip for trip in trips if trip[:2] == ("processes", "find_one")]  # no re-read
+    history = store.runs.collection.mongo.find_one({"_id": run_id})
+    assert history is not None
+    assert (history["state"], history["args"], history["workerId"]) == ("Done", {"n": 7}, worker.id)
+
+
+def _claim_attempts(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    found: dict[str, float] = {}
+    pattern = r'^shards_claim_attempts_total\{kind="launch",outcome="(\w+)"\} ([0-9.e+]+)$'
+    for outcome, value in re.findall(pattern, text, re.MULTILINE):
+        found[outcome] = float(value)
+    return found
+
+
+def test_idle_workers_claim_each_launch_about_once(
+    mongo_server: MongoServerInfo, mongo_db_uri: str, tmp_path: Path
+) -> None:
+    if mongo_server.kind == "java":
+        pytest.skip("mongo-java-server writes no change event for find_one_and_update, so backup "
+                    "workers never see a launch taken and claim it too (harmless, but not this test)")
+    harness = ShardsHarness(mongo_db_uri, tmp_path)
+    ports = [free_port() for _ in range(3)]
+    try:
+        for port in ports:  # a generous stagger: a backup claims only if the first worker did not
+            harness.start_worker(TEST_APP, "--metrics-port", str(port), "--claim-stagger", "2",
+                                 "--sweep-interval", "60")
+        wait_until(lambda: len(harness.store.workers.alive()) == 3, what="3 live workers")
+        harness.define("farm")
+        launches = 12
+        for _ in range(launches):
+            harness.ok("launch", "quick", "--scope", "farm")
+            harness.wait_state("farm", "quick", State.DONE)
+        attempts = [_claim_attempts(port) for port in ports]
+    finally:
+        harness.close()
+    won = sum(a.get("won", 0) for a in attempts)
+    lost = sum(a.get("lost", 0) for a in attempts)
+    assert won == launches
+    assert lost <= launches / 2, f"{lost} lost claims for {launches} launches across 3 idle workers"

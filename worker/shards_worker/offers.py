@@ -1,0 +1,101 @@
+"""Offers: requests this worker has seen offered on its change stream and not yet seen taken,
+each with the moment it is this worker's turn to claim it.
+
+The live workers that can take a request stand in one fixed order (a hash of their ids). The
+first claims at once, the k-th only k staggers later and only if it has not seen the request
+taken meanwhile, so a launch costs about one claim however many workers watch, and the first
+worker with a free slot in that order stays the one that is quick to answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from shards.records import Request, RequestKind, WorkerRecord
+
+
+def place(worker_id: str) -> bytes:
+    """A worker's place in the order; every worker computes the same one."""
+    return hashlib.blake2b(worker_id.encode(), digest_size=8).digest()
+
+
+@dataclass
+class Offer:
+    request: Request
+    due: float  # monotonic time when it is this worker's turn
+    seen: float  # monotonic time the event reached this worker
+
+
+class Offers:
+    def __init__(
+        self, me: str, catalog: Iterable[str], stagger: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.me = me
+        self.catalog = frozenset(catalog)  # empty: per-scope catalogs, any process is offered
+        self.stagger = stagger
+        self._clock = clock
+        self._peers: list[WorkerRecord] = []
+        self._offers: dict[object, Offer] = {}
+
+    def know_peers(self, alive: list[WorkerRecord]) -> None:
+        """The live workers as the last registry read saw them (this one included or not)."""
+        self._peers = [worker for worker in alive if worker.worker_id != self.me]
+
+    def turn(self, request: Request) -> int | None:
+        """This worker's turn for the request (0: first), or None when it does not take it."""
+        if request.target_worker == self.me:
+            return 0
+        if request.kind == RequestKind.LAUNCH:
+            if not self._offers_process(self.catalog, request.process_id):
+                return None
+            peers = [w for w in self._peers if self._offers_process(frozenset(w.catalog), request.process_id)]
+        else:
+            peers = self._peers
+        mine = place(self.me)
+        return sum(1 for peer in peers if place(peer.worker_id) < mine)
+
+    @staticmethod
+    def _offers_process(catalog: frozenset[str], process_id: str) -> bool:
+        return not catalog or process_id in catalog
+
+    def add(self, request: Request) -> int | None:
+        """Note an offered request; returns this worker's turn (None: not for this worker)."""
+        turn = self.turn(request)
+        if turn is not None and request.id is not None:
+            now = self._clock()
+            self._offers[request.id] = Offer(request, now + turn * self.stagger, now)
+        return turn
+
+    def taken(self, request_id: object) -> None:
+        """Another worker took it (or it was withdrawn)."""
+        self._offers.pop(request_id, None)
+
+    def clear(self) -> None:
+        """After a gap in the stream: the sweep finds whatever is still pending."""
+        self._offers.clear()
+
+    def due(self, kind: str, limit: int) -> list[Offer]:
+        """Up to limit offers of a kind whose turn has come, oldest first, removed from here."""
+        now = self._clock()
+        ready = sorted((o for o in self._offers.values() if o.request.kind == kind and o.due <= now),
+                       key=lambda offer: offer.seen)[:max(0, limit)]
+        for offer in ready:
+            del self._offers[offer.request.id]
+        return ready
+
+    def next_due(self) -> float | None:
+        """When the next turn comes (monotonic), or None."""
+        return min((offer.due for offer in self._offers.values()), default=None)
+
+    def expire(self, older_than: float) -> None:
+        """Forget offers seen long ago whose taking was never seen: the sweep covers them."""
+        cutoff = self._clock() - older_than
+        for request_id in [key for key, offer in self._offers.items() if offer.seen < cutoff]:
+            del self._offers[request_id]
+
+    def __len__(self) -> int:
+        return len(self._offers)
