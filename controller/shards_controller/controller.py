@@ -186,6 +186,7 @@ class Controller:
             if self.store.runs.get(run_id) is not None:
                 return self.get(scope_id, process_id)  # that run happened already
         if require_worker and not self.offered(process_id):
+            self.get(scope_id, process_id)  # an unknown process says so first
             raise NoWorker(f"no live worker offers process {process_id!r} (start one whose app defines it)")
         new_run_id = run_id or uuid.uuid4().hex
         for _attempt in range(3):  # the record may move between a failed guard and the look

@@ -124,3 +124,20 @@ def test_idle_workers_claim_each_launch_about_once(
     lost = sum(a.get("lost", 0) for a in attempts)
     assert won == launches
     assert lost <= launches / 2, f"{lost} lost claims for {launches} launches across 3 idle workers"
+
+
+def test_a_freed_slot_takes_the_launches_that_waited_for_it(shards_env: ShardsHarness) -> None:
+    """A full worker leaves launches pending; when a slot frees it claims them, without
+    waiting for a sweep (set far beyond the test's timeouts)."""
+    shards_env.start_worker(TEST_APP, "--sweep-interval", "600")
+    wait_until(lambda: shards_env.store.workers.alive(), what="a live worker")
+    shards_env.define("farm")
+    shards_env.ok("launch", "wait-for-stop", "--scope", "farm")
+    shards_env.wait_state("farm", "wait-for-stop", State.RUNNING)
+    waiting = ["quick", "child-ok", "fail"]
+    for process_id in waiting:
+        shards_env.ok("launch", process_id, "--scope", "farm")
+    assert shards_env.record("farm", "quick").state is State.SCHEDULED  # no free slot
+    shards_env.ok("stop", "wait-for-stop", "--scope", "farm")
+    for process_id in waiting:
+        shards_env.wait_state("farm", process_id, State.DONE, State.FAILED)

@@ -91,11 +91,14 @@ class Offers:
         """When the next turn comes (monotonic), or None."""
         return min((offer.due for offer in self._offers.values()), default=None)
 
-    def expire(self, older_than: float) -> None:
-        """Forget offers seen long ago whose taking was never seen: the sweep covers them."""
+    def expire(self, older_than: float) -> int:
+        """Forget offers seen long ago whose taking was never seen (the sweep covers them);
+        returns how many."""
         cutoff = self._clock() - older_than
-        for request_id in [key for key, offer in self._offers.items() if offer.seen < cutoff]:
+        expired = [key for key, offer in self._offers.items() if offer.seen < cutoff]
+        for request_id in expired:
             del self._offers[request_id]
+        return len(expired)
 
     def __len__(self) -> int:
         return len(self._offers)

@@ -82,6 +82,7 @@ class Worker:
         self.offers = Offers(self.id, self.app.process_ids, self.settings.claim_stagger)
         self.wakeups = Wakeups(None)  # opened at start
         self._next_sweep = 0.0  # monotonic: the first sweep is at once
+        self._backlog = False  # launches may be pending that no offer names: look when a slot frees
         self._unheld_launches: set[str] = set()  # seen taken by this worker but not held
 
     # -- the story --------------------------------------------------------------------------
@@ -128,11 +129,7 @@ class Worker:
             self._deliver_stop(stop)
         while (define := self._claim(RequestKind.DEFINE)) is not None:
             define_scope(self.store, self.app, define, self.id)
-        while self._may_claim() and self._free_slots() > 0:
-            launch = self._claim(RequestKind.LAUNCH)
-            if launch is None:
-                break
-            self._start(launch, seen=None)
+        self._claim_oldest_launches()
 
     def wait_for_change(self) -> None:
         """Bounded: returns on a change, a freed slot, a shutdown, the next turn to claim, or
@@ -169,6 +166,8 @@ class Worker:
             if (launch := self._claim_id(offer)) is not None:
                 self.wakeups.busy()
                 self._start(launch, seen=offer.seen)
+        if self._backlog:
+            self._claim_oldest_launches()
 
     def stop(self) -> None:
         """Stop running processes cooperatively, heart-beating all along so no other worker
@@ -234,6 +233,19 @@ class Worker:
         if request is not None:
             metrics.CLAIMS.labels(kind).inc()
         return request
+
+    def _claim_oldest_launches(self) -> None:
+        """Fill the free slots with the oldest pending launches. Remembers when slots ran out
+        first (a backlog), so the next freed slot looks again instead of waiting for a sweep."""
+        self._backlog = False
+        while self._may_claim():
+            if self._free_slots() == 0:
+                self._backlog = True
+                return
+            launch = self._claim(RequestKind.LAUNCH)
+            if launch is None:
+                return
+            self._start(launch, seen=None)
 
     def _deliver_stop(self, stop: Request) -> None:
         self.executor.stop_run(stop.run_id)
