@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv lint test test-unit test-integration test-java test-e2e demo demo-cli bench chaos test-chaos clean
+.PHONY: venv lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -19,7 +19,7 @@ lint: venv
 
 ## The whole suite: hygiene, unit, integration on NX-27017 and on mongo-java-server, chaos, e2e on a
 ## real kube-apiserver. Each pytest run fails when it collects no tests (exit code 5).
-test: lint test-unit test-integration test-java test-chaos test-e2e
+test: lint test-unit test-integration test-java test-chaos test-bench test-e2e
 
 test-unit: venv
 	$(PYTEST) tests/unit
@@ -42,10 +42,18 @@ demo: venv tools
 demo-cli: venv
 	examples/demo-cli.sh
 
-## Timing targets live here, not in the tests.
+## Timing targets live here, not in the tests: issue 8's figures 1-6 beside their baselines, a
+## table on stdout and bench/results/<UTC time>.json + latest.json (about 20 min on 2 cores).
 bench: venv tools
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/operator_path.py
+
+## The same harness with tiny counts and no operator path (checks the harness, not the numbers).
+bench-smoke: venv
+	$(BIN)/python bench/run.py --smoke
+
+## The smoke harness as a pytest (asserts every figure produced numbers, never timing targets).
+test-bench: venv
+	$(PYTEST) tests/bench
 
 ## Seeded faults against real workers and Mongo; exits non-zero on lost, duplicated or stuck runs.
 chaos: venv

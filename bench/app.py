@@ -1,8 +1,11 @@
-"""The benchmark catalog: many no-op processes and one that waits to be stopped."""
+"""The benchmark catalog: many no-op processes, some that wait to be stopped, and one that
+calls report_progress in a tight loop (figure 5)."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import shards
 
@@ -19,10 +22,36 @@ def _wait(ctx: shards.ProcessContext) -> None:
         time.sleep(0.01)
 
 
+def _progress(ctx: shards.ProcessContext) -> None:
+    """The same loop twice, without and with a report_progress call per iteration, then calls
+    without pause for args["spread_s"] seconds (so the run spans several progress intervals);
+    the timings go to the file named by args["out"]. args["n"]: iterations (bounded)."""
+    n = max(1, min(int(ctx.args.get("n", 100_000)), 10_000_000))
+    spread = max(0.0, min(float(ctx.args.get("spread_s", 0.0)), 60.0))
+    report = ctx.report_progress
+    sink = 0.0
+    began = time.perf_counter()
+    for i in range(n):
+        sink += i / n
+    plain = time.perf_counter() - began
+    began = time.perf_counter()
+    for i in range(n):
+        report("step", i / n)
+    reported = time.perf_counter() - began
+    spread_calls, until = 0, time.perf_counter() + spread
+    while time.perf_counter() < until:
+        report("spread", spread_calls % 100 / 100)
+        spread_calls += 1
+    result = {"n": n, "plain_s": plain, "with_calls_s": reported, "sink": sink, "spread_calls": spread_calls}
+    out = ctx.args.get("out")
+    if out:
+        Path(str(out)).write_text(json.dumps(result))
+
+
 def process_list(scope_data: dict[str, object]) -> list[shards.ProcessDefinition]:
     noops = [shards.process(f"noop-{n}")(_noop) for n in range(JOBS)]
     waits = [shards.process(f"wait-{n}")(_wait) for n in range(20)]
-    return noops + waits
+    return [*noops, *waits, shards.process("progress")(_progress)]
 
 
 app = shards.App(get_process_list=process_list)

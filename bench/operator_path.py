@@ -17,6 +17,7 @@ $SHARDS_CLUSTER_DIR (default .cluster), else started here and stopped at the end
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -54,6 +55,7 @@ WORKERS, CONCURRENCY = 4, 4
 STATUS_INTERVAL = 1.0
 JOBS_PER_SCOPE = 200  # bench/app.py: noop-0 .. noop-199
 WARMUP, LATENCY_RUNS, BURST = 3, 100, 500
+SMOKE_LATENCY_RUNS, SMOKE_BURST = 10, 50  # --smoke: checks the path, not the numbers
 BURST_SCOPES = math.ceil(BURST / JOBS_PER_SCOPE)  # one process id per resource: none waits its turn
 LATENCY_TIMEOUT = 30.0  # per resource
 BURST_TIMEOUT = 180.0
@@ -540,7 +542,16 @@ def report(latency: dict[str, Any], burst: dict[str, Any]) -> list[tuple[str, st
     return rows
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    global LATENCY_RUNS, BURST, BURST_SCOPES
+    parser = argparse.ArgumentParser(description="The operator path's benchmark (figure 6 of bench/run.py).")
+    parser.add_argument("--out", type=Path, default=RESULTS / "operator.json", help="where the JSON goes")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"{SMOKE_LATENCY_RUNS} resources one at a time and a burst of {SMOKE_BURST}")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        LATENCY_RUNS, BURST = SMOKE_LATENCY_RUNS, SMOKE_BURST
+        BURST_SCOPES = math.ceil(BURST / JOBS_PER_SCOPE)
     cluster = running()
     started_cluster = cluster is None
     if cluster is None:
@@ -559,18 +570,19 @@ def main() -> int:
         print(f"  burst CPU seconds by process: {burst['cpu_seconds']}")
         for stuck in burst["not_done"][:10]:
             print(f"  never Done in status: {stuck}")
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         result = {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "setup": {"workers": WORKERS, "concurrency": CONCURRENCY, "status_interval_s": STATUS_INTERVAL},
+            "setup": {"workers": WORKERS, "concurrency": CONCURRENCY, "status_interval_s": STATUS_INTERVAL,
+                      "latency_runs": LATENCY_RUNS, "burst": BURST, "smoke": args.smoke},
             "targets": TARGETS,
             "latency": latency,
             "burst": burst,
             "met": {figure: ok for figure, _, target, ok in rows if target},
         }
-        (RESULTS / "operator.json").write_text(json.dumps(result, indent=2) + "\n")
-        log(f"wrote {RESULTS / 'operator.json'} (operator log: {RESULTS / 'operator.log'})")
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        log(f"wrote {args.out} (operator log: {RESULTS / 'operator.log'})")
         return 0
     finally:
         bench.close()

@@ -1,91 +1,138 @@
-"""Benchmarks (`make bench`): claim latency and throughput with competing workers, and stop
-latency across workers, on the embedded server. Bounded: fixed job counts and timeouts."""
+"""`make bench`: issue 8's benchmark (a benchmark, not a timed test). Each figure beside its
+baseline from the same run, on the embedded server on loopback, a fresh server and database per
+measurement, each repeated (min and median of the repeats):
+
+  1 pickup insert -> Running (1 and 4 workers; raw tight-loop and same-wait baselines; polling at 1 s)
+  2 throughput of no-op runs (1, 2, 4 workers; the bare-pymongo floor)
+  3 fan-out (1, 10, 30 idle workers: pickup, claims per launch, idle CPU)
+  4 pickup with 100,000 finished runs vs an empty history
+  5 100,000 report_progress calls: added time and writes
+  6 the operator path (bench/operator_path.py, merged)
+
+Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
+
+  python bench/run.py                 # figures 1-6 (6 needs `make tools`)
+  python bench/run.py --smoke         # tiny counts, 1 repeat, no figure 6 (checks the harness)
+  python bench/run.py --only 1,3 --repeats 1
+  python bench/run.py --code-root DIR # measure the Shards packages in DIR (e.g. a `git archive`)
+"""
 
 from __future__ import annotations
 
-import statistics
+import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from shards.states import State
-from shards_controller import Controller
-from shards_store import connect
-from shards_store.embedded import free_port, start_embedded
-
-REPO = Path(__file__).resolve().parents[1]
-WORKERS, CONCURRENCY = 4, 4
+BENCH = Path(__file__).resolve().parent
+PARTS = ("sdk", "store", "controller", "worker", "cli", "operator")
+OPERATOR_TIMEOUT = 1500.0
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny counts: checks the harness, not the numbers")
+    parser.add_argument("--only", default="", help="comma-separated figures, e.g. 1,3")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; smoke 1)")
+    parser.add_argument("--with-operator", action="store_true", help="run figure 6 in --smoke too")
+    parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
+    parser.add_argument("--name", default=None, help="also write RESULTS_DIR/NAME.json")
+    parser.add_argument("--note", action="append", default=[], help="a note kept in the JSON")
+    parser.add_argument("--code-root", default=None,
+                        help="import Shards from DIR/{sdk,store,...} (the harness and its workers)")
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as data:
-        port = free_port()
-        server = start_embedded(port, Path(data))
-        uri = f"mongodb://127.0.0.1:{port}/bench"
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "shards_cli", "worker", "bench/app.py:app", "--mongo", uri,
-                 "--concurrency", str(CONCURRENCY)],
-                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            for _ in range(WORKERS)
-        ]
+def use_code_root(args: argparse.Namespace) -> None:
+    """Re-run this script with DIR's packages first on the path (workers inherit it)."""
+    if not args.code_root:
+        return
+    root = str(Path(args.code_root).resolve())
+    if os.environ.get("SHARDS_BENCH_CODE_ROOT") == root:
+        return
+    paths = [str(Path(root) / part) for part in PARTS]
+    missing = [p for p in paths[:5] if not Path(p).is_dir()]
+    if missing:
+        sys.exit(f"run.py: --code-root {root}: missing {', '.join(missing)}")
+    env = {**os.environ, "SHARDS_BENCH_CODE_ROOT": root,
+           "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
+
+
+def operator_figure(smoke: bool) -> dict[str, Any]:
+    """Figure 6: bench/operator_path.py as its own process; its JSON, merged."""
+    with tempfile.TemporaryDirectory(prefix="shards-bench-op-") as tmp:
+        out = Path(tmp) / "operator.json"
+        command = [sys.executable, str(BENCH / "operator_path.py"), "--out", str(out)]
+        if smoke:
+            command.append("--smoke")
+        done = subprocess.run(command, cwd=BENCH.parent, timeout=OPERATOR_TIMEOUT, check=False)
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"bench/operator_path.py exited with {done.returncode}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    use_code_root(args)
+    sys.path.insert(0, str(BENCH))
+    import figures
+    import report
+
+    plan = figures.Plan.smoke() if args.smoke else figures.Plan()
+    if args.repeats is not None:
+        plan.repeats = max(1, args.repeats)
+    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6]
+    if 6 in wanted and args.smoke and not args.with_operator and not args.only:
+        wanted.remove(6)
+    result: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "kind": "smoke" if args.smoke else "full",
+        "machine": report.machine(),
+        "code": report.code(os.environ.get("SHARDS_BENCH_CODE_ROOT")),
+        "plan": plan.as_json(),
+        "targets": report.TARGETS,
+        "notes": list(args.note),
+        "figures": {},
+    }
+    began = time.monotonic()
+    for number in wanted:
+        title = figures.FIGURES[number][0] if number in figures.FIGURES else "operator path"
+        print(f"[bench] {time.strftime('%H:%M:%S')} figure {number}: {title}", flush=True)
+        started = time.monotonic()
         try:
-            run(Controller(connect(uri)))
-        finally:
-            for worker in workers:
-                worker.terminate()
-            for worker in workers:
-                worker.wait(timeout=60)
-            server.terminate()
-            server.wait(timeout=30)
-
-
-def run(controller: Controller) -> None:
-    store = controller.store
-    deadline = time.monotonic() + 60
-    while len(store.workers.alive()) < WORKERS and time.monotonic() < deadline:
-        time.sleep(0.1)
-    controller.wait_defined(controller.define("bench"), timeout=60)
-    jobs = [f"noop-{n}" for n in range(200)]
-    started = time.monotonic()
-    for job in jobs:
-        controller.launch("bench", job)
-    for job in jobs:
-        controller.wait("bench", job, lambda r: r.state is State.DONE, 120)
-    elapsed = time.monotonic() - started
-    histories = [store.runs.of_process("bench", job, 5) for job in jobs]
-    once = all(len(history) == 1 for history in histories)
-    runs = [history[0] for history in histories]
-    queued = [(r.started_at - r.requested_at).total_seconds() * 1000 for r in runs
-              if r.started_at and r.requested_at]
-    workers_used = len({r.worker_id for r in runs})
-    print(f"launch->start latency over {len(jobs)} runs, {WORKERS} workers x {CONCURRENCY}: "
-          f"p50 {statistics.median(queued):.1f} ms, p99 {percentile(queued, 99):.1f} ms")
-    print(f"throughput: {len(jobs) / elapsed:.1f} runs/s ({elapsed:.2f} s for {len(jobs)}), "
-          f"{workers_used} workers used, one run per launch: {once}")
-
-    waits = [f"wait-{n}" for n in range(12)]
-    for job in waits:
-        controller.launch("bench", job)
-    for job in waits:
-        controller.wait("bench", job, lambda r: r.state is State.RUNNING, 60)
-    stop_latency = []
-    for job in waits:
-        asked = time.monotonic()
-        controller.stop("bench", job)
-        controller.wait("bench", job, lambda r: r.state is State.STOPPED, 60)
-        stop_latency.append((time.monotonic() - asked) * 1000)
-    print(f"stop->Stopped latency across workers over {len(waits)} stops: "
-          f"p50 {statistics.median(stop_latency):.1f} ms, max {max(stop_latency):.1f} ms")
+            if number == 6:
+                fig = operator_figure(args.smoke)
+                fig["notes"] = ["one run, not repeated (bench/operator_path.py: a real API server, the "
+                                "operator, 4 workers x 4); its own JSON merged as is"]
+            else:
+                fig = figures.FIGURES[number][1](plan)
+        except Exception as error:  # one figure's failure is reported; the others still run
+            traceback.print_exc()
+            fig = {"error": f"{type(error).__name__}: {error}"}
+        fig["title"] = title
+        fig["wall_s"] = round(time.monotonic() - started, 1)
+        result["figures"][str(number)] = fig
+    result["wall_s"] = round(time.monotonic() - began, 1)
+    result["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    rows = report.table(result["figures"])
+    result["table"] = rows
+    print()
+    print(report.render(rows))
+    paths = report.write(result, args.results_dir, args.name)
+    print(f"\n[bench] {result['wall_s']:.0f} s; wrote {', '.join(str(p) for p in paths)}")
+    return 1 if any("error" in fig for fig in result["figures"].values()) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
