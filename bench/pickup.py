@@ -19,7 +19,7 @@ from shards.states import State
 from shards_controller import Controller
 from stats import bucket_delta, buckets, by_label, has_metric, histogram_quantile, latency, total
 
-JOBS = 200  # bench/app.py: noop-0 .. noop-199
+JOBS = 1000  # bench/app.py: noop-0 .. noop-999
 LAUNCH_TIMEOUT = 60.0  # per launch: the bench never hangs on one
 STARTED = (State.RUNNING, State.DONE, State.STOP_REQUESTED, State.STOPPING, State.STOPPED)
 

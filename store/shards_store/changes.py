@@ -37,6 +37,10 @@ class PollPace:
         self._hot_until = self._clock() + self.hot_for
         self._pause = self.shortest
 
+    def relax(self) -> None:
+        """Nothing can be acted on for now (a worker without a free slot): back off."""
+        self._hot_until = 0.0
+
     def next_pause(self) -> float:
         if self._clock() < self._hot_until:
             return self.shortest

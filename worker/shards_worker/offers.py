@@ -79,17 +79,26 @@ class Offers:
         self._offers.clear()
 
     def due(self, kind: str, limit: int) -> list[Offer]:
-        """Up to limit offers of a kind whose turn has come, oldest first, removed from here."""
+        """Up to limit offers of a kind whose turn has come, oldest first (the order they were
+        seen in), removed from here."""
+        if limit <= 0:
+            return []
         now = self._clock()
-        ready = sorted((o for o in self._offers.values() if o.request.kind == kind and o.due <= now),
-                       key=lambda offer: offer.seen)[:max(0, limit)]
+        ready = []
+        for offer in self._offers.values():
+            if offer.request.kind == kind and offer.due <= now:
+                ready.append(offer)
+                if len(ready) == limit:
+                    break
         for offer in ready:
             del self._offers[offer.request.id]
         return ready
 
-    def next_due(self) -> float | None:
-        """When the next turn comes (monotonic), or None."""
-        return min((offer.due for offer in self._offers.values()), default=None)
+    def next_due(self, kinds: frozenset[str]) -> float | None:
+        """When the next turn comes (monotonic) among offers of these kinds (those the worker
+        can act on now: a full worker waits for a freed slot, not for a launch's turn)."""
+        return min((offer.due for offer in self._offers.values() if offer.request.kind in kinds),
+                   default=None)
 
     def expire(self, older_than: float) -> int:
         """Forget offers seen long ago whose taking was never seen (the sweep covers them);

@@ -48,6 +48,11 @@ class Wakeups:
         if self.feed is not None:
             self.feed.pace.busy()
 
+    def relax(self) -> None:
+        """Nothing this worker could act on now (no free slot): let the stream back off."""
+        if self.feed is not None:
+            self.feed.pace.relax()
+
     def take(self) -> tuple[list[dict[str, Any]], bool]:
         """The changes since the last take, oldest first, and whether the stream broke
         meanwhile (changes may have been missed: sweep)."""

@@ -134,7 +134,10 @@ class Worker:
     def wait_for_change(self) -> None:
         """Bounded: returns on a change, a freed slot, a shutdown, the next turn to claim, or
         the next sweep."""
-        wake_at = min(self._next_sweep, self.offers.next_due() or self._next_sweep)
+        kinds = {RequestKind.STOP, RequestKind.DEFINE}
+        if self._may_claim() and self._free_slots() > 0:
+            kinds.add(RequestKind.LAUNCH)
+        wake_at = min(self._next_sweep, self.offers.next_due(frozenset(kinds)) or self._next_sweep)
         self.wakeups.wait(wake_at - time.monotonic())
         changes, gap = self.wakeups.take()
         for change in changes:
@@ -162,11 +165,18 @@ class Worker:
                 define_scope(self.store, self.app, define, self.id)
         if not self._may_claim():
             return
-        for offer in self.offers.due(RequestKind.LAUNCH, limit=self._free_slots()):
+        free = self._free_slots()
+        due = self.offers.due(RequestKind.LAUNCH, limit=1 << 30)
+        for offer in due[:free]:
             if (launch := self._claim_id(offer)) is not None:
                 self.wakeups.busy()
                 self._start(launch, seen=offer.seen)
-        if self._backlog:
+        if len(due) > free:
+            # Their turn came with no slot free: by the time one frees, a backup has likely
+            # taken them, so claiming these ids would mostly lose. The oldest pending launch
+            # is claimed instead when a slot frees (it never loses).
+            self._backlog = True
+        if self._backlog and self._free_slots() > 0:
             self._claim_oldest_launches()
 
     def stop(self) -> None:
@@ -255,6 +265,9 @@ class Worker:
         """Hand a claimed launch to a thread of its own (a slot was free)."""
         with self._busy_lock:  # the caller checked that a slot is free
             self._busy += 1
+            full = self._busy >= self.settings.concurrency
+        if full:  # no launch can be taken until a slot frees: the stream need not be quick
+            self.wakeups.relax()
         self._threads = [thread for thread in self._threads if thread.is_alive()]
         self.executor.hold(launch.run_id)
         thread = threading.Thread(target=self._execute, args=(launch, seen), daemon=True,
@@ -295,7 +308,8 @@ class Worker:
             self.executor.let_go(launch.run_id)
             with self._busy_lock:
                 self._busy -= 1
-            self.wakeups.ring()  # a free slot: claim a waiting launch now
+            self.wakeups.busy()  # a free slot: be quick again, and claim a waiting launch now
+            self.wakeups.ring()
 
     def _may_claim(self) -> bool:
         return not self._stopping.is_set() and not self._fenced.is_set()
