@@ -78,10 +78,10 @@ class Offers:
         """After a gap in the stream: the sweep finds whatever is still pending."""
         self._offers.clear()
 
-    def due(self, kind: str, limit: int) -> list[Offer]:
-        """Up to limit offers of a kind whose turn has come, oldest first (the order they were
-        seen in), removed from here."""
-        if limit <= 0:
+    def due(self, kind: str, limit: int | None = None) -> list[Offer]:
+        """The offers of a kind whose turn has come (up to limit), oldest first (the order
+        they were seen in), removed from here."""
+        if limit is not None and limit <= 0:
             return []
         now = self._clock()
         ready = []

@@ -1,0 +1,33 @@
+"""How a worker runs: its slots, its lease, and how it waits for work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shards.errors import ShardsError
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 1
+    heartbeat_interval: float = 2.0  # seconds between lease renewals
+    lease: float = 15.0  # a worker whose heartbeat stands still this long is declared lost
+    progress_interval: float = 0.5  # at most one progress write per run per interval
+    poll_interval: float = 1.0  # without change streams: seconds between sweeps
+    sweep_interval: float = 5.0  # with change streams: the backstop sweep, for anything missed
+    claim_stagger: float = 0.02  # seconds per place in line before a backup worker claims
+    stream_poll_min: float = 0.002  # on a server that does not wait: pause when busy...
+    stream_poll_max: float = 0.1  # ...doubling to this when idle
+    poll_only: bool = False  # never open a change stream (a baseline, or a server without them)
+    shutdown_grace: float = 20.0  # how long running processes get to stop cooperatively
+    orphan_grace: float = 5.0  # how long an active record may lack an owner before it is settled
+
+    def __post_init__(self) -> None:
+        # Others judge this worker on its lease; it renews several times per lease, and stops
+        # its runs at half of it, so a missed beat or two is never mistaken for a loss.
+        if self.heartbeat_interval * 3 > self.lease * 1.000001:  # (float rounding)
+            raise ShardsError(f"the heartbeat interval ({self.heartbeat_interval:g}s) must be at most "
+                              f"a third of the lease ({self.lease:g}s)")
+        if self.stream_poll_min > self.stream_poll_max:
+            raise ShardsError(f"--stream-poll-min ({self.stream_poll_min:g}s) must not exceed "
+                              f"--stream-poll-max ({self.stream_poll_max:g}s)")
