@@ -117,7 +117,7 @@ def worker(
         min=0.0005, help="On a server that ignores maxAwaitTimeMS: pause between empty polls "
                          "while busy.")] = 0.002,
     stream_poll_max: Annotated[float, typer.Option(
-        min=0.0005, help="...doubling up to this pause while idle.")] = 0.1,
+        min=0.0005, help="...doubling up to this pause while idle.")] = 0.25,
 ) -> None:
     """Run a worker for APP: claim requests, execute processes, report progress."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -22,7 +22,7 @@ class PollPace:
     (for `hot_for` seconds after the follower said so), doubling up to the longest when idle.
     So a busy follower answers within milliseconds and an idle one costs the server little."""
 
-    def __init__(self, shortest: float = 0.002, longest: float = 0.1, hot_for: float = 1.0,
+    def __init__(self, shortest: float = 0.002, longest: float = 0.25, hot_for: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < shortest <= longest:
             raise ShardsError(f"the poll pauses must satisfy 0 < shortest ({shortest:g}s) "

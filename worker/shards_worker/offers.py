@@ -58,6 +58,12 @@ class Offers:
         mine = place(self.me)
         return sum(1 for peer in peers if place(peer.worker_id) < mine)
 
+    def leads(self) -> bool:
+        """First in the order among all live workers: the one that looks at every active
+        record for owners this heartbeat (several may, briefly, while views differ: safe)."""
+        mine = place(self.me)
+        return all(place(peer.worker_id) > mine for peer in self._peers)
+
     @staticmethod
     def _offers_process(catalog: frozenset[str], process_id: str) -> bool:
         return not catalog or process_id in catalog

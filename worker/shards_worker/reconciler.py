@@ -46,10 +46,12 @@ class Reconciler:
         others could not beat either). Safe from any thread: the next pass starts afresh."""
         self._cut_off = True
 
-    def reconcile(self, max_gap: float) -> list[str]:
+    def reconcile(self, max_gap: float, *, settle_orphans: bool = True) -> list[str]:
         """One pass; returns the ids of the workers and runs it settled. A pass more than
         max_gap seconds after the last one starts its observations afresh (it may have been cut
-        off meanwhile). Raises StoreUnavailable."""
+        off meanwhile). Every worker watches the others' heartbeats (any may reap a silent one
+        and settle its runs); settle_orphans=False skips the look at every active record,
+        which one worker at a time does (see Worker._beat). Raises StoreUnavailable."""
         now = self._clock()
         if self._cut_off or (self._last_pass is not None and now - self._last_pass > max_gap):
             self._cut_off = False
@@ -60,7 +62,12 @@ class Reconciler:
             reaped = self._reap_silent(alive, now)
             live = {worker.worker_id for worker in alive} - set(reaped)
             self.live_workers = [worker for worker in alive if worker.worker_id in live]
-            settled = self._settle_orphans(live, now)
+            if settle_orphans:
+                settled = self._settle_orphans(live, now)
+            else:  # observations must be continuous to count: start afresh when elected again
+                settled = []
+                self._orphans.forget()
+                self._waiting.forget()
         except StoreUnavailable:
             self.forget()
             raise

@@ -17,7 +17,7 @@ class WorkerSettings:
     sweep_interval: float = 5.0  # with change streams: the backstop sweep, for anything missed
     claim_stagger: float = 0.02  # seconds per place in line before a backup worker claims
     stream_poll_min: float = 0.002  # on a server that does not wait: pause when busy...
-    stream_poll_max: float = 0.1  # ...doubling to this when idle
+    stream_poll_max: float = 0.25  # ...doubling to this when idle
     poll_only: bool = False  # never open a change stream (a baseline, or a server without them)
     shutdown_grace: float = 20.0  # how long running processes get to stop cooperatively
     orphan_grace: float = 5.0  # how long an active record may lack an owner before it is settled

@@ -58,6 +58,7 @@ class Worker:
         self._next_sweep = 0.0  # monotonic: the first sweep is at once
         self._backlog = False  # launches may be pending that no offer names: look when a slot frees
         self._unheld_launches: set[str] = set()  # seen taken by this worker but not held
+        self._next_watch = 0.0  # monotonic: when a worker that does not lead next reconciles
 
     # -- the story --------------------------------------------------------------------------
     def run(self) -> None:
@@ -318,8 +319,16 @@ class Worker:
         if self._fenced.is_set():
             self._fenced.clear()
             log.info("shards.worker: lease renewed; claiming again")
+        # The first worker in line reconciles every beat; the others watch the registry less
+        # often (they can still reap a silent worker, the first one included) and check their
+        # own records as often as they sweep: the cost of idle workers stays small.
+        now, leads = time.monotonic(), self.offers.leads()
+        if not leads and now < self._next_watch:
+            return
+        self._next_watch = now + min(self.settings.sweep_interval, self.settings.lease / 4)
         self._check_own()
-        metrics.SETTLED.inc(len(self.reconciler.reconcile(max_gap=self.settings.lease / 2)))
+        settled = self.reconciler.reconcile(max_gap=self.settings.lease / 2, settle_orphans=leads)
+        metrics.SETTLED.inc(len(settled))
         self.offers.know_peers(self.reconciler.live_workers)
 
     def _check_own(self) -> None:
