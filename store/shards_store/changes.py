@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +65,7 @@ class ChangeFeed:
         self._full_document = "updateLookup" if full_document else None
         self.pace = pace or PollPace()
         self._stream: CollectionChangeStream[dict[str, Any]] | None = None
+        self._nudged = threading.Event()  # ends a pause between polls at once
 
     def open(self) -> None:
         try:
@@ -97,7 +99,8 @@ class ChangeFeed:
                 if now >= deadline or interrupted():
                     return None
                 if now - polled < SERVER_AWAIT / 5:  # the server did not wait for a change
-                    time.sleep(min(self.pace.next_pause(), deadline - now))
+                    self._nudged.wait(min(self.pace.next_pause(), deadline - now))
+                    self._nudged.clear()
         except ConnectionFailure as error:  # the server is away: one outage, reported as such
             self.close()
             raise StoreUnavailable(describe_outage(error)) from error
@@ -105,6 +108,10 @@ class ChangeFeed:
             self.close()
             name = self._collection.name
             raise ChangeFeedError(f"change stream on {name} broke: {_one_line(error)}") from error
+
+    def nudge(self) -> None:
+        """Poll again now rather than after the current pause (from any thread)."""
+        self._nudged.set()
 
     def close(self) -> None:
         if self._stream is not None:

@@ -83,12 +83,13 @@ def test_due_offers_wait_for_a_free_slot_and_expire() -> None:
     first = next(o for o in offers_of(["a", "b"], clock=clock) if o.turn(launch("r1")) == 0)
     first.add(launch("r1"))
     assert first.due(RequestKind.LAUNCH, limit=0) == []
-    assert first.next_due() == clock.now
+    assert first.next_due(frozenset({RequestKind.LAUNCH})) == clock.now
+    assert first.next_due(frozenset({RequestKind.STOP})) is None  # a full worker does not spin
     assert [o.request.id for o in first.due(RequestKind.LAUNCH, limit=1)] == ["r1"]
     first.add(launch("r1"))
     clock.now += 10
     first.expire(older_than=5)
-    assert first.next_due() is None
+    assert first.next_due(frozenset({RequestKind.LAUNCH})) is None
 
 
 def test_the_poll_pace_is_quick_while_busy_and_backs_off_when_idle() -> None:
@@ -100,3 +101,17 @@ def test_the_poll_pace_is_quick_while_busy_and_backs_off_when_idle() -> None:
     pauses = [pace.next_pause() for _ in range(9)]
     assert pauses[:3] == [0.002, 0.004, 0.008]
     assert pauses[-1] == 0.1 and max(pauses) == 0.1
+
+
+def test_a_backup_looks_again_before_it_claims() -> None:
+    clock = Clock()
+    backup = next(o for o in offers_of(["a", "b"], clock=clock) if o.turn(launch("r1")) == 1)
+    backup.add(launch("r1"))
+    clock.now += 0.021
+    [offer] = backup.due(RequestKind.LAUNCH)
+    assert (offer.turn, offer.rechecked) == (1, False)
+    backup.recheck(offer)  # the worker asks its stream for a fresh read
+    assert backup.due(RequestKind.LAUNCH) == []
+    clock.now += 0.011
+    [again] = backup.due(RequestKind.LAUNCH)
+    assert again.rechecked

@@ -22,11 +22,16 @@ def place(worker_id: str) -> bytes:
     return hashlib.blake2b(worker_id.encode(), digest_size=8).digest()
 
 
+RECHECK = 0.01  # seconds a backup waits, after asking for a fresh read of its stream, to claim
+
+
 @dataclass
 class Offer:
     request: Request
     due: float  # monotonic time when it is this worker's turn
     seen: float  # monotonic time the event reached this worker
+    turn: int = 0
+    rechecked: bool = False  # a backup reads its stream once more before it claims
 
 
 class Offers:
@@ -73,8 +78,15 @@ class Offers:
         turn = self.turn(request)
         if turn is not None and request.id is not None:
             now = self._clock()
-            self._offers[request.id] = Offer(request, now + turn * self.stagger, now)
+            self._offers[request.id] = Offer(request, now + turn * self.stagger, now, turn)
         return turn
+
+    def recheck(self, offer: Offer) -> None:
+        """A backup's turn came: before it claims, its stream is read once more (the first
+        in line has usually taken the request, and the event saying so may not be read yet)."""
+        offer.rechecked = True
+        offer.due = self._clock() + RECHECK
+        self._offers[offer.request.id] = offer
 
     def taken(self, request_id: object) -> None:
         """Another worker took it (or it was withdrawn)."""

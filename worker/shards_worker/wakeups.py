@@ -48,6 +48,11 @@ class Wakeups:
         if self.feed is not None:
             self.feed.pace.busy()
 
+    def nudge(self) -> None:
+        """Read the stream again now (to learn whether a request was taken meanwhile)."""
+        if self.feed is not None:
+            self.feed.nudge()
+
     def relax(self) -> None:
         """Nothing this worker could act on now (no free slot): let the stream back off."""
         if self.feed is not None:

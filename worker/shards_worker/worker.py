@@ -59,6 +59,7 @@ class Worker:
         self._backlog = False  # launches may be pending that no offer names: look when a slot frees
         self._unheld_launches: set[str] = set()  # seen taken by this worker but not held
         self._next_watch = 0.0  # monotonic: when a worker that does not lead next reconciles
+        self._may_own_records = True  # a record may name this worker: check them
 
     # -- the story --------------------------------------------------------------------------
     def run(self) -> None:
@@ -132,16 +133,16 @@ class Worker:
     def claim_offered(self) -> None:
         """Claim, by id, the requests whose turn has come: stops and defines at once, launches
         while a slot is free. A claim another worker won costs one round trip, no sweep."""
-        for offer in self.offers.due(RequestKind.STOP):
+        for offer in self._confirmed(self.offers.due(RequestKind.STOP)):
             if (stop := self._claim_id(offer)) is not None:
                 self._deliver_stop(stop)
-        for offer in self.offers.due(RequestKind.DEFINE):
+        for offer in self._confirmed(self.offers.due(RequestKind.DEFINE)):
             if (define := self._claim_id(offer)) is not None:
                 define_scope(self.store, self.app, define, self.id)
         if not self._may_claim():
             return
         free = self._free_slots()
-        due = self.offers.due(RequestKind.LAUNCH)
+        due = self._confirmed(self.offers.due(RequestKind.LAUNCH))
         for offer in due[:free]:
             if (launch := self._claim_id(offer)) is not None:
                 self.wakeups.busy()
@@ -219,6 +220,19 @@ class Worker:
             metrics.CLAIMS.labels(kind).inc()
         return request
 
+    def _confirmed(self, due: list[Offer]) -> list[Offer]:
+        """The due offers to claim now. A backup's first turn only asks for a fresh read of
+        the stream, and claims a moment later if the request is still not seen taken: a
+        claim that would lose is a write, a read of the stream is not."""
+        ready = []
+        for offer in due:
+            if offer.turn > 0 and not offer.rechecked:
+                self.offers.recheck(offer)
+                self.wakeups.nudge()
+            else:
+                ready.append(offer)
+        return ready
+
     def _claim_oldest_launches(self) -> None:
         """Fill the free slots with the oldest pending launches. Remembers when slots ran out
         first (a backlog), so the next freed slot looks again instead of waiting for a sweep."""
@@ -238,6 +252,7 @@ class Worker:
 
     def _start(self, launch: Request, seen: float | None) -> None:
         """Hand a claimed launch to a thread of its own (a slot was free)."""
+        self._may_own_records = True
         with self._busy_lock:  # the caller checked that a slot is free
             self._busy += 1
             full = self._busy >= self.settings.concurrency
@@ -326,15 +341,19 @@ class Worker:
         if not leads and now < self._next_watch:
             return
         self._next_watch = now + min(self.settings.sweep_interval, self.settings.lease / 4)
-        self._check_own()
+        if self._may_own_records or self.executor.executions():
+            self._may_own_records = self._check_own()
         settled = self.reconciler.reconcile(max_gap=self.settings.lease / 2, settle_orphans=leads)
         metrics.SETTLED.inc(len(settled))
         self.offers.know_peers(self.reconciler.live_workers)
 
-    def _check_own(self) -> None:
+    def _check_own(self) -> bool:
         """This worker's own records: deliver stops whose request it missed, and settle runs it
-        no longer holds (their end was lost: nothing else would ever end them)."""
-        for record in self.store.processes.executing_on(self.id):
+        no longer holds (their end was lost: nothing else would ever end them). Returns whether
+        any record or request still names this worker (else the next check can wait for a
+        claim: nothing can name a worker that has claimed nothing since)."""
+        records = self.store.processes.executing_on(self.id)
+        for record in records:
             if not self.executor.holds(record.run_id):
                 settle_record(self.store, record, f"worker {self.id} no longer runs it")
             elif record.state is State.STOP_REQUESTED:
@@ -346,6 +365,7 @@ class Worker:
         for run_id in unheld.keys() & self._unheld_launches:
             self.store.requests.release(unheld[run_id])  # any worker may start it
         self._unheld_launches = set(unheld)
+        return bool(records or unheld)
 
     def _watch_lease(self) -> None:
         """Never touches the store, so a hung store call cannot delay it."""
