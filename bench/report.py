@@ -244,7 +244,7 @@ def render(rows: list[Row]) -> str:
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30,
-                              check=False).stdout.strip()
+                              check=False).stdout.rstrip()  # porcelain lines start with a space
     except OSError:
         return ""
 
@@ -276,7 +276,7 @@ def code(root: str | None) -> dict[str, Any]:
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty_files": [
-            line[3:] for line in _git("--no-optional-locks", "status", "--porcelain").splitlines()
+            line[3:] for line in _git("--no-optional-locks", "status", "--porcelain").splitlines() if line
         ],
         "code_root": root or str(REPO),
     }

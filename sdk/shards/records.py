@@ -272,7 +272,7 @@ class RunRecord:
     @classmethod
     def from_doc(cls, doc: Document) -> RunRecord:
         return cls(
-            run_id=doc["_id"],
+            run_id=doc.get("runId") or doc["_id"],  # entries written before the run id was the _id
             scope_id=doc["scopeId"],
             process_id=doc["processId"],
             state=State(doc["state"]),

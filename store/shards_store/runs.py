@@ -55,6 +55,7 @@ class RunHistory:
         """Upsert: every run id a record names has its history entry, whichever write comes
         first (a launching client that died before writing it, a worker ahead of the client)."""
         on_insert: dict[str, Any] = {
+            "runId": run_id,  # also the _id; kept for databases with the old unique index on it
             "scopeId": scope_id,
             "processId": process_id,
             "args": {},

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from shards.records import utcnow
 from shards.states import State
 from shards_controller import Controller
 from shards_store import connect
@@ -141,3 +142,14 @@ def test_a_freed_slot_takes_the_launches_that_waited_for_it(shards_env: ShardsHa
     shards_env.ok("stop", "wait-for-stop", "--scope", "farm")
     for process_id in waiting:
         shards_env.wait_state("farm", process_id, State.DONE, State.FAILED)
+
+
+def test_history_writes_survive_a_database_with_the_old_index_on_run_id(mongo_db_uri: str) -> None:
+    """Databases created before the run id became the history's _id have a unique index on
+    `runId`: new entries still carry the field, so they never collide on a missing value."""
+    store = connect(mongo_db_uri)
+    store.ensure_indexes()
+    store.runs.collection.mongo.create_index([("runId", 1)], name="run", unique=True)
+    for run_id in ("run-a", "run-b"):
+        store.runs.started(run_id, "farm", "job", "w", utcnow(), args={})
+    assert [store.runs.get(r).run_id for r in ("run-a", "run-b")] == ["run-a", "run-b"]  # type: ignore[union-attr]
