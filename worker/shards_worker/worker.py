@@ -206,19 +206,13 @@ class Worker:
             log.warning("shards.worker: %s; reopening after a sweep", error)
 
     def _claim(self, kind: str, *, addressed: bool = False) -> Request | None:
-        request = self.store.requests.claim(kind, self.id, addressed=addressed)
-        metrics.CLAIM_ATTEMPTS.labels(kind, "won" if request else "empty").inc()
-        if request is not None:
-            metrics.CLAIMS.labels(kind).inc()
-        return request
+        """The oldest pending request of a kind (a sweep): finding none is "empty"."""
+        return _counted(kind, self.store.requests.claim(kind, self.id, addressed=addressed), "empty")
 
     def _claim_id(self, offer: Offer) -> Request | None:
-        kind = offer.request.kind
+        """The request an event named: finding it taken is "lost"."""
         request = self.store.requests.claim_id(offer.request.id, self.id)
-        metrics.CLAIM_ATTEMPTS.labels(kind, "won" if request else "lost").inc()
-        if request is not None:
-            metrics.CLAIMS.labels(kind).inc()
-        return request
+        return _counted(offer.request.kind, request, "lost")
 
     def _confirmed(self, due: list[Offer]) -> list[Offer]:
         """The due offers to claim now. A backup's first turn only asks for a fresh read of
@@ -387,3 +381,10 @@ class Worker:
 
     def _on_store_lost(self) -> None:
         self.reconciler.forget()
+
+
+def _counted(kind: str, request: Request | None, miss: str) -> Request | None:
+    metrics.CLAIM_ATTEMPTS.labels(kind, "won" if request else miss).inc()
+    if request is not None:
+        metrics.CLAIMS.labels(kind).inc()
+    return request
