@@ -42,6 +42,7 @@ from shards_store import connect
 from shards_store.embedded import free_port, start_embedded
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling
+from stats import percentile  # bench/ is this script's directory
 from tooling.cluster import KubeCluster, down, running, up, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,12 +62,6 @@ LATENCY_TIMEOUT = 30.0  # per resource
 BURST_TIMEOUT = 180.0
 STALL_S = 30.0  # the burst ends early when nothing moves for this long after the apply
 TARGETS = {"p50_ms": 300.0, "p99_ms": 1000.0, "burst_s": 60.0, "patches_per_resource": 8.0}
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def log(message: str) -> None:

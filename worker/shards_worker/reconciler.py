@@ -1,8 +1,9 @@
 """The reconciler: every active record has a live owner, or it is settled (see shards.ownership).
 
-Every worker runs one on its heartbeat thread (the operator can run one too). Its writes are
-guarded on what it read, so several reconcilers at once settle each thing exactly once, and a
-run that started or moved on meanwhile is never touched.
+Every worker runs one on its heartbeat thread: all of them watch the others' heartbeats (any may
+reap a silent worker), and the first worker in line also looks at every active record for an
+owner (Worker._beat). Its writes are guarded on what it read, so several reconcilers at once
+settle each thing exactly once, and a run that started or moved on meanwhile is never touched.
 """
 
 from __future__ import annotations
