@@ -10,6 +10,15 @@ from shards.records import ANY_WORKER, Request, RequestState, now_ms
 from shards_store.collection import Collection
 
 
+DEFAULT_POOL = "default"
+
+
+def pending_launches_filter(pool: str) -> dict[str, str]:
+    """The launches of a pool that no worker has taken yet: what an autoscaler counts (the
+    chart's KEDA query is generated from these same names; a test keeps them equal)."""
+    return {"state": RequestState.PENDING, "kind": "launch", "pool": pool}
+
+
 class RequestQueue:
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
