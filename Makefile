@@ -66,3 +66,5 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 include mk/cluster.mk
+include mk/chart.mk
+include mk/images.mk
