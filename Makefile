@@ -67,4 +67,3 @@ clean:
 
 include mk/cluster.mk
 include mk/chart.mk
-include mk/images.mk
