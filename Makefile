@@ -67,3 +67,4 @@ clean:
 
 include mk/cluster.mk
 include mk/chart.mk
+include mk/images.mk
