@@ -16,8 +16,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.table import Table
 from shards.errors import InvalidArgs, ShardsError
-from shards.records import ProcessRecord
+from shards.records import DEFAULT_POOL, ProcessRecord
 from shards.states import ACTIVE, FINAL, State
 from shards_controller import Controller
 from shards_store import connect
@@ -25,7 +26,14 @@ from shards_store.embedded import embedded_command, prepare_data_dir
 from shards_worker import Worker, WorkerSettings, load_app
 from shards_worker.metrics import serve
 
-from shards_cli.output import history_table, print_json, process_table, workers_table
+from shards_cli.output import (
+    history_table,
+    pool_summary,
+    pools_table,
+    print_json,
+    process_table,
+    workers_table,
+)
 
 app = typer.Typer(
     name="shards",
@@ -89,8 +97,11 @@ def mongo(
 
 @app.command()
 def worker(
-    app_spec: Annotated[str, typer.Argument(metavar="APP", help="module:attribute or file.py:attribute")],
+    app_spec: Annotated[str, typer.Argument(
+        metavar="APP", envvar="SHARDS_APP", help="module:attribute or file.py:attribute")],
     mongo: MongoOption = None,
+    pool: Annotated[str, typer.Option(
+        envvar="SHARDS_POOL", help="Claim launches of this pool's processes only.")] = DEFAULT_POOL,
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Processes run at once.")] = 1,
     lease: Annotated[float, typer.Option(min=1.0, help="Seconds of silence before a worker is lost.")] = 15.0,
     heartbeat: Annotated[float, typer.Option(min=0.1, help="Seconds between heartbeats.")] = 2.0,
@@ -101,6 +112,7 @@ def worker(
         float, typer.Option(min=0.0, help="Seconds running processes get to stop on SIGTERM.")
     ] = 20.0,
     worker_id: Annotated[str | None, typer.Option(
+        envvar="SHARDS_WORKER_ID",
         help="Worker name, unique among running workers (a pod name); a restart under the same name "
              "settles what the previous one left [default: host-pid].")] = None,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
@@ -123,7 +135,7 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     application = load_app(app_spec)
     settings = WorkerSettings(
-        concurrency=concurrency, lease=lease, heartbeat_interval=heartbeat,
+        pool=pool, concurrency=concurrency, lease=lease, heartbeat_interval=heartbeat,
         progress_interval=progress_interval, shutdown_grace=shutdown_grace,
         sweep_interval=sweep_interval, poll_only=poll_only, poll_interval=poll_interval,
         claim_stagger=claim_stagger, stream_poll_min=stream_poll_min, stream_poll_max=stream_poll_max,
@@ -250,20 +262,27 @@ def status(
         return list(controller.list(scope))
 
     if watch:
-        _watch(read, scope, timeout)
+        _watch(controller, read, scope, timeout)
     elif output is Output.json:
         records = read()
-        print_json(out, records[0].to_json() if process_id else [r.to_json() for r in records])
+        waiting = controller.waiting_reasons(records)
+        shown = [{**r.to_json(), "waiting": waiting.get(r.process_id, "")} for r in records]
+        print_json(out, shown[0] if process_id else shown)
     else:
-        out.print(process_table(read(), scope))
+        records = read()
+        out.print(process_table(records, scope, controller.waiting_reasons(records)))
 
 
-def _watch(read: Callable[[], list[ProcessRecord]], scope: str, timeout: float) -> None:
+def _watch(controller: Controller, read: Callable[[], list[ProcessRecord]], scope: str,
+           timeout: float) -> None:
+    def table(records: list[ProcessRecord]) -> Table:
+        return process_table(records, scope, controller.waiting_reasons(records))
+
     deadline = time.monotonic() + timeout
-    with Live(process_table(read(), scope), console=out, refresh_per_second=4) as live:
+    with Live(table(read()), console=out, refresh_per_second=4) as live:
         while time.monotonic() < deadline:
             records = read()
-            live.update(process_table(records, scope))
+            live.update(table(records))
             if not any(r.state in ACTIVE for r in records):
                 return
             time.sleep(0.25)
@@ -307,12 +326,26 @@ def history(
 
 @app.command()
 def workers(mongo: MongoOption = None, output: OutputOption = Output.table) -> None:
-    """List live workers: id, host, pid, concurrency, running processes, last heartbeat."""
-    alive = connect(mongo).workers.alive()
+    """List live workers (pool, host, pid, running processes, last heartbeat), then the pools
+    with their pending launches."""
+    store = connect(mongo)
+    alive = store.workers.alive()
     if output is Output.json:
         print_json(out, [worker.to_json() for worker in alive])
     else:
         out.print(workers_table(alive))
+        out.print(pools_table(pool_summary(alive, store.requests.pending_launches())))
+
+
+@app.command()
+def pools(mongo: MongoOption = None, output: OutputOption = Output.table) -> None:
+    """Per pool: live workers, free slots and launches waiting for a worker."""
+    store = connect(mongo)
+    summary = pool_summary(store.workers.alive(), store.requests.pending_launches())
+    if output is Output.json:
+        print_json(out, summary)
+    else:
+        out.print(pools_table(summary))
 
 
 def main() -> None:

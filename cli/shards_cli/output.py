@@ -56,15 +56,20 @@ def when(record: ProcessRecord, now: datetime | None = None) -> str:
     return ""
 
 
-def progress_cell(record: ProcessRecord) -> Group:
+def progress_cell(record: ProcessRecord, waiting: str = "") -> Group:
     style = {State.FAILED: "red", State.DONE: "green"}.get(record.state, "blue")
     bar = ProgressBar(total=1.0, completed=record.progress.rate, width=16, complete_style=style,
                       finished_style=style)
     message = record.status.error if record.state is State.FAILED else record.progress.message
+    if waiting:
+        message = f"waiting: {waiting}"
     return Group(bar, Text(f"{record.progress.rate:4.0%} {message}".rstrip(), overflow="fold"))
 
 
-def process_table(records: list[ProcessRecord], scope_id: str) -> Table:
+def process_table(
+    records: list[ProcessRecord], scope_id: str, waiting: dict[str, str] | None = None
+) -> Table:
+    """The scope's processes; `waiting` says why Scheduled ones wait, by process id."""
     table = Table(title=f"scope {scope_id}", title_justify="left", expand=False)
     for column in ("ID", "NAME", "STATE", "PROGRESS", "TIME", "LEVEL", "FLAGS"):
         table.add_column(column, no_wrap=column in ("ID", "STATE"))
@@ -76,7 +81,7 @@ def process_table(records: list[ProcessRecord], scope_id: str) -> Table:
             record.process_id,
             record.name,
             Text(record.state.value, style=STATE_STYLES[record.state]),
-            progress_cell(record),
+            progress_cell(record, (waiting or {}).get(record.process_id, "")),
             when(record, now),
             str(record.detail_level),
             flags,
@@ -102,9 +107,34 @@ def history_table(runs: list[RunRecord]) -> Table:
 
 def workers_table(workers: list[WorkerRecord]) -> Table:
     table = Table(expand=False)
-    for column in ("WORKER", "HOST", "PID", "RUNNING", "LAST HEARTBEAT"):
+    for column in ("WORKER", "POOL", "HOST", "PID", "RUNNING", "LAST HEARTBEAT"):
         table.add_column(column)
     for worker in workers:
         running = f"{worker.running}/{worker.concurrency}"
-        table.add_row(worker.worker_id, worker.host, str(worker.pid), running, _at(worker.heartbeat_at))
+        table.add_row(worker.worker_id, worker.pool, worker.host, str(worker.pid), running,
+                      _at(worker.heartbeat_at))
+    return table
+
+
+def pool_summary(workers: list[WorkerRecord], pending: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per pool (those with live workers or pending launches): workers, free slots, pending."""
+    summary: dict[str, dict[str, int]] = {}
+    for pool in sorted({w.pool for w in workers} | set(pending)):
+        members = [w for w in workers if w.pool == pool]
+        summary[pool] = {
+            "workers": len(members),
+            "freeSlots": sum(max(0, w.concurrency - w.running) for w in members),
+            "pending": pending.get(pool, 0),
+        }
+    return summary
+
+
+def pools_table(summary: dict[str, dict[str, int]]) -> Table:
+    table = Table(expand=False)
+    for column in ("POOL", "WORKERS", "FREE SLOTS", "PENDING LAUNCHES"):
+        table.add_column(column)
+    for pool, counts in summary.items():
+        pending = Text(str(counts["pending"]), style="bold red" if counts["pending"] and
+                       not counts["workers"] else "")
+        table.add_row(pool, str(counts["workers"]), str(counts["freeSlots"]), pending)
     return table

@@ -26,7 +26,7 @@ from shards.errors import (
     UnknownProcess,
     UnknownScope,
 )
-from shards.records import ProcessRecord, Request, RequestKind, RunRecord, ScopeRecord
+from shards.records import ProcessRecord, Request, RequestKind, RunRecord, ScopeRecord, WorkerRecord
 from shards.states import ACTIVE, FINAL, State
 from shards_store import Store
 
@@ -103,9 +103,20 @@ def matches(
     )
 
 
+def offers(worker: WorkerRecord, process_id: str, pool: str | None) -> bool:
+    """The worker claims launches of this process (of this pool, when one is given)."""
+    return (pool is None or worker.pool == pool) and (not worker.catalog or process_id in worker.catalog)
+
+
+def no_worker_message(process_id: str, pool: str) -> str:
+    return (f"no live worker in pool {pool!r} offers process {process_id!r}; it runs when one starts "
+            f"(shards worker APP --pool {pool})")
+
+
 class Controller:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._alive_seen: tuple[float, builtins.list[WorkerRecord]] = (0.0, [])  # (monotonic, workers)
 
     # -- scopes ---------------------------------------------------------------------------
     def define(self, scope_id: str, *, only_if_missing: bool = False, clean: bool = False) -> Request:
@@ -185,9 +196,10 @@ class Controller:
             check_id("run", run_id)
             if self.store.runs.get(run_id) is not None:
                 return self.get(scope_id, process_id)  # that run happened already
-        if require_worker and not self.offered(process_id):
-            self.get(scope_id, process_id)  # an unknown process says so first
-            raise NoWorker(f"no live worker offers process {process_id!r} (start one whose app defines it)")
+        if require_worker:
+            pool = self.get(scope_id, process_id).pool  # an unknown process says so first
+            if not self.offered(process_id, pool):
+                raise NoWorker(no_worker_message(process_id, pool))
         new_run_id = run_id or uuid.uuid4().hex
         for _attempt in range(3):  # the record may move between a failed guard and the look
             scheduled = self.store.processes.schedule(scope_id, process_id, new_run_id, confirmed=confirm)
@@ -233,12 +245,29 @@ class Controller:
     def _request(self, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
         self.store.requests.submit(Request(
             kind=RequestKind.LAUNCH, scope_id=scheduled.scope_id, process_id=scheduled.process_id,
-            run_id=scheduled.run_id, args=args,
+            run_id=scheduled.run_id, args=args, pool=scheduled.pool,
         ))
 
-    def offered(self, process_id: str) -> bool:
-        """A live worker offers the process (a worker with per-scope catalogs offers any)."""
-        return any(not w.catalog or process_id in w.catalog for w in self.store.workers.alive())
+    def offered(self, process_id: str, pool: str | None = None) -> bool:
+        """A live worker (of the pool, if given) offers the process (a worker with per-scope
+        catalogs offers any of its pool's)."""
+        return any(offers(worker, process_id, pool) for worker in self.store.workers.alive())
+
+    def waiting_reasons(
+        self, records: builtins.list[ProcessRecord], max_age: float = 0.0
+    ) -> dict[str, str]:
+        """Why Scheduled records wait, by process id: no live worker of their pool offers them
+        (they run when one starts). One registry read, only if any record is Scheduled, and
+        none when the last one is younger than max_age seconds."""
+        waiting = [r for r in records if r.state is State.SCHEDULED and not r.worker_id]
+        if not waiting:
+            return {}
+        read_at, alive = self._alive_seen
+        if max_age <= 0 or time.monotonic() - read_at > max_age:
+            alive = self.store.workers.alive()
+            self._alive_seen = (time.monotonic(), alive)
+        return {record.process_id: no_worker_message(record.process_id, record.pool) for record in waiting
+                if not any(offers(worker, record.process_id, record.pool) for worker in alive)}
 
     def stop(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Stop a scheduled or running process; the stop reaches the worker that runs it."""

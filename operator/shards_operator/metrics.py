@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from shards.errors import ShardsError
+from shards_store import Store
+
+log = logging.getLogger("shards.operator")
 
 RESOURCES = Gauge("shards_operator_resources", "ShardProcess resources by state", ["state"])
 LAUNCHES = Counter("shards_operator_launches", "Runs launched for ShardProcess resources")
 STATUS_PATCHES = Counter("shards_operator_status_patches", "Status patches sent to the API server")
 STREAM_ERRORS = Counter("shards_operator_stream_errors", "Change stream failures (followed by a sweep)")
+
+
+class PoolCensus(Collector):
+    """Per pool, read from MongoDB when scraped: launches no worker has taken yet (what to
+    scale a pool's workers on) and its live workers. Two queries per scrape, none otherwise."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pending = GaugeMetricFamily("shards_pending_launches", "Launches waiting for a worker of their pool",
+                                    labels=["pool"])
+        workers = GaugeMetricFamily("shards_live_workers", "Live workers per pool", labels=["pool"])
+        try:
+            waiting = self.store.requests.pending_launches()
+            alive = self.store.workers.alive()
+        except ShardsError as error:  # MongoDB away: the scrape shows no pools, and says why here
+            log.warning("shards.operator: pool metrics unavailable: %s", error)
+            return
+        pools = sorted(set(waiting) | {worker.pool for worker in alive})
+        for pool in pools:
+            pending.add_metric([pool], waiting.get(pool, 0))
+            workers.add_metric([pool], sum(1 for worker in alive if worker.pool == pool))
+        yield pending
+        yield workers
+
+
+def register_pool_census(store: Store) -> None:
+    REGISTRY.register(PoolCensus(store))

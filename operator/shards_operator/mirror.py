@@ -20,8 +20,7 @@ from shards_controller import Controller
 from shards_store import ChangeFeed
 
 from shards_operator import metrics
-from shards_operator.resource import Outcome, Resource, current_run, observed
-from shards_operator.status import RunView
+from shards_operator.resource import Outcome, Resource, current_run, observed, view_of
 
 log = logging.getLogger("shards.operator")
 
@@ -138,7 +137,7 @@ class StatusMirror:
         resource = self._with_runs(tracked.resource)
         if record.run_id != resource.run_id(resource.launched_runs):
             return  # an older run of the resource
-        self._queue(resource, observed(resource, RunView.of_record(record)).status)
+        self._queue(resource, observed(resource, view_of(self.controller, record)).status)
 
     def flush(self, force: bool = False) -> int:
         """Send each queued status that is due (at most one patch per resource per interval;

@@ -13,13 +13,13 @@ from typing import Any
 from shards.errors import (
     ConfirmationRequired,
     InvalidArgs,
-    NoWorker,
     ProcessActive,
     ShardsError,
     StoreUnavailable,
     UnknownProcess,
     UnknownScope,
 )
+from shards.records import ProcessRecord
 from shards.states import ACTIVE, FINAL
 from shards_controller import Controller, check_args
 
@@ -33,7 +33,8 @@ from shards_operator.status import (
 )
 
 RETRY_SOON = 2.0  # seconds: a busy process, a store outage
-RETRY_LATER = 5.0  # seconds: no worker offers the process yet, unknown process or scope
+RETRY_LATER = 5.0  # seconds: unknown process or scope
+WORKERS_MAX_AGE = 1.0  # seconds a registry read may serve for "no worker of the pool" messages
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
         args = check_args(resource.spec.get("args"))
         record = controller.launch(scope, str(resource.spec["process"]), args=args,
                                    confirm=bool(resource.spec.get("confirm")),
-                                   run_id=resource.run_id(number), require_worker=True)
+                                   run_id=resource.run_id(number))
     except InvalidArgs as error:
         return _waiting(resource, "InvalidArgs", str(error), None)
     except ConfirmationRequired as error:
@@ -121,11 +122,9 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
         if controller.offered(str(resource.spec["process"])):
             controller.define(scope)  # a worker that offers it appeared: its catalog goes in
         return _waiting(resource, "UnknownProcess", str(error), RETRY_LATER)
-    except NoWorker as error:
-        return _waiting(resource, "NoWorker", str(error), RETRY_LATER)
     except ProcessActive as error:
         return _waiting(resource, "ProcessBusy", str(error), RETRY_SOON)
-    outcome = observed(resource, RunView.of_record(record))
+    outcome = observed(resource, view_of(controller, record))
     outcome.status["runs"] = number
     outcome.events.append(("Normal", "Launched", f"run {number} of {record.process_id} in scope {scope}"))
     return outcome
@@ -148,17 +147,25 @@ def current_run(controller: Controller, resource: Resource) -> RunView | None:
     run_id = resource.run_id(resource.launched_runs)
     record = controller.store.processes.get(resource.scope, str(resource.spec["process"]))
     if record is not None and record.run_id == run_id:
-        return RunView.of_record(record)
+        return view_of(controller, record)
     past = controller.store.runs.get(run_id)
     return RunView.of_history(past) if past is not None else None
+
+
+def view_of(controller: Controller, record: ProcessRecord) -> RunView:
+    """The run as its record shows it; a Scheduled one says why it waits, if it does (the
+    registry is read at most once a second for all resources)."""
+    waiting = controller.waiting_reasons([record], max_age=WORKERS_MAX_AGE).get(record.process_id, "")
+    return RunView.of_record(record, waiting)
 
 
 def observed(resource: Resource, run: RunView) -> Outcome:
     status = run_status(run)
     status["scope"] = resource.scope
     status["observedGeneration"] = resource.generation
-    status["conditions"] = merge_conditions(resource.status.get("conditions"),
-                                            run_conditions(run.state, run.error), resource.generation)
+    status["conditions"] = merge_conditions(
+        resource.status.get("conditions"), run_conditions(run.state, run.error, run.waiting),
+        resource.generation)
     return Outcome(status=status)
 
 

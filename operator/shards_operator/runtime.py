@@ -11,6 +11,7 @@ import kopf
 from shards_controller import Controller
 from shards_store import connect
 
+from shards_operator import metrics
 from shards_operator.kube import KubePatcher, load_credentials
 from shards_operator.mirror import StatusMirror
 
@@ -71,6 +72,8 @@ def run_operator(settings: OperatorSettings) -> None:
     logging.getLogger("kopf.objects").addFilter(ExpectedWaits())
     RUNTIME.settings = settings
     RUNTIME.controller = Controller(connect(settings.mongo_uri))
+    if settings.metrics_port:
+        metrics.register_pool_census(RUNTIME.controller.store)
     RUNTIME.mirror = StatusMirror(RUNTIME.controller, KubePatcher(), settings.status_interval)
     stop = threading.Event()
     mirror = threading.Thread(target=RUNTIME.mirror.run, args=(stop,), name="shards-mirror", daemon=True)

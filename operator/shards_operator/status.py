@@ -30,12 +30,14 @@ class RunView:
     running_since: datetime | None = None
     finished_at: datetime | None = None
     duration: float | None = None
+    waiting: str = ""  # why a Scheduled run has not started (no live worker of its pool)
 
     @classmethod
-    def of_record(cls, record: ProcessRecord) -> RunView:
+    def of_record(cls, record: ProcessRecord, waiting: str = "") -> RunView:
         status = record.status
+        message = f"waiting: {waiting}" if waiting else record.progress.message
         return cls(
-            run_id=record.run_id, state=status.state, message=record.progress.message,
+            run_id=record.run_id, state=status.state, message=message, waiting=waiting,
             rate=record.progress.rate, error=status.error, worker=record.worker_id,
             running_since=status.running_since, finished_at=status.ended_at, duration=status.duration,
         )
@@ -65,12 +67,13 @@ def run_status(run: RunView) -> Status:
     return status
 
 
-def run_conditions(state: State, error: str) -> list[tuple[str, bool, str, str]]:
-    """(type, holds, reason, message) for the run's end; Waiting is over once it launched."""
+def run_conditions(state: State, error: str, waiting: str = "") -> list[tuple[str, bool, str, str]]:
+    """(type, holds, reason, message) for the run's end; Waiting holds while no live worker of
+    its pool can take it, and is over once a worker could."""
     return [
         (COMPLETE, state is State.DONE, state.value, "the run ended Done" if state is State.DONE else ""),
         (FAILED, state is State.FAILED, state.value, error if state is State.FAILED else ""),
-        (WAITING, False, "Launched", ""),
+        (WAITING, True, "NoWorker", waiting) if waiting else (WAITING, False, "Launched", ""),
     ]
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from shards.errors import InvalidDefinition
+from shards.records import DEFAULT_POOL
 
 if TYPE_CHECKING:
     from shards.context import ProcessContext
@@ -18,11 +19,21 @@ ScopeData = dict[str, Any]
 # Ids end up in Mongo keys, CLI arguments and Kubernetes labels: keep them plain.
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 MIN_DETAIL_LEVEL, MAX_DETAIL_LEVEL = 1, 4
+# Pools name worker Deployments (`<release>-worker-<pool>`): a DNS label, short enough to fit.
+_POOL_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 
 
 def is_valid_id(value: object) -> bool:
     """Process ids, scope ids and run ids: letters, digits, '_', '.', ':', '-', up to 200."""
     return isinstance(value, str) and _ID_PATTERN.match(value) is not None
+
+
+def check_pool(pool: object) -> str:
+    """A pool name (the worker Deployment that runs a process), or InvalidDefinition."""
+    if not isinstance(pool, str) or not _POOL_PATTERN.match(pool):
+        raise InvalidDefinition(f"invalid pool {pool!r}: use lowercase letters, digits and '-' "
+                                "(a DNS label of at most 40 characters)")
+    return pool
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,7 @@ class ProcessDefinition:
     warning: str = ""
     detail_level: int = 1
     special: bool = False
+    pool: str = DEFAULT_POOL  # which workers run it (`shards worker APP --pool NAME`)
 
     def __post_init__(self) -> None:
         if not isinstance(self.process_id, str) or not _ID_PATTERN.match(self.process_id):
@@ -48,6 +60,10 @@ class ProcessDefinition:
             raise InvalidDefinition(
                 f"process {self.process_id!r}: detail level must be 1..4, got {level!r}"
             )
+        try:
+            check_pool(self.pool)
+        except InvalidDefinition as error:
+            raise InvalidDefinition(f"process {self.process_id!r}: {error}") from None
 
     def __call__(self, ctx: ProcessContext) -> Any:
         return self.function(ctx)
@@ -59,6 +75,7 @@ class ProcessDefinition:
             "warning": self.warning,
             "detailLevel": self.detail_level,
             "special": self.special,
+            "pool": self.pool,
         }
 
 
@@ -69,6 +86,7 @@ class ProcessOptions(TypedDict, total=False):
     warning: str
     detail_level: int
     special: bool
+    pool: str
 
 
 def process(
@@ -87,6 +105,7 @@ def process(
             warning=options.get("warning", ""),
             detail_level=options.get("detail_level", 1),
             special=options.get("special", False),
+            pool=options.get("pool", DEFAULT_POOL),
         )
 
     return wrap
@@ -123,8 +142,22 @@ class App:
 
     @property
     def process_ids(self) -> list[str]:
-        """The ids of the default catalog (what a worker advertises)."""
+        """The ids of the default catalog."""
         return list(self._definitions)
+
+    @property
+    def per_scope(self) -> bool:
+        """The catalog comes from get_process_list, per scope: a worker advertises no list."""
+        return self._get_process_list is not None
+
+    def offered(self, pool: str) -> list[str]:
+        """The ids of the default catalog that a worker of this pool advertises (and claims)."""
+        return [pid for pid, definition in self._definitions.items() if definition.pool == pool]
+
+    @property
+    def pools(self) -> list[str]:
+        """The pools the default catalog names, in order of first use."""
+        return list(dict.fromkeys(definition.pool for definition in self._definitions.values()))
 
     def scope_data(self, scope_id: str) -> ScopeData:
         data = self._get_scope_data(scope_id) if self._get_scope_data else None

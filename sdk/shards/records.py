@@ -9,6 +9,7 @@ from typing import Any
 from shards.states import State
 
 Document = dict[str, Any]
+DEFAULT_POOL = "default"  # the pool of a process that names none, and of a worker started without --pool
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -124,6 +125,7 @@ class ProcessRecord:
     warning: str = ""
     detail_level: int = 1
     special: bool = False
+    pool: str = DEFAULT_POOL
     status: ProcessStatus = field(default_factory=ProcessStatus)
     progress: Progress = field(default_factory=Progress)
     run_id: str = ""  # the current or last run; "" before the first launch
@@ -142,6 +144,7 @@ class ProcessRecord:
             "warning": self.warning,
             "detailLevel": self.detail_level,
             "special": self.special,
+            "pool": self.pool,
             "status": self.status.to_doc(),
             "progress": self.progress.to_doc(),
             "runId": self.run_id,
@@ -158,6 +161,7 @@ class ProcessRecord:
             warning=doc.get("warning") or "",
             detail_level=int(doc.get("detailLevel", 1)),
             special=bool(doc.get("special", False)),
+            pool=doc.get("pool") or DEFAULT_POOL,
             status=ProcessStatus.from_doc(doc.get("status")),
             progress=Progress.from_doc(doc.get("progress")),
             run_id=doc.get("runId", ""),
@@ -175,6 +179,7 @@ class ProcessRecord:
             "warning": self.warning,
             "detailLevel": self.detail_level,
             "special": self.special,
+            "pool": self.pool,
             "state": status.state.value,
             "error": status.error,
             "progress": self.progress.to_doc(),
@@ -200,6 +205,7 @@ class RequestState:
 
 
 ANY_WORKER = ""  # targetWorker of a request that any worker may claim
+ANY_POOL = ""  # pool of a request that is not a launch (defines and stops are for any pool)
 
 
 @dataclass
@@ -213,6 +219,7 @@ class Request:
     args: Document = field(default_factory=dict)
     options: Document = field(default_factory=dict)
     target_worker: str = ANY_WORKER
+    pool: str = ANY_POOL  # a launch's: only workers of this pool claim it
     state: str = RequestState.PENDING
     taken_by: str = ""
     created_at: datetime = field(default_factory=utcnow)
@@ -227,6 +234,7 @@ class Request:
             "args": self.args,
             "options": self.options,
             "targetWorker": self.target_worker,
+            "pool": self.pool,
             "state": self.state,
             "takenBy": self.taken_by,
             "createdAt": to_ms(self.created_at),
@@ -245,6 +253,7 @@ class Request:
             args=doc.get("args") or {},
             options=doc.get("options") or {},
             target_worker=doc.get("targetWorker", ANY_WORKER),
+            pool=doc.get("pool", ANY_POOL),
             state=doc.get("state", RequestState.PENDING),
             taken_by=doc.get("takenBy", ""),
             created_at=at_ms(doc["createdAt"]),
@@ -343,6 +352,7 @@ class WorkerRecord:
     lease: float = 15.0  # seconds of an unmoving beat after which others declare it lost
     end_reason: str = ""  # why it is no longer Alive; what its unsettled runs fail with
     catalog: list[str] = field(default_factory=list)
+    pool: str = DEFAULT_POOL
     running: int = 0
     heartbeat_at: datetime | None = None
 
@@ -359,6 +369,7 @@ class WorkerRecord:
             lease=float(doc.get("lease", 15.0)),
             end_reason=doc.get("endReason", ""),
             catalog=list(doc.get("catalog", [])),
+            pool=doc.get("pool") or DEFAULT_POOL,
             running=int(doc.get("running", 0)),
             heartbeat_at=from_ms(doc.get("heartbeatAt")),
         )
@@ -372,5 +383,6 @@ class WorkerRecord:
             "concurrency": self.concurrency,
             "running": self.running,
             "catalog": self.catalog,
+            "pool": self.pool,
             "heartbeatAt": iso(self.heartbeat_at),
         }

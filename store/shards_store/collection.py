@@ -88,6 +88,13 @@ class Collection:
         return self.mongo.count_documents(query)
 
     @translated
+    def count_by(self, query: Doc, field: str) -> dict[Any, int]:
+        """How many documents match, per value of one field: one $match + $group round trip."""
+        self._log.note(self.name, query, operation="count_by")
+        pipeline = [{"$match": query}, {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+        return {group["_id"]: int(group["n"]) for group in self.mongo.aggregate(pipeline)}
+
+    @translated
     def find_one_and_update(
         self, query: Doc, update: Doc, *, sort: Sort | None = None, upsert: bool = False,
         before: bool = False,

@@ -14,7 +14,8 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
         ("state", ["status.state"], False),  # the reconciler's active records
     ],
     "requests": [
-        ("claim", ["state", "kind", "targetWorker", "createdAt"], False),
+        # Launches are claimed per pool; defines and stops carry the pool "" (any).
+        ("claim_by_pool", ["state", "kind", "targetWorker", "pool", "createdAt"], False),
         ("run", ["runId", "state"], False),
         ("taken_by", ["takenBy", "state"], False),
     ],
@@ -26,6 +27,11 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
         ("name", ["name", "state"], False),
     ],
     "scopes": [],
+}
+
+# Indexes an earlier version declared: dropped when the indexes are ensured.
+OBSOLETE: dict[str, list[str]] = {
+    "requests": ["claim"],  # replaced by claim_by_pool
 }
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import uuid
 
-from shards.records import ANY_WORKER, Request, RequestState, now_ms
+from shards.records import ANY_POOL, ANY_WORKER, Request, RequestKind, RequestState, now_ms
 
 from shards_store.collection import Collection
 
 
-DEFAULT_POOL = "default"
-
-
 def pending_launches_filter(pool: str) -> dict[str, str]:
     """The launches of a pool that no worker has taken yet: what an autoscaler counts (the
-    chart's KEDA query is generated from these same names; a test keeps them equal)."""
-    return {"state": RequestState.PENDING, "kind": "launch", "pool": pool}
+    chart's KEDA query is generated from these same names; a test keeps them equal). Launches
+    are never addressed to one worker; saying so keeps the query on the claim index."""
+    return {"state": RequestState.PENDING, "kind": RequestKind.LAUNCH, "targetWorker": ANY_WORKER,
+            "pool": pool}
 
 
 class RequestQueue:
@@ -30,16 +29,20 @@ class RequestQueue:
         self.collection.insert_one(request.to_doc())
         return request
 
-    def claim(self, kind: str, worker_id: str, *, addressed: bool = False) -> Request | None:
+    def claim(
+        self, kind: str, worker_id: str, *, addressed: bool = False, pool: str = ANY_POOL
+    ) -> Request | None:
         """Take the oldest pending request of a kind, exactly once across all workers.
 
         addressed=True claims only requests sent to this worker (stops reach the worker that
-        runs the process); otherwise only requests any worker may take.
+        runs the process); otherwise only requests any worker may take. Launches are claimed
+        only by workers of their pool; other requests belong to no pool.
         """
         query = {
             "state": RequestState.PENDING,
             "kind": kind,
             "targetWorker": worker_id if addressed else ANY_WORKER,
+            "pool": pool if kind == RequestKind.LAUNCH else ANY_POOL,
         }
         update = {
             "$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": now_ms()}
@@ -84,6 +87,11 @@ class RequestQueue:
         return self.collection.delete_many(
             {"state": RequestState.PENDING, "kind": "stop", "targetWorker": worker_id}
         )
+
+    def pending_launches(self) -> dict[str, int]:
+        """Launches no worker has taken yet, per pool (one round trip, on the claim index)."""
+        query = {"state": RequestState.PENDING, "kind": RequestKind.LAUNCH, "targetWorker": ANY_WORKER}
+        return {str(pool): count for pool, count in self.collection.count_by(query, "pool").items()}
 
     def pending(self, kind: str, target: str = ANY_WORKER) -> int:
         return self.collection.count(

@@ -9,12 +9,12 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from shards.errors import ShardsError
-from shards.records import ANY_WORKER, ProcessRecord, ProcessStatus, Progress, Request
+from shards.records import ANY_POOL, ANY_WORKER, ProcessRecord, ProcessStatus, Progress, Request
 from shards.states import State
 
 from shards_store.changes import ChangeFeed, PollPace
 from shards_store.collection import Collection, Doc, QueryLog
-from shards_store.indexes import INDEXES
+from shards_store.indexes import INDEXES, OBSOLETE
 from shards_store.processes import ProcessRecords
 from shards_store.requests import RequestQueue
 from shards_store.runs import RunHistory
@@ -48,15 +48,16 @@ class Store:
     def _collection(self, name: str) -> Collection:
         return Collection(self.database[name], self.query_log)
 
-    def request_feed(self, worker_id: str, pace: PollPace | None = None) -> ChangeFeed:
+    def request_feed(self, worker_id: str, pool: str, pace: PollPace | None = None) -> ChangeFeed:
         """Wakes a worker on the requests it may act on: new ones for any worker or addressed
-        to it, and their updates (taken by a worker). No document is looked up: an update
-        event carries no document on MongoDB (null matches it) and its post-image on the
-        embedded server. `$or` would say it more plainly, but the embedded server matches
-        nothing with `$or` in a change stream (see the conformance module)."""
+        to it, of its pool or of none, and their updates (taken by a worker). No document is
+        looked up: an update event carries no document on MongoDB (null matches it) and its
+        post-image on the embedded server. `$or` would say it more plainly, but the embedded
+        server matches nothing with `$or` in a change stream (see the conformance module)."""
         match = {
             "operationType": {"$in": ["insert", "update"]},
             "fullDocument.targetWorker": {"$in": [ANY_WORKER, worker_id, None]},
+            "fullDocument.pool": {"$in": [ANY_POOL, pool, None]},
         }
         return ChangeFeed(self.requests.collection, match, full_document=False, pace=pace,
                           busy_on_change=False)
@@ -103,6 +104,11 @@ class Store:
                             only_from_seen_state=only_from_seen_state, request=request)
 
     def ensure_indexes(self) -> None:
+        for name, obsolete in OBSOLETE.items():
+            present = set(self.database[name].index_information())
+            for index_name in obsolete:
+                if index_name in present:
+                    self.database[name].drop_index(index_name)
         for name, indexes in INDEXES.items():
             for index_name, keys, unique in indexes:
                 self.database[name].create_index(

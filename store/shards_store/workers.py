@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from shards.records import WorkerRecord, now_ms
+from shards.records import DEFAULT_POOL, WorkerRecord, now_ms
 
 from shards_store.collection import Collection
 
@@ -21,7 +21,8 @@ class WorkerRegistry:
         self.collection = collection
 
     def register(
-        self, name: str, *, host: str, pid: int, catalog: list[str], concurrency: int, lease: float
+        self, name: str, *, host: str, pid: int, catalog: list[str], concurrency: int, lease: float,
+        pool: str = DEFAULT_POOL,
     ) -> str:
         """Register a new incarnation of the worker called `name`; returns its id."""
         worker_id = f"{name}-{uuid.uuid4().hex[:6]}"
@@ -32,6 +33,7 @@ class WorkerRegistry:
             "host": host,
             "pid": pid,
             "catalog": catalog,
+            "pool": pool,
             "concurrency": concurrency,
             "lease": lease,  # observers judge its silence by its own lease
             "startedAt": now,

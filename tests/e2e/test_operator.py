@@ -13,6 +13,8 @@ from tooling.cluster import KubeCluster
 
 pytestmark = pytest.mark.e2e
 
+POOLS_APP = "tests/integration/apps/pools.py:app"
+
 
 @pytest.fixture
 def env(kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, mongo_db_uri: str,
@@ -99,6 +101,20 @@ def test_unknown_process_waits_until_a_worker_offers_it(env: OperatorEnv) -> Non
     assert "failed temporarily" in env.operator_log()
     log_lines = env.operator_log().splitlines()
     assert not [line for line in log_lines if "failed temporarily" in line and "ERROR" in line]
+
+
+def test_a_launch_for_a_pool_without_workers_is_scheduled_and_waits_for_one(env: OperatorEnv) -> None:
+    env.start_workers(1, app=POOLS_APP)  # the default pool only
+    env.start_operator()
+    env.apply(env.shp("gpu", process="gpu-job"))
+    status = env.wait_status("gpu", "Scheduled, waiting for a gpu worker",
+                             lambda s: env.condition(s, "Waiting").get("reason") == "NoWorker")
+    assert status["state"] == "Scheduled" and status["runs"] == 1
+    assert "no live worker in pool 'gpu'" in env.condition(status, "Waiting")["message"]
+    assert status["progress"]["message"].startswith("waiting: no live worker in pool 'gpu'")
+    env.shards.start_worker(POOLS_APP, "--pool", "gpu")
+    status = env.wait_state("gpu", "Done")
+    assert env.condition(status, "Waiting")["status"] == "False"
 
 
 def test_two_resources_for_one_process_take_turns(env: OperatorEnv) -> None:

@@ -257,6 +257,20 @@ def test_count_documents(jobs: Collection) -> None:
     assert jobs.count_documents({"name": "zzz"}) == 0
 
 
+def test_match_then_group_counts_per_field_value(mongo_db: Database) -> None:
+    """`count_by`: pending launches per pool, one aggregate round trip."""
+    requests = mongo_db["requests"]
+    requests.insert_many([
+        {"state": "Pending", "kind": "launch", "targetWorker": "", "pool": pool}
+        for pool in ("default", "heavy", "default", "gpu")
+    ] + [{"state": "Taken", "kind": "launch", "targetWorker": "", "pool": "heavy"},
+         {"state": "Pending", "kind": "stop", "targetWorker": "w", "pool": ""}])
+    pipeline = [{"$match": {"state": "Pending", "kind": "launch", "targetWorker": ""}},
+                {"$group": {"_id": "$pool", "n": {"$sum": 1}}}]
+    counts = {group["_id"]: group["n"] for group in requests.aggregate(pipeline)}
+    assert counts == {"default": 2, "heavy": 1, "gpu": 1}
+
+
 def test_sort_on_one_and_several_fields_with_limit(jobs: Collection) -> None:
     def order(sort: list[tuple[str, int]], limit: int = 0, query: Doc | None = None) -> list[str]:
         return [d["name"] for d in jobs.find(query or {}, sort=sort, limit=limit)]

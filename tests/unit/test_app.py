@@ -12,16 +12,36 @@ def noop(ctx: shards.ProcessContext) -> None:
 def test_the_decorator_registers_definitions_with_all_fields() -> None:
     app = shards.App()
 
-    @app.process("count-sheep", name="Count sheep", warning="careful", detail_level=2, special=True)
+    @app.process("count-sheep", name="Count sheep", warning="careful", detail_level=2, special=True,
+                 pool="heavy")
     def count(ctx: shards.ProcessContext) -> None:
         pass
 
     [definition] = app.catalog(app.scope_data("s")).values()
     assert definition is count
     assert definition.to_fields() == {
-        "name": "Count sheep", "warning": "careful", "detailLevel": 2, "special": True,
+        "name": "Count sheep", "warning": "careful", "detailLevel": 2, "special": True, "pool": "heavy",
     }
     assert app.process_ids == ["count-sheep"]
+
+
+def test_a_worker_of_a_pool_offers_only_that_pools_processes() -> None:
+    app = shards.App()
+    app.process("light-a")(noop)
+    app.process("heavy-a", pool="heavy")(noop)
+    app.process("light-b")(noop)
+    assert app.offered("default") == ["light-a", "light-b"]
+    assert app.offered("heavy") == ["heavy-a"]
+    assert app.offered("gpu") == []
+    assert app.pools == ["default", "heavy"]
+    assert not app.per_scope
+
+
+@pytest.mark.parametrize("pool", ["", "Heavy", "a_b", "-x", "x-", "p" * 41, 3])
+def test_bad_pools_are_refused_in_one_line(pool: object) -> None:
+    with pytest.raises(InvalidDefinition, match=r"process 'x': invalid pool .*DNS label") as caught:
+        shards.process("x", pool=pool)(noop)  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
 
 
 def test_name_defaults_to_the_id() -> None:

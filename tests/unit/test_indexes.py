@@ -20,7 +20,8 @@ def test_shapes_separate_equality_ranges_and_sorts() -> None:
 @pytest.mark.parametrize(
     ("collection", "query", "sort"),
     [
-        ("requests", {"state": "Pending", "kind": "launch", "targetWorker": ""}, [("createdAt", 1)]),
+        ("requests", {"state": "Pending", "kind": "launch", "targetWorker": "", "pool": "default"},
+         [("createdAt", 1)]),
         ("processes", {"scopeId": "s", "processId": "p", "runId": "r", "status.state": {"$in": ["Idle"]}},
          None),
         ("processes", {"scopeId": "s"}, [("processId", 1)]),

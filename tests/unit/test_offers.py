@@ -15,14 +15,14 @@ class Clock:
         return self.now
 
 
-def worker(worker_id: str, catalog: list[str] | None = None) -> WorkerRecord:
+def worker(worker_id: str, catalog: list[str] | None = None, pool: str = "default") -> WorkerRecord:
     return WorkerRecord(worker_id=worker_id, name=worker_id, host="h", pid=1, catalog=catalog or [],
-                        concurrency=1, lease=15.0)
+                        concurrency=1, lease=15.0, pool=pool)
 
 
-def launch(request_id: str, process_id: str = "job") -> Request:
+def launch(request_id: str, process_id: str = "job", pool: str = "default") -> Request:
     return Request(kind=RequestKind.LAUNCH, scope_id="s", process_id=process_id, run_id=request_id,
-                   id=request_id)
+                   id=request_id, pool=pool)
 
 
 def offers_of(ids: list[str], stagger: float = 0.02, clock: Clock | None = None) -> list[Offers]:
@@ -59,6 +59,20 @@ def test_only_workers_offering_the_process_stand_in_line() -> None:
     assert len(mine) == 0
     turn = mine.turn(launch("r", "job"))
     assert turn in (0, 1)  # b does not offer it; c (per-scope catalogs) offers everything
+
+
+def test_only_workers_of_the_launchs_pool_stand_in_line() -> None:
+    everyone = [worker("a", ["job"], "heavy"), worker("b", ["job"]), worker("c", ["job"], "heavy")]
+    heavy = Offers("a", ["job"], 0.02, clock=Clock(), pool="heavy")
+    heavy.know_peers(everyone)
+    light = Offers("b", ["job"], 0.02, clock=Clock())
+    light.know_peers(everyone)
+    assert light.turn(launch("r", pool="heavy")) is None  # never a launch of another pool
+    assert light.turn(launch("r")) == 0  # the only worker of its pool: first, whatever its hash
+    assert heavy.turn(launch("r")) is None
+    assert heavy.turn(launch("r", pool="heavy")) in (0, 1)  # behind or before c, never b
+    stop = Request(kind=RequestKind.STOP, scope_id="s", process_id="job", run_id="r", id="x")
+    assert light.turn(stop) is not None and heavy.turn(stop) is not None  # stops: any pool
 
 
 def test_a_backup_claims_after_its_staggers_unless_it_saw_the_request_taken() -> None:

@@ -8,7 +8,6 @@ import pytest
 from shards.errors import (
     ConfirmationRequired,
     InvalidArgs,
-    NoWorker,
     ProcessActive,
     ShardsError,
     StoreUnavailable,
@@ -71,8 +70,9 @@ def test_run_ids_name_their_resource_and_run() -> None:
 class FakeController:
     """Just what apply_spec calls; each launch outcome is scripted."""
 
-    def __init__(self, outcome: Exception | None = None) -> None:
+    def __init__(self, outcome: Exception | None = None, waiting: str = "") -> None:
         self.outcome = outcome
+        self.waiting = waiting  # what waiting_reasons says of a Scheduled record
         self.launches: list[dict] = []
         self.defined: list[str] = []
         self.store = self
@@ -92,6 +92,9 @@ class FakeController:
     def offered(self, process: str) -> bool:
         return True
 
+    def waiting_reasons(self, records: list[ProcessRecord], max_age: float = 0.0) -> dict[str, str]:
+        return {r.process_id: self.waiting for r in records if r.state is State.SCHEDULED and self.waiting}
+
     def get(self, *key: str) -> ProcessRecord | None:  # store.processes.get and store.runs.get
         return None
 
@@ -108,9 +111,20 @@ def test_a_new_resource_launches_its_first_run_under_a_stable_id() -> None:
     controller = FakeController()
     outcome = apply(controller, resource(args={"n": 3}))
     assert controller.launches == [{"scope": "team-a", "process": "count-sheep", "args": {"n": 3},
-                                    "confirm": False, "run_id": "k8s-uid-1-1", "require_worker": True}]
+                                    "confirm": False, "run_id": "k8s-uid-1-1"}]
     assert (outcome.status["runs"], outcome.status["state"], outcome.retry_after) == (1, "Scheduled", None)
     assert [reason for _, reason, _ in outcome.events] == ["Launched"]
+    waiting = {c["type"]: c for c in outcome.status["conditions"]}["Waiting"]
+    assert (waiting["status"], waiting["reason"]) == ("False", "Launched")
+
+
+def test_a_launch_no_live_worker_can_take_is_scheduled_and_waits_saying_why() -> None:
+    why = "no live worker in pool 'gpu' offers process 'count-sheep'; it runs when one starts"
+    outcome = apply(FakeController(waiting=why), resource())
+    assert (outcome.status["runs"], outcome.status["state"], outcome.retry_after) == (1, "Scheduled", None)
+    waiting = {c["type"]: c for c in outcome.status["conditions"]}["Waiting"]
+    assert (waiting["status"], waiting["reason"], waiting["message"]) == ("True", "NoWorker", why)
+    assert outcome.status["progress"]["message"] == f"waiting: {why}"
 
 
 @pytest.mark.parametrize(
@@ -119,7 +133,6 @@ def test_a_new_resource_launches_its_first_run_under_a_stable_id() -> None:
         (ConfirmationRequired("needs confirmation: careful"), "ConfirmationRequired", False),
         (InvalidArgs("process arguments nest more than 32 levels deep"), "InvalidArgs", False),
         (UnknownProcess("unknown process"), "UnknownProcess", True),
-        (NoWorker("no live worker offers process"), "NoWorker", True),
         (ProcessActive("already active (Running)"), "ProcessBusy", True),
         (StoreUnavailable("MongoDB unreachable: refused"), "StoreUnavailable", True),
     ],

@@ -14,7 +14,21 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from shards.records import Request, RequestKind, WorkerRecord
+from shards.app import App
+from shards.errors import ShardsError
+from shards.records import DEFAULT_POOL, Request, RequestKind, WorkerRecord
+
+
+def advertised(app: App, pool: str) -> list[str]:
+    """The processes a worker of this pool claims ([] for per-scope catalogs: any launch of
+    its pool). A pool in which the app defines nothing is a mistake, said in one line."""
+    if app.per_scope:
+        return []
+    offered = app.offered(pool)
+    if not offered:
+        raise ShardsError(f"the app defines no process in pool {pool!r} "
+                          f"(its pools: {', '.join(app.pools) or 'none'})")
+    return offered
 
 
 def place(worker_id: str) -> bytes:
@@ -37,10 +51,11 @@ class Offer:
 class Offers:
     def __init__(
         self, me: str, catalog: Iterable[str], stagger: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, pool: str = DEFAULT_POOL,
     ) -> None:
         self.me = me
         self.catalog = frozenset(catalog)  # empty: per-scope catalogs, any process is offered
+        self.pool = pool
         self.stagger = stagger
         self._clock = clock
         self._peers: list[WorkerRecord] = []
@@ -55,9 +70,10 @@ class Offers:
         if request.target_worker == self.me:
             return 0
         if request.kind == RequestKind.LAUNCH:
-            if not self._offers_process(self.catalog, request.process_id):
+            if request.pool != self.pool or not self._offers_process(self.catalog, request.process_id):
                 return None
-            peers = [w for w in self._peers if self._offers_process(frozenset(w.catalog), request.process_id)]
+            peers = [w for w in self._peers if w.pool == self.pool
+                     and self._offers_process(frozenset(w.catalog), request.process_id)]
         else:
             peers = self._peers
         mine = place(self.me)

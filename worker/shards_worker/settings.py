@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shards.errors import ShardsError
+from shards.app import check_pool
+from shards.errors import InvalidDefinition, ShardsError
+from shards.records import DEFAULT_POOL
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     concurrency: int = 1
+    pool: str = DEFAULT_POOL  # this worker claims launches of this pool's processes only
     heartbeat_interval: float = 2.0  # seconds between lease renewals
     lease: float = 15.0  # a worker whose heartbeat stands still this long is declared lost
     progress_interval: float = 0.5  # at most one progress write per run per interval
@@ -23,6 +26,10 @@ class WorkerSettings:
     orphan_grace: float = 5.0  # how long an active record may lack an owner before it is settled
 
     def __post_init__(self) -> None:
+        try:
+            check_pool(self.pool)
+        except InvalidDefinition as error:
+            raise ShardsError(f"--pool: {error}") from None
         # Others judge this worker on its lease; it renews several times per lease, and stops
         # its runs at half of it, so a missed beat or two is never mistaken for a loss.
         if self.heartbeat_interval * 3 > self.lease * 1.000001:  # (float rounding)

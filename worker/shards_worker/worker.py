@@ -21,7 +21,7 @@ from shards_worker.connectivity import Connectivity
 from shards_worker.definition import define_scope
 from shards_worker.execution import Executor
 from shards_worker.lease import Lease
-from shards_worker.offers import Offer, Offers
+from shards_worker.offers import Offer, Offers, advertised
 from shards_worker.reconciler import Reconciler, replace_predecessors, settle_record
 from shards_worker.settings import WorkerSettings
 from shards_worker.wakeups import Wakeups
@@ -53,7 +53,8 @@ class Worker:
         self._busy_lock = threading.Lock()
         self._busy = 0  # slots taken by launches (their children run inside them)
         self._threads: list[threading.Thread] = []
-        self.offers = Offers(self.id, self.app.process_ids, self.settings.claim_stagger)
+        self.catalog = advertised(app, self.settings.pool)
+        self.offers = Offers(self.id, self.catalog, self.settings.claim_stagger, pool=self.settings.pool)
         self.wakeups = Wakeups(None)  # opened at start
         self._next_sweep = 0.0  # monotonic: the first sweep is at once
         self._backlog = False  # launches may be pending that no offer names: look when a slot frees
@@ -80,9 +81,10 @@ class Worker:
             self.name,
             host=socket.gethostname(),
             pid=os.getpid(),
-            catalog=self.app.process_ids,
+            catalog=self.catalog,
             concurrency=self.settings.concurrency,
             lease=self.settings.lease,
+            pool=self.settings.pool,
         )
         self.lease.renewed(sent)
         self.executor.worker_id = self.reconciler.me = self.offers.me = self.id
@@ -91,8 +93,8 @@ class Worker:
         self.wakeups.start()
         for target, name in ((self._heartbeat_loop, "shards-heartbeat"), (self._watch_lease, "shards-lease")):
             threading.Thread(target=target, name=name, daemon=True).start()
-        log.info("shards.worker: %s started (concurrency %d, processes %s)", self.id,
-                 self.settings.concurrency, ", ".join(self.app.process_ids) or "per scope")
+        log.info("shards.worker: %s started (pool %s, concurrency %d, processes %s)", self.id,
+                 self.settings.pool, self.settings.concurrency, ", ".join(self.catalog) or "per scope")
 
     def sweep(self) -> None:
         """Claim everything this worker can take now, oldest first: at start, after a gap in
@@ -190,7 +192,7 @@ class Worker:
             log.info("shards.worker: polling every %.1fs (no change stream)", self.settings.poll_interval)
             return None
         pace = PollPace(self.settings.stream_poll_min, self.settings.stream_poll_max)
-        feed = self.store.request_feed(self.id, pace)
+        feed = self.store.request_feed(self.id, self.settings.pool, pace)
         try:
             feed.open()
         except ChangeFeedError as error:
@@ -207,7 +209,8 @@ class Worker:
 
     def _claim(self, kind: str, *, addressed: bool = False) -> Request | None:
         """The oldest pending request of a kind (a sweep): finding none is "empty"."""
-        return _counted(kind, self.store.requests.claim(kind, self.id, addressed=addressed), "empty")
+        request = self.store.requests.claim(kind, self.id, addressed=addressed, pool=self.settings.pool)
+        return _counted(kind, request, "empty")
 
     def _claim_id(self, offer: Offer) -> Request | None:
         """The request an event named: finding it taken is "lost"."""
