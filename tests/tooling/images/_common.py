@@ -106,21 +106,20 @@ def cache_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_host_tools() -> None:
-    """buildah and debootstrap, from Debian's packages when missing (root only)."""
-    missing = [tool for tool in ("buildah", "debootstrap") if shutil.which(tool) is None]
+def ensure_host_tools(tools: tuple[str, ...] = ("buildah", "debootstrap")) -> None:
+    """Debian's packages of the same names, installed when missing (root only)."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if not missing:
         return
+    names = " ".join(missing)
     if os.geteuid() != 0:
-        raise ImageError(
-            f"{' and '.join(missing)} missing and not root: as root, apt-get install -y buildah debootstrap"
-        )
+        raise ImageError(f"{names} missing and not root: as root, apt-get install -y {names}")
     if shutil.which("apt-get") is None:
-        raise ImageError(f"{' and '.join(missing)} missing and no apt-get to install them")
+        raise ImageError(f"{names} missing and no apt-get to install them")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with step(f"installing {' '.join(missing)} (apt-get)"):
+    with step(f"installing {names} (apt-get)"):
         run(["apt-get", "update", "-q"], timeout=600, env=env)
-        run(["apt-get", "install", "-y", "-q", "buildah", "debootstrap"], timeout=1200, env=env)
+        run(["apt-get", "install", "-y", "-q", *missing], timeout=1200, env=env)
 
 
 def can_build() -> str | None:
