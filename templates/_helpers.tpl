@@ -171,7 +171,8 @@ capabilities:
 {{- define "shards.keda.collection" -}}requests{{- end -}}
 
 {{- define "shards.keda.pendingLaunchesQuery" -}}
-{{- dict "state" "Pending" "kind" "launch" "pool" . | toJson -}}
+{{- /* targetWorker "": launches are never addressed to one worker (keeps the count on the claim index). */ -}}
+{{- dict "state" "Pending" "kind" "launch" "targetWorker" "" "pool" . | toJson -}}
 {{- end -}}
 
 {{/* True when any pool has KEDA autoscaling on. */}}
