@@ -19,12 +19,16 @@ SHEEP_APP = "examples/sheep.py:app"
 
 
 class OperatorEnv:
-    def __init__(self, cluster: KubeCluster, namespace: str, mongo_uri: str, workdir: Path) -> None:
+    def __init__(self, cluster: KubeCluster, namespace: str, mongo_uri: str, workdir: Path,
+                 service_account: tuple[str, str] = ("shards-system", "shards-operator")) -> None:
+        """``service_account`` (namespace, name): whose token the operator runs with; by default
+        deploy/'s, the Helm chart's in tests/e2e/test_chart.py."""
         self.cluster = cluster
         self.namespace = namespace
         self.shards = ShardsHarness(mongo_uri, workdir)
         self.workdir = workdir
-        token = cluster.kubectl("create", "token", "shards-operator", "-n", "shards-system",
+        sa_namespace, sa_name = service_account
+        token = cluster.kubectl("create", "token", sa_name, "-n", sa_namespace,
                                 "--duration=2h").stdout.strip()
         self.kubeconfig = cluster.token_kubeconfig(token, workdir / "operator.kubeconfig")
         self.operator: subprocess.Popen[bytes] | None = None

@@ -11,9 +11,9 @@ DEPLOY = REPO_ROOT / "deploy"
 OPERATOR = "system:serviceaccount:shards-system:shards-operator"
 
 
-def can_i(kube_cluster: KubeCluster, check: tuple[str, ...]) -> str:
-    """`kubectl auth can-i` as the operator's ServiceAccount: "yes" or "no"."""
-    result = kube_cluster.kubectl("auth", "can-i", *check, f"--as={OPERATOR}", check=False)
+def can_i(kube_cluster: KubeCluster, check: tuple[str, ...], as_user: str = OPERATOR) -> str:
+    """`kubectl auth can-i` as the operator's ServiceAccount (or ``as_user``): "yes" or "no"."""
+    result = kube_cluster.kubectl("auth", "can-i", *check, f"--as={as_user}", check=False)
     answer = result.stdout.strip()
     assert answer in ("yes", "no"), result.stderr
     assert result.returncode == (0 if answer == "yes" else 1)
