@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import tarfile
 import uuid
@@ -186,6 +187,23 @@ def test_the_package_holds_the_chart_only(kube_cluster: KubeCluster, tmp_path: P
     assert {"templates/_helpers.tpl", "templates/NOTES.txt", "templates/operator-deployment.yaml",
             "templates/worker-scaledobject.yaml"} <= set(names)
     assert package.stat().st_size < 64 * 1024
+
+
+def test_every_value_has_a_comment() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    parents: list[tuple[int, str]] = []
+    undocumented = []
+    for i, line in enumerate(lines):
+        key = re.match(r"^( *)([A-Za-z][\w.-]*):", line)
+        if key is None:
+            continue
+        indent = len(key[1])
+        parents = [(n, k) for n, k in parents if n < indent]
+        inside_an_example = any(k in ("resources", "to") for _, k in parents)  # Kubernetes objects
+        parents.append((indent, key[2]))
+        if not inside_an_example and "#" not in line and not lines[i - 1].lstrip().startswith("#"):
+            undocumented.append(f"{i + 1}: {line}")
+    assert undocumented == []
 
 
 # --- every rendered object, as the API server sees it -----------------------------------------
