@@ -383,10 +383,10 @@ def test_install_upgrade_uninstall(kube_cluster: KubeCluster, release: Release) 
 
     release.upgrade({**VALUE_SETS["two-pools"], "operator": {"scopeGrants": [f"{ns}=farm"]}})
     deployments = kube_cluster.kubectl_json("get", "deployments", "-n", ns)["items"]
-    names = {item["metadata"]["name"] for item in deployments}  # type: ignore[attr-defined]
+    names = {item["metadata"]["name"] for item in deployments}
     assert names == {f"{name}-operator", f"{name}-worker-default", f"{name}-worker-batch"}
     operator = kube_cluster.kubectl_json("get", "deployment", f"{name}-operator", "-n", ns)
-    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]  # type: ignore[index]
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[-2:] == ["--scope-grant", f"{ns}=farm"]
     history = json.loads(kube_cluster.helm("history", release.name, "-n", ns, "-o", "json").stdout)
     assert [(entry["revision"], entry["status"]) for entry in history] == [(1, "superseded"), (2, "deployed")]
@@ -420,7 +420,7 @@ def test_service_accounts_have_exactly_their_rights(kube_cluster: KubeCluster, r
     account = kube_cluster.kubectl_json("get", "serviceaccount", f"{name}-worker", "-n", ns)
     assert account["automountServiceAccountToken"] is False
     pool = kube_cluster.kubectl_json("get", "deployment", f"{name}-worker-default", "-n", ns)
-    assert pool["spec"]["template"]["spec"]["automountServiceAccountToken"] is False  # type: ignore[index]
+    assert pool["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 
 # --- the plain manifests are the chart's ------------------------------------------------------
@@ -448,7 +448,7 @@ def test_the_operator_with_the_charts_service_account_runs_the_example(
     ns, name = release.namespace, release.fullname
     # The URI the chart's pods would get is the one in its Secret: the local processes use that.
     secret = kube_cluster.kubectl_json("get", "secret", f"{name}-mongo", "-n", ns)
-    uri = base64.b64decode(secret["data"]["uri"]).decode()  # type: ignore[index]
+    uri = base64.b64decode(secret["data"]["uri"]).decode()
     assert uri == mongo_db_uri
     operator_sa = f"system:serviceaccount:{ns}:{name}-operator"
     wait_until(lambda: can_i(kube_cluster, ("patch", "shardprocesses.shards.dev", "--subresource=status",
