@@ -122,10 +122,13 @@ class Container:
 @contextlib.contextmanager
 def container(ref: str, args: list[str] | None = None, *, argv: list[str] | None = None,
               env: dict[str, str] | None = None, binds: dict[str, Path] | None = None,
-              readonly: bool = True) -> Iterator[Container]:
+              readonly: bool = True, root: Path | None = None) -> Iterator[Container]:
     """Start ``ref`` in the background: its entrypoint + ``args`` (default: its cmd), or ``argv``
-    instead of both. ``binds`` maps container paths to host files, mounted read-only. The container
-    is stopped (SIGTERM, then SIGKILL) and removed when the block ends."""
+    instead of both. ``binds`` maps container paths to host paths, mounted read-only. The container
+    is stopped (SIGTERM, then SIGKILL) and removed when the block ends.
+
+    ``root``: a ``rootfs(ref)`` already mounted, to share between containers (read-only ones: a
+    vfs working container is a full copy of the image, so making one per run costs seconds)."""
     ensure_host_tools(("runc",))
     config = image_config(ref)
     command = argv if argv is not None else [*config.entrypoint, *(config.cmd if args is None else args)]
@@ -134,7 +137,9 @@ def container(ref: str, args: list[str] | None = None, *, argv: list[str] | None
     cid = f"shards-test-{secrets.token_hex(4)}"
     proc: subprocess.Popen[str] | None = None
     try:
-        with rootfs(ref) as root:
+        with contextlib.ExitStack() as stack:
+            if root is None:
+                root = stack.enter_context(rootfs(ref))
             spec = _bundle_config(root, config, command, env or {}, binds or {}, readonly, bundle)
             (bundle / "config.json").write_text(json.dumps(spec, indent=1))
             log = bundle / "output.log"
@@ -158,9 +163,10 @@ def container(ref: str, args: list[str] | None = None, *, argv: list[str] | None
 
 
 def run(ref: str, args: list[str] | None = None, *, argv: list[str] | None = None,
-        env: dict[str, str] | None = None, readonly: bool = True, timeout: float = 120) -> tuple[int, str]:
+        env: dict[str, str] | None = None, readonly: bool = True, root: Path | None = None,
+        timeout: float = 120) -> tuple[int, str]:
     """Run ``ref`` to completion, as ``container`` starts it: (exit code, stdout + stderr)."""
-    with container(ref, args, argv=argv, env=env, readonly=readonly) as handle:
+    with container(ref, args, argv=argv, env=env, readonly=readonly, root=root) as handle:
         try:
             handle.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
