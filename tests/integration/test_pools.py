@@ -62,3 +62,19 @@ def test_a_worker_for_a_pool_the_app_does_not_use_refuses_to_start(shards_env: S
     bad = shards_env.cli("worker", POOLS_APP, "--pool", "Not_A_Label")
     assert bad.returncode == 1
     assert "--pool: invalid pool 'Not_A_Label'" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_the_operator_metrics_count_pending_launches_and_live_workers_per_pool(
+    shards_env: ShardsHarness,
+) -> None:
+    from shards_operator.metrics import PoolCensus
+
+    shards_env.start_worker(POOLS_APP)
+    shards_env.define("farm")
+    shards_env.ok("launch", "gpu-job", "--scope", "farm")
+    shards_env.ok("launch", "heavy-job", "--scope", "farm")
+    families = {family.name: family for family in PoolCensus(shards_env.store).collect()}
+    pending = {s.labels["pool"]: s.value for s in families["shards_pending_launches"].samples}
+    workers = {s.labels["pool"]: s.value for s in families["shards_live_workers"].samples}
+    assert pending == {"default": 0, "gpu": 1, "heavy": 1}
+    assert workers == {"default": 1, "gpu": 0, "heavy": 0}

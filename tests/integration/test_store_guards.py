@@ -72,7 +72,7 @@ def test_a_launch_cut_short_is_finished_by_its_retry(controller: Controller) -> 
 
 
 def test_require_worker_refuses_without_touching_the_record(controller: Controller) -> None:
-    with pytest.raises(NoWorker, match="no live worker offers process 'job'"):
+    with pytest.raises(NoWorker, match="no live worker in pool 'default' offers process 'job'"):
         controller.launch("s", "job", require_worker=True)
     assert controller.get("s", "job").state is State.IDLE
     with pytest.raises(ShardsError, match="invalid run id"):
