@@ -1,4 +1,5 @@
-"""Build the pinned kube-apiserver, kubectl, kube-controller-manager, etcd and helm.
+"""Build the pinned kube-apiserver, kubectl, kube-controller-manager, etcd, helm and the node's
+kubelet, kube-scheduler and kube-proxy.
 
 The pins are the Go module in ``gotools/`` (go.mod + go.sum). Binaries are cached outside
 the work tree under ``$SHARDS_TOOLS_CACHE`` (default ``~/.cache/shards/tools``) in a folder
@@ -21,7 +22,11 @@ from typing import IO
 
 from ._common import GO_MODULE_DIR, ClusterError, log, tools_cache_root
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+BINARIES = (
+    "etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm",
+    # the node (``up --node``): same k8s.io/kubernetes module
+    "kubelet", "kube-scheduler", "kube-proxy",
+)  # fmt: skip
 # Everything that goes into the build; a change to any of these gives a new cache key.
 PIN_FILES = ("go.mod", "go.sum", "cmd/etcd/main.go")
 BUILD_TIMEOUT_S = 75 * 60
