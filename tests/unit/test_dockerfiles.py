@@ -22,7 +22,7 @@ EXAMPLE = REPO / "examples/Dockerfile"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 # A public base pinned to an exact Python patch release and Debian release: never a moving tag.
-PINNED_PYTHON = re.compile(r"^python:3\.11\.\d+-slim-bookworm$")
+PINNED_PYTHON = re.compile(r"^python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$")
 
 
 @dataclass

@@ -20,7 +20,6 @@ log = logging.getLogger("shards.images")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parents[2]
-RUNROOT = Path("/run/shards-buildah")
 LOCK_TIMEOUT_S = 45 * 60
 
 
@@ -137,8 +136,13 @@ def buildah(*args: str, timeout: float = 600, what: str | None = None,
     return run(buildah_cmd(*args), timeout=timeout, what=what, quiet=quiet, env=buildah_env())
 
 
+def runroot() -> Path:
+    """buildah's transient state (locks, mounts) on tmpfs, one per storage root."""
+    return Path(f"/run/shards-buildah-{digest([str(cache_root())], length=8)}")
+
+
 def buildah_cmd(*args: str) -> list[str]:
-    return ["buildah", "--root", str(cache_root() / "storage"), "--runroot", str(RUNROOT),
+    return ["buildah", "--root", str(cache_root() / "storage"), "--runroot", str(runroot()),
             "--storage-driver", "vfs", *args]
 
 

@@ -89,7 +89,7 @@ def _make_base(archive: Path) -> None:
     try:
         rootfs = work / "rootfs"
         mirror = debian_mirror()
-        with step(f"base {image}: debootstrap --variant={VARIANT} {SUITE} from {mirror} (about 3 min)"):
+        with step(f"base {image}: debootstrap --variant={VARIANT} {SUITE} from {mirror} (1-3 min)"):
             run(["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}", SUITE,
                  str(rootfs), mirror], timeout=DEBOOTSTRAP_TIMEOUT_S, what="debootstrap")
         for pattern in STRIP:
