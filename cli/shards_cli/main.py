@@ -86,11 +86,15 @@ def _say(record: ProcessRecord, verb: str) -> None:
 def mongo(
     port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 27017,
     data: Annotated[Path, typer.Option(help="Data directory (SQLite files).")] = Path(".shards/mongo"),
+    host: Annotated[str, typer.Option(
+        help="Address to listen on: loopback, or a private address Pods reach (no authentication: "
+             "never a public one).")] = "127.0.0.1",
 ) -> None:
-    """Run the embedded MongoDB wire-protocol server (NX-27017) on 127.0.0.1 in the foreground."""
-    command = embedded_command(port, data)
+    """Run the embedded MongoDB wire-protocol server (NX-27017) in the foreground, on loopback
+    unless --host says otherwise."""
+    command = embedded_command(port, data, host)
     prepare_data_dir(data)
-    err.print(f"shards: embedded MongoDB on mongodb://127.0.0.1:{port}/shards (data in {data})")
+    err.print(f"shards: embedded MongoDB on mongodb://{host}:{port}/shards (data in {data})")
     sys.stdout.flush()
     os.execv(command[0], command)
 

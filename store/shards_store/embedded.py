@@ -16,8 +16,9 @@ DEFAULT_PORT = 27017
 DEFAULT_DATA_DIR = Path(".shards/mongo")
 
 
-def embedded_command(port: int, data_dir: Path) -> list[str]:
-    """The command line that runs NX-27017 in the foreground on loopback.
+def embedded_command(port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
+    """The command line that runs NX-27017 in the foreground on loopback (or on `host`: the
+    local node's private address, for Pods).
 
     Each instance gets its own pid and log file inside its data directory: NX-27017
     refuses to start a second instance that shares the default pid file.
@@ -30,7 +31,7 @@ def embedded_command(port: int, data_dir: Path) -> list[str]:
         "-c",
         "from nx_27017.nx_27017 import main; main()",
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--data-dir",
