@@ -18,7 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bin-dir", help="print the folder of the pinned binaries")
     up = sub.add_parser("up", help="start etcd + kube-apiserver (+ controller-manager)")
     up.add_argument("--no-controller-manager", action="store_true")
-    sub.add_parser("down", help="stop what 'up' started and delete .cluster/")
+    up.add_argument(
+        "--node",
+        action="store_true",
+        default=os.environ.get("SHARDS_CLUSTER_NODE", "") not in ("", "0"),
+        help="also a node (containerd, kubelet, scheduler, kube-proxy) so Pods run; "
+        "default from SHARDS_CLUSTER_NODE=1",
+    )
+    sub.add_parser("down", help="stop what 'up' started, undo the node's host changes, delete .cluster/")
     sub.add_parser("status", help="print the state as JSON; exit 3 when not running")
     sub.add_parser("env", help="print shell exports for KUBECONFIG and PATH")
     for tool in ("kubectl", "helm"):
@@ -32,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bin-dir":
             print(tools.bin_dir())
         elif args.command == "up":
-            control_plane.up(with_controller_manager=not args.no_controller_manager)
+            if args.node and args.no_controller_manager:
+                parser.error("--node needs the controller-manager (ServiceAccounts, ReplicaSets)")
+            control_plane.up(with_controller_manager=not args.no_controller_manager, with_node=args.node)
         elif args.command == "down":
             control_plane.down()
         elif args.command == "status":

@@ -1,7 +1,8 @@
-"""Start and stop etcd + kube-apiserver (+ kube-controller-manager) on loopback.
+"""Start and stop etcd + kube-apiserver (+ kube-controller-manager) on loopback, and a node.
 
 State lives in ``.cluster/`` (see :func:`state_dir`): ``state.json`` records the server URL
-and the pid + start time of every process started, so ``down`` stops exactly those.
+and the pid + start time of every process started, so ``down`` stops exactly those. With a
+node (``up(with_node=True)`` or :func:`add_node`), its record is the ``node`` key (node.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import node as node_mod
 from . import pki as pki_mod
 from . import procs, tools
 from ._common import ClusterError, log, state_dir, wait_for
@@ -92,13 +94,22 @@ def _handle(directory: Path, state: dict[str, object]) -> KubeCluster:
 
 
 def running() -> KubeCluster | None:
-    """The cluster recorded in the state folder, if all its processes run and it is ready."""
+    """The cluster recorded in the state folder, if all its processes run and it is ready.
+
+    A recorded node counts: a half-started node, or one with a dead process, means not running.
+    """
     directory = state_dir()
     state = _read_state(directory)
     if not state or not state.get("complete"):
         return None
     if not all(procs.is_alive(r) for r in _records(state)):
         return None
+    if state.get("node") is not None:
+        node_state = state["node"]
+        if not isinstance(node_state, dict) or not node_state.get("complete"):
+            return None
+        if not all(procs.is_alive(r) for r in node_mod.records(state)):
+            return None
     cluster = _handle(directory, state)
     return cluster if cluster.readyz() else None
 
@@ -114,21 +125,45 @@ def status() -> dict[str, object]:
         "kubeconfig": state.get("kubeconfig"),
         "bin_dir": state.get("bin_dir"),
         "controller_manager": state.get("controller_manager"),
+        "node": node_info(state),
         "processes": {
-            r.name: {"pid": r.pid, "alive": procs.is_alive(r), "log": r.log_file} for r in _records(state)
+            r.name: {"pid": r.pid, "alive": procs.is_alive(r), "log": r.log_file}
+            for r in [*_records(state), *node_mod.records(state)]
         }
         if state
         else {},
     }
 
 
-def up(with_controller_manager: bool = True) -> KubeCluster:
-    """Start the control plane unless it already runs; return a handle once /readyz is ok."""
+def node_info(state: dict[str, object]) -> dict[str, object] | None:
+    node = state.get("node")
+    if not isinstance(node, dict):
+        return None
+    return {k: node.get(k) for k in ("name", "ip", "pod_cidr", "socket", "complete")}
+
+
+def running_node() -> node_mod.KubeNode | None:
+    """The node of the running cluster, if it has one."""
+    cluster = running()
+    if cluster is None:
+        return None
+    state = _read_state(cluster.state_dir) or {}
+    return node_mod.handle(cluster.state_dir, state)
+
+
+def up(with_controller_manager: bool = True, with_node: bool = False) -> KubeCluster:
+    """Start the control plane unless it already runs; return a handle once /readyz is ok.
+
+    ``with_node``: also a node (node.py), added to an already running control plane if needed;
+    returns once the Node is Ready.
+    """
     directory = state_dir()
     with _locked(directory):
         cluster = running()
         if cluster is not None:
             log.info("already running at %s (kubeconfig %s)", cluster.server, cluster.kubeconfig)
+            if with_node:
+                _add_node_locked(cluster)
             return cluster
         if _read_state(directory) is not None:
             log.info("found a stopped or half-started cluster in %s; cleaning it up", directory)
@@ -138,6 +173,8 @@ def up(with_controller_manager: bool = True) -> KubeCluster:
         state: dict[str, object] = {"bin_dir": str(bin_dir), "processes": [], "complete": False}
         try:
             cluster = _start(directory, bin_dir, state, with_controller_manager)
+            if with_node:
+                node_mod.start(cluster, state)
         except BaseException:
             log.error("start failed; stopping what was started (logs kept in %s)", directory / "logs")
             _stop_all(directory)
@@ -197,8 +234,14 @@ def _start(directory: Path, bin_dir: Path, state: dict[str, object], with_kcm: b
         f"--service-account-signing-key-file={pki.sa_key}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true", "--profiling=false",
-        # Endpoints for the "kubernetes" Service may not be loopback: skip them (no Pods run).
+        # Endpoints for the "kubernetes" Service may not be loopback: skip them. With a node
+        # (node.py) they point at the node address, forwarded to this loopback port.
         "--endpoint-reconciler-type=none",
+        # logs/exec/port-forward through a node's kubelet (harmless without a node).
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={pki.cert('apiserver-kubelet-client')}",
+        f"--kubelet-client-key={pki.key('apiserver-kubelet-client')}",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
     ])  # fmt: skip
     wait_for(
         "kube-apiserver /readyz",
@@ -249,6 +292,42 @@ def _start(directory: Path, bin_dir: Path, state: dict[str, object], with_kcm: b
     return cluster
 
 
+def add_node(cluster: KubeCluster) -> node_mod.KubeNode:
+    """Add a node to a running cluster (no-op if it has one); returns once the Node is Ready."""
+    with _locked(cluster.state_dir):
+        return _add_node_locked(cluster)
+
+
+def _add_node_locked(cluster: KubeCluster) -> node_mod.KubeNode:
+    directory = cluster.state_dir
+    state = _read_state(directory)
+    if state is None:
+        raise ClusterError(f"no cluster recorded in {directory}")
+    existing = node_mod.handle(directory, state)
+    if existing is not None and all(procs.is_alive(r) for r in node_mod.records(state)):
+        log.info("node %s already runs at %s", existing.name, existing.ip)
+        return existing
+    if state.get("node") is not None:
+        log.info("found a stopped or half-started node; cleaning it up")
+        _teardown_node(directory, state)
+    try:
+        return node_mod.start(cluster, state)
+    except BaseException:
+        log.error("node start failed; undoing it (logs kept in %s)", directory / "logs")
+        _teardown_node(directory, state)
+        raise
+
+
+def _teardown_node(directory: Path, state: dict[str, object]) -> None:
+    if state.get("node") is None:
+        return
+    cluster = _handle(directory, state) if state.get("server") else None
+    errors = node_mod.teardown(directory, state, cluster)
+    _write_state(directory, state)
+    if errors:
+        raise ClusterError("node teardown incomplete: " + "; ".join(errors))
+
+
 def _etcd_healthy(url: str, pki: pki_mod.Pki) -> bool | None:
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
     ctx.load_cert_chain(str(pki.cert("apiserver-etcd-client")), str(pki.key("apiserver-etcd-client")))
@@ -271,6 +350,10 @@ def _stop_all(directory: Path) -> None:
     if not state:
         return
     errors = []
+    try:
+        _teardown_node(directory, state)  # first: it deletes Pods through the API server
+    except ClusterError as exc:
+        errors.append(str(exc))
     for record in reversed(_records(state)):  # controller-manager, apiserver, then etcd
         try:
             procs.stop(record)

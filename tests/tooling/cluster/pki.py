@@ -1,13 +1,15 @@
 """Certificates and keys for the local control plane, made with ``cryptography``.
 
 One throw-away CA signs everything: serving certificates for etcd and kube-apiserver
-(loopback names only), client certificates for kube-apiserver -> etcd, the admin
-(``system:masters``) and kube-controller-manager, plus the ServiceAccount signing key pair.
+(loopback names only), client certificates for kube-apiserver -> etcd, kube-apiserver -> kubelet,
+the admin (``system:masters``) and kube-controller-manager, plus the ServiceAccount signing key
+pair; a node's kubelet and kube-proxy certificates are added by :func:`generate_node`.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +91,58 @@ def _builder(
     )
 
 
+def _leaf(
+    pki: Pki,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    name: str,
+    common_name: str,
+    *,
+    organization: str | None = None,
+    server: bool = False,
+    client: bool = False,
+    dns: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    usages = []
+    if server:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    builder = (
+        _builder(_name(common_name, organization), ca_name, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if dns or ips:
+        alt: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+        alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    _write_key(pki.key(name), key)
+    _write_cert(pki.cert(name), builder.sign(ca_key, hashes.SHA256()))
+
+
+def generate_node(root: Path, node_name: str, node_ip: str) -> Pki:
+    """Certificates of a node, signed by the CA already in ``root`` (see :func:`generate`).
+
+    ``kubelet-client``: ``CN=system:node:<name>, O=system:nodes`` (the Node authorizer and
+    NodeRestriction); ``kubelet-serving``: the kubelet's HTTPS endpoint on ``node_ip``;
+    ``kube-proxy``: ``CN=system:kube-proxy`` (bound to ``system:node-proxier`` by default).
+    """
+    pki = Pki(root)
+    ca_key = serialization.load_pem_private_key((root / "ca.key").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the cluster CA key is not an EC key")
+    ca_name = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).subject
+    leaf = functools.partial(_leaf, pki, ca_key, ca_name)
+    node = f"system:node:{node_name}"
+    leaf("kubelet-client", node, organization="system:nodes", client=True)
+    leaf("kubelet-serving", node, organization="system:nodes", server=True, dns=(node_name,), ips=(node_ip,))
+    leaf("kube-proxy", "system:kube-proxy", client=True)
+    return pki
+
+
 def generate(root: Path) -> Pki:
     """Write a fresh CA, leaf certificates and the ServiceAccount key pair into ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -113,34 +167,7 @@ def generate(root: Path) -> Pki:
     _write_key(root / "ca.key", ca_key)
     _write_cert(pki.ca_cert, ca_cert)
 
-    def leaf(
-        name: str,
-        common_name: str,
-        *,
-        organization: str | None = None,
-        server: bool = False,
-        client: bool = False,
-        dns: tuple[str, ...] = (),
-        ips: tuple[str, ...] = (),
-    ) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        usages = []
-        if server:
-            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-        if client:
-            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-        builder = (
-            _builder(_name(common_name, organization), ca_name, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        )
-        if dns or ips:
-            alt: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-            alt += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        _write_key(pki.key(name), key)
-        _write_cert(pki.cert(name), builder.sign(ca_key, hashes.SHA256()))
-
+    leaf = functools.partial(_leaf, pki, ca_key, ca_name)
     loopback = ("127.0.0.1",)
     leaf("etcd-server", "etcd", server=True, client=True, dns=("localhost",), ips=loopback)
     leaf("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
@@ -150,6 +177,10 @@ def generate(root: Path) -> Pki:
     )  # fmt: skip
     leaf("admin", "shards-admin", organization="system:masters", client=True)
     leaf("controller-manager", "system:kube-controller-manager", client=True)
+    # kube-apiserver -> kubelet (logs, exec, port-forward): a client the kubelet's webhook
+    # authorizer lets through (system:masters). Made always: the flags are harmless without a node.
+    leaf("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+         organization="system:masters", client=True)  # fmt: skip
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki.sa_key, sa_key)
