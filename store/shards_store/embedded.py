@@ -54,31 +54,33 @@ def prepare_data_dir(data_dir: Path) -> None:
             pid_file.unlink(missing_ok=True)
 
 
-def start_embedded(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_embedded(port: int, data_dir: Path, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
     """Start NX-27017 as a child process and return once it accepts connections."""
     prepare_data_dir(data_dir)
     proc = subprocess.Popen(
-        embedded_command(port, data_dir),
+        embedded_command(port, data_dir, host),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for_port(port, proc)
+    wait_for_port(port, proc, host=host)
     return proc
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Bounded wait until something listens on 127.0.0.1:port, failing fast if proc died."""
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0, host: str = "127.0.0.1"
+) -> None:
+    """Bounded wait until something listens on host:port, failing fast if proc died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ShardsError(f"the embedded server exited with code {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
     proc.terminate()
-    raise ShardsError(f"the embedded server did not listen on 127.0.0.1:{port} in {timeout:.0f}s")
+    raise ShardsError(f"the embedded server did not listen on {host}:{port} in {timeout:.0f}s")
 
 
 def free_port() -> int:
