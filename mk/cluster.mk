@@ -4,7 +4,14 @@
 #
 #   make tools          build the pinned binaries once per machine (cached in ~/.cache/shards)
 #   make cluster-up     start on loopback, write .cluster/kubeconfig, return once /readyz is ok
-#   make cluster-down   stop exactly the processes cluster-up started and delete .cluster/
+#   make cluster-up NODE=1
+#                       also one node (containerd + kubelet + kube-scheduler + kube-proxy from
+#                       Debian packages and the pinned module; needs root), so Pods really run;
+#                       returns once the Node is Ready. First time: apt-get + Go build + pause
+#                       image; cached: NODE_TIMES_PLACEHOLDER
+#   make cluster-down   stop exactly the processes cluster-up started, undo every host change
+#                       the node recorded (links, iptables, mounts, cgroups, sysctls) and
+#                       delete .cluster/
 #   make cluster-status print the state as JSON (exit 3 when not running)
 
 CLUSTER_CLI = PYTHONPATH=tests $(BIN)/python -m tooling.cluster
@@ -14,8 +21,10 @@ CLUSTER_CLI = PYTHONPATH=tests $(BIN)/python -m tooling.cluster
 tools: venv
 	$(CLUSTER_CLI) tools
 
+NODE ?=
+
 cluster-up: venv
-	$(CLUSTER_CLI) up
+	$(CLUSTER_CLI) up $(if $(filter-out 0,$(NODE)),--node)
 
 cluster-down: venv
 	$(CLUSTER_CLI) down

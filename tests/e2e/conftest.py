@@ -3,7 +3,8 @@
 ``kube_cluster`` (session) reuses a cluster started by ``make cluster-up`` when one runs,
 otherwise starts its own (etcd + kube-apiserver + kube-controller-manager on loopback) and
 stops it when the session ends. ``kube_namespace`` gives each test a fresh namespace.
-Mark tests that use them with ``@pytest.mark.e2e``.
+``kube_node`` (session) makes sure that cluster has a node, so Pods really run, with the
+project's images loaded into it. Mark tests that use them with ``@pytest.mark.e2e``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,22 @@ from collections.abc import Iterator
 
 import pytest
 from e2e.resources import CRD_FILE, CRD_NAME, DEPLOY, OPERATOR, can_i
-from tooling.cluster import KubeCluster, down, ensure_tools, is_built, running, up, wait_for
+from tooling.cluster import (
+    KubeCluster,
+    KubeNode,
+    add_node,
+    can_run_node,
+    down,
+    ensure_tools,
+    is_built,
+    running,
+    up,
+    wait_for,
+)
+
+# Runs before every other test of the session: it needs the machine's only node slot free and
+# compares the host before its own node cluster's up and after its down (see test_node.py).
+HOST_SNAPSHOT_TEST = "test_node.py::test_node_down_leaves_the_host_as_it_found_it"
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -24,6 +40,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     if not is_built() and any(item.get_closest_marker("e2e") for item in session.items):
         ensure_tools()
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    first = [item for item in items if item.nodeid.endswith(HOST_SNAPSHOT_TEST)]
+    if first:
+        items[:] = first + [item for item in items if item not in first]
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +109,24 @@ def operator_rbac(kube_cluster: KubeCluster, shp_crd: str) -> str:
     wait_for("the operator's ClusterRoleBinding to take effect", effective, timeout=60)
     return OPERATOR
 
+
+@pytest.fixture(scope="session")
+def kube_node(kube_cluster: KubeCluster) -> KubeNode:
+    """The session's cluster with a node (Pods run), the project's images loaded into it.
+
+    Reuses the node of a ``make cluster-up NODE=1`` cluster; otherwise adds one to the session's
+    cluster (``add_node``), which ``cluster-down`` (or the session's own ``down()``) removes with
+    the rest. Images come from the images tooling's docker-archives (built if needed, cached);
+    Pods name them ``shards-worker:<version>`` etc. with ``imagePullPolicy: Never``. Skipped only
+    where a node cannot run (not root, no cgroups, no /dev/kmsg ...). Another cluster folder
+    owning the machine's node is an error, not a skip.
+    """
+    reason = can_run_node()
+    if reason is not None:
+        pytest.skip(f"no node on this machine: {reason}")
+    from tooling.images import image_archives
+
+    node = add_node(kube_cluster)
+    for archive in image_archives().values():
+        node.load_image(archive)
+    return node

@@ -165,6 +165,8 @@ def up(with_controller_manager: bool = True, with_node: bool = False) -> KubeClu
             if with_node:
                 _add_node_locked(cluster)
             return cluster
+        if with_node:
+            node_mod.check_free(directory)
         if _read_state(directory) is not None:
             log.info("found a stopped or half-started cluster in %s; cleaning it up", directory)
             _stop_all(directory)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -331,7 +332,7 @@ def remove_iptables(before: dict[str, dict[str, list[str]]]) -> list[str]:
                 continue
             rules = _run(tool, "-w", "-t", table, "-S", check=False).stdout.splitlines()
             for rule in rules:
-                parts = rule.split()
+                parts = shlex.split(rule)  # comments are quoted
                 if len(parts) < 2 or parts[0] != "-A" or parts[1] in ours:
                     continue
                 if any(parts[i - 1] in ("-j", "-g") and parts[i] in ours for i in range(1, len(parts))):

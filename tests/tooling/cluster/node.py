@@ -35,7 +35,9 @@ CNI_BRIDGE = "shards-cni0"
 NODE_IP = "10.213.0.1"
 POD_CIDR = "10.213.1.0/24"
 RESERVED = ipaddress.ip_network("10.213.0.0/16")  # must not overlap anything on the host
-RUN_DIR = Path("/run/shards-node")  # short paths: unix sockets are limited to 107 bytes
+# containerd's state and socket, runc's state, the kubelet's root: short paths (unix sockets
+# are limited to 107 bytes); images, pod logs and configs are under the cluster folder.
+RUN_DIR = Path("/run/shards-node")
 OWNER_FILE = Path("/run/shards-node.owner")
 CNI_BIN_DIR = "/usr/lib/cni"
 
@@ -78,8 +80,23 @@ class KubeNode:
         ``docker.io/library/shards-worker:0.1.0``; Pods name it as ``shards-worker:0.1.0`` with
         ``imagePullPolicy: Never`` or ``IfNotPresent`` (no registry is reachable).
         """
+        archive = Path(archive).resolve()
+        stat = archive.stat()
+        key = f"{archive}:{stat.st_size}:{stat.st_mtime_ns}"
+        cache = self.state_dir / "node" / "loaded-images.json"
+        try:
+            loaded: dict[str, list[str]] = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            loaded = {}
+        if key in loaded and all(name in self.images() for name in loaded[key]):
+            return loaded[key]
+        started = time.monotonic()
         out = self.ctr("images", "import", "--snapshotter", "overlayfs", str(archive)).stdout
-        return [line.split()[1] for line in out.splitlines() if line.startswith("unpacking ")]
+        names = [line.split()[1] for line in out.splitlines() if line.startswith("unpacking ")]
+        log.info("loaded %s into the node in %.1fs", ", ".join(names), time.monotonic() - started)
+        loaded[key] = names
+        cache.write_text(json.dumps(loaded, indent=2) + "\n")
+        return names
 
     def images(self) -> list[str]:
         return self.ctr("images", "list", "--quiet").stdout.split()
@@ -148,6 +165,28 @@ def _owner_lock() -> Iterator[None]:
     with open(f"{OWNER_FILE}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def check_free(directory: Path) -> None:
+    """Fail fast (before starting anything) when another cluster folder has the node."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        other = Path(json.loads(OWNER_FILE.read_text())["state_dir"])
+        state = _read_state(other) if other != directory else None
+        if state and state.get("node"):
+            raise ClusterError(
+                f"a node already runs for the cluster in {other}; one node per machine: "
+                f"stop it first (SHARDS_CLUSTER_DIR={other} make cluster-down)"
+            )
+
+
+def owner() -> Path | None:
+    """The cluster folder whose node runs (or is recorded) on this machine, if any."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        other = Path(json.loads(OWNER_FILE.read_text())["state_dir"])
+        state = _read_state(other)
+        if state and state.get("node"):
+            return other
+    return None
 
 
 def _claim(directory: Path) -> None:
@@ -231,6 +270,7 @@ def start(cluster: KubeCluster, state: dict[str, object]) -> KubeNode:
     if reason is not None:
         raise ClusterError(f"cannot run a node here: {reason}")
     directory = cluster.state_dir
+    check_free(directory)
     started = time.monotonic()
     ensure_packages()
     pause_archive = pause.ensure_pause_archive()
@@ -254,9 +294,10 @@ def start(cluster: KubeCluster, state: dict[str, object]) -> KubeNode:
         _write_state(directory, state)
         return record
 
-    for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "cni/cache", "opt", "plugins"):
+    for sub in ("containerd", "pod-logs", "cni/net.d", "cni/ipam", "opt", "plugins"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    # the kubelet's root holds unix sockets (pod-resources, plugins): a short path
+    (RUN_DIR / "kubelet").mkdir(parents=True, exist_ok=True)
 
     if not host.link_exists(NODE_LINK):
         _ip("link", "add", NODE_LINK, "type", "bridge")
@@ -293,7 +334,7 @@ def start(cluster: KubeCluster, state: dict[str, object]) -> KubeNode:
     ])  # fmt: skip
     kubelet = launch("kubelet", [
         str(cluster.bin_dir / "kubelet"), f"--config={configs['kubelet']}",
-        f"--kubeconfig={configs['kubelet-kubeconfig']}", f"--root-dir={root / 'kubelet'}",
+        f"--kubeconfig={configs['kubelet-kubeconfig']}", f"--root-dir={RUN_DIR / 'kubelet'}",
         f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}",
     ])  # fmt: skip
     proxy = launch("kube-proxy", [
