@@ -274,8 +274,8 @@ def start(cluster: KubeCluster, state: dict[str, object]) -> KubeNode:
     started = time.monotonic()
     ensure_packages()
     pause_archive = pause.ensure_pause_archive()
-    _claim(directory)
     _check_addresses()
+    _claim(directory)
     root = directory / "node"
     socket = RUN_DIR / "containerd.sock"
     node: dict[str, object] = {
