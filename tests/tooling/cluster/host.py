@@ -9,6 +9,8 @@ what was not (never another chain, link or cgroup that was there before).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import json
 import os
 import re
@@ -43,9 +45,11 @@ SYSCTLS = (
 # Written by the kubelet, containerd or the CNI plugins whatever their private roots are.
 WELL_KNOWN_PATHS = (
     "/var/lib/kubelet",
+    "/var/lib/kubelet/device-plugins",  # when /var/lib/kubelet was there before
     "/var/log/containers",
     "/var/log/pods",
     "/run/containerd",  # containerd-shim sockets (/run/containerd/s) are not configurable in 1.6
+    "/run/containerd/s",  # when /run/containerd was there before
     "/var/lib/cni",
     "/run/netns",
     "/opt/containerd",
@@ -255,9 +259,11 @@ def kill_pids(pids: set[int], what: str) -> None:
             log.info("killed %s pid %d", what, pid)
 
 
-def shim_pids(address: str) -> set[int]:
-    """containerd-shim processes serving the containerd at ``address`` (and no other)."""
-    found = set()
+def shims(address: str) -> dict[int, str]:
+    """containerd-shims serving the containerd at ``address`` (and no other): pid -> the shim's
+    socket file, ``/run/containerd/s/<sha256 of address/namespace/id>`` in containerd 1.6 (not
+    configurable; a killed shim leaves it behind)."""
+    found: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -269,8 +275,11 @@ def shim_pids(address: str) -> set[int]:
         if "containerd-shim" not in os.path.basename(exe):
             continue
         args = [a.decode(errors="replace") for a in argv]
-        if any(a == address for a in args) or any(a.endswith(address) for a in args):
-            found.add(int(proc.name))
+        opts = dict(itertools.pairwise(args))
+        if opts.get("-address") != address:
+            continue
+        key = os.path.join(address, opts.get("-namespace", ""), opts.get("-id", ""))
+        found[int(proc.name)] = f"/run/containerd/s/{hashlib.sha256(key.encode()).hexdigest()}"
     return found
 
 

@@ -589,14 +589,16 @@ def teardown(directory: Path, state: dict[str, object], cluster: KubeCluster | N
     socket = str(node.get("socket", RUN_DIR / "containerd.sock"))
     for _ in range(3):
         pods = host.cgroup_pids(ours)
-        shims = host.shim_pids(socket)
+        shims = host.shims(socket)
         if not pods and not shims:
             break
         host.kill_pids(pods, "container process")
-        host.kill_pids(shims, "containerd-shim")
-        left = host.wait_pids_gone(pods | shims)
+        host.kill_pids(set(shims), "containerd-shim")
+        left = host.wait_pids_gone(pods | set(shims))
         if left:
             errors.append(f"processes survived SIGKILL: {sorted(left)}")
+        for shim_socket in shims.values():
+            Path(shim_socket).unlink(missing_ok=True)
     for record in reversed(list(by_name.values())):  # containerd, the forwarder, anything else
         stop(record.name)
 
