@@ -1,34 +1,37 @@
 #!/usr/bin/env bash
-# The Shards demo on Kubernetes (`make demo`): ShardProcess resources applied with kubectl run
-# on Shards workers, and `kubectl get shp` is the process table.
+# The Shards demo on Kubernetes (`make demo`): `helm install` of the chart, then ShardProcess
+# resources applied with kubectl run on worker Pods, and `kubectl get shp` is the process table.
 #
-# All on this machine, loopback only:
-#   1. the local control plane of tests/tooling/cluster (etcd + kube-apiserver +
-#      kube-controller-manager), reused when `make cluster-up` already started it;
-#   2. the embedded MongoDB (NX-27017) on a free port;
-#   3. crds/ and deploy/ (namespace, the operator's ServiceAccount and least-privilege RBAC);
-#   4. the operator as a local process, authenticated as that ServiceAccount (a token, not the
-#      admin certificate), so it has exactly deploy/'s rights;
-#   5. two workers running examples/sheep.py;
-#   6. deploy/examples/ applied to namespace shards-demo: one of them waits for a confirmation,
+# All on this machine, loopback and the local node's private address only:
+#   1. the local cluster of tests/tooling/cluster with one node (containerd, kubelet, scheduler,
+#      kube-proxy): Pods really run; reused when `make cluster-up NODE=1` already started it;
+#   2. the project's images (shards-operator, shards-worker, shards-example-sheep) built with
+#      buildah on a local base (cached: `make images`) and loaded into the node's containerd;
+#   3. the embedded MongoDB (NX-27017) on the node's address, where Pods reach the host;
+#   4. helm install of the chart at the repository root: the CRD, the operator Deployment (its
+#      own ServiceAccount and least-privilege RBAC) and a pool of two sheep workers;
+#   5. deploy/examples/ applied to namespace shards-demo: one of them waits for a confirmation,
 #      which the demo then gives; a live table until all have ended.
-# Everything it starts it stops again, by pid, also on Ctrl-C or a failure. Logs stay in
-# .shards/demo/. Exits non-zero unless every process ends Done.
+# Everything it starts it stops again (helm uninstall, processes by pid), also on Ctrl-C or a
+# failure. Logs stay in .shards/demo/. Exits non-zero unless every process ends Done.
 # The same without Kubernetes, through the `shards` CLI: examples/demo-cli.sh (`make demo-cli`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NS=shards-demo                # the demo's namespace; also the scope of resources without spec.scope
+SYSTEM_NS=shards-system       # where the chart runs the operator and the workers
+RELEASE=shards
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 SHARDS=.venv/bin/shards
-CLUSTER=(env PYTHONPATH=tests .venv/bin/python -m tooling.cluster)
-WATCH_TIMEOUT=90              # seconds the live view waits for everything to end
+PY=(env PYTHONPATH=tests .venv/bin/python)
+CLUSTER=("${PY[@]}" -m tooling.cluster)
+WATCH_TIMEOUT=120             # seconds the live view waits for everything to end
 work=.shards/demo
 
 rm -rf "$work" && mkdir -p "$work"
 started_cluster=""            # what the demo started, to stop at the end
 mongo_pid=""
-operator_pid=""
-worker_pids=()
+installed=""
 finished=""
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -36,47 +39,35 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Our child $1 still runs (a zombie, exited but not yet reaped, does not count).
 alive() { local stat; stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]; }
 
-# Stop the given children: SIGTERM, wait until they exit (bounded: 25 s, more than a worker's
-# 20 s shutdown grace), SIGKILL whatever still runs, reap them. The pids stay ours until
+# Stop our child $1: SIGTERM, a bounded wait (10 s), SIGKILL, reap. The pid stays ours until
 # reaped, so no other process can be signalled.
-stop_pids() {
-  local pid running
-  [ $# -gt 0 ] || return 0
-  kill -TERM "$@" 2>/dev/null || true
-  for _ in $(seq 250); do
-    running=""
-    for pid in "$@"; do alive "$pid" && running=yes; done
-    [ -z "$running" ] && break
-    sleep 0.1
-  done
-  kill -KILL "$@" 2>/dev/null || true
-  for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+stop_pid() {
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 100); do alive "$1" || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
 
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   set +e
-  if [ -z "$finished" ]; then
+  if [ -z "$finished" ] && [ -n "$installed" ]; then
     echo >&2; echo "demo failed or interrupted (exit $status); the last operator and worker log lines:" >&2
-    for log in "$work"/operator.log "$work"/worker-*.log; do
-      [ -f "$log" ] && { echo "--- $log" >&2; tail -n 15 "$log" >&2; }
-    done
+    kubectl logs -n "$SYSTEM_NS" "deploy/$RELEASE-operator" --tail=15 >&2
+    kubectl logs -n "$SYSTEM_NS" -l app.kubernetes.io/component=worker --tail=10 --prefix >&2
   fi
   say "cleaning up"
-  if [ -z "$started_cluster" ] && [ -n "$operator_pid" ]; then
-    # A cluster we reuse keeps running: delete the demo's resources while the operator still
-    # runs (its finalizer lets them go), then the namespace. After a Ctrl-C (which reaches the
-    # operator too) or a failure, delete_namespace drops the finalizers instead.
-    if [ -n "$finished" ] && alive "$operator_pid"; then
-      kubectl delete shp --all -n "$NS" --timeout=40s
-    fi
-    delete_namespace --wait=false
+  if [ -n "$installed" ]; then
+    kubectl logs -n "$SYSTEM_NS" "deploy/$RELEASE-operator" >"$work/operator.log" 2>&1
+    # The resources go while the operator still runs (its finalizer lets them go), then the release.
+    kubectl delete shp --all -n "$NS" --timeout=40s || delete_namespace
+    helm uninstall "$RELEASE" -n "$SYSTEM_NS" --wait --timeout 90s
   fi
-  # Operator first (it stops touching the cluster), then the workers, MongoDB last.
-  stop_pids $operator_pid
-  stop_pids "${worker_pids[@]}"
-  stop_pids $mongo_pid
+  delete_namespace --wait=false
+  kubectl delete namespace "$SYSTEM_NS" --wait=false --ignore-not-found >/dev/null 2>&1
+  stop_pid "$mongo_pid"
   if [ -n "$started_cluster" ]; then
     "${CLUSTER[@]}" down
   fi
@@ -87,15 +78,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Wait until TCP port $1 on loopback accepts connections (bounded: 10 s).
-wait_port() {
-  for _ in $(seq 100); do
-    .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
-}
 
 # The live view: print the process table whenever it changes, once a second, until "$2" (a
 # shell command) succeeds; fail after $3 seconds.
@@ -131,8 +113,8 @@ awaiting_confirmation() {
       -o jsonpath='{.status.conditions[?(@.type=="Waiting")].reason}')" = ConfirmationRequired ]
 }
 
-# Delete the demo namespace ("$@": kubectl delete options). No operator runs for what is left
-# in it, so drop the operator's finalizers first, or the deletion would wait forever.
+# Delete the demo namespace ("$@": kubectl delete options). With no operator left for what is in
+# it, drop the operator's finalizers first, or the deletion would wait forever.
 delete_namespace() {
   kubectl get namespace "$NS" >/dev/null 2>&1 || return 0
   for shp in $(kubectl get shp -n "$NS" -o name 2>/dev/null); do
@@ -141,102 +123,88 @@ delete_namespace() {
   kubectl delete namespace "$NS" "$@"
 }
 
-# -- 1. the control plane --------------------------------------------------------------------
-say "1. local Kubernetes control plane"
+# -- 1. the cluster --------------------------------------------------------------------------
+say "1. local Kubernetes cluster with one node"
 if "${CLUSTER[@]}" status >/dev/null 2>&1; then
-  echo "reusing the running one (make cluster-up); the demo will leave it running"
+  echo "reusing the running one (make cluster-up); the demo adds a node if it has none, and leaves it running"
+  "${PY[@]}" -c 'from tooling.cluster import add_node, running; add_node(running())'
 else
   started_cluster=yes   # set first: an interrupted start is stopped too
-  "${CLUSTER[@]}" up
+  "${CLUSTER[@]}" up --node
 fi
-eval "$("${CLUSTER[@]}" env)"   # KUBECONFIG (the admin) and PATH (the pinned kubectl)
-kubectl version 2>/dev/null | grep -v Kustomize | sed 's/^/  /'
+eval "$("${CLUSTER[@]}" env)"   # KUBECONFIG (the admin) and PATH (the pinned kubectl and helm)
+kubectl get nodes -o wide | sed 's/^/  /'
+NODE_IP=$("${PY[@]}" -c 'from tooling.cluster import running_node; print(running_node().ip)')
 
-# -- 2. MongoDB ------------------------------------------------------------------------------
+# -- 2. images -------------------------------------------------------------------------------
+say "2. the images, built here with buildah (cached) and loaded into the node's containerd"
+"${PY[@]}" - <<'PYTHON'
+from tooling.cluster import running_node
+from tooling.images import image_archives
+
+node = running_node()
+for image, archive in image_archives().items():
+    node.load_image(archive)
+    print(f"  {image}")
+PYTHON
+
+# -- 3. MongoDB ------------------------------------------------------------------------------
 port=$(.venv/bin/python -c 'from shards_store.embedded import free_port; print(free_port())')
-MONGO="mongodb://127.0.0.1:${port}/shards-demo"
-say "2. embedded MongoDB (NX-27017) on 127.0.0.1:${port}"
-"$SHARDS" mongo --port "$port" --data "$work/mongo" >"$work/mongo.log" 2>&1 &
+MONGO="mongodb://${NODE_IP}:${port}/shards-demo"
+say "3. embedded MongoDB (NX-27017) on the node address ${NODE_IP}:${port}"
+"$SHARDS" mongo --host "$NODE_IP" --port "$port" --data "$work/mongo" >"$work/mongo.log" 2>&1 &
 mongo_pid=$!
-wait_port "$port"
+for try in $(seq 100); do   # bounded: 10 s
+  .venv/bin/python -c "import socket; socket.create_connection(('$NODE_IP', $port), 0.2)" 2>/dev/null && break
+  [ "$try" = 100 ] && { echo "nothing listens on $NODE_IP:$port" >&2; exit 1; }
+  sleep 0.1
+done
 
-# -- 3. CRD, operator RBAC, the demo namespace -----------------------------------------------
-say "3. kubectl apply -f crds/ -f deploy/namespace.yaml -f deploy/operator-rbac.yaml"
-kubectl apply -f crds/
-# The kind must be Established before anything uses it.
-kubectl wait --for=condition=Established crd/shardprocesses.shards.dev --timeout=60s
-kubectl apply -f deploy/namespace.yaml -f deploy/operator-rbac.yaml
+# -- 4. helm install -------------------------------------------------------------------------
 if kubectl get namespace "$NS" >/dev/null 2>&1; then
   echo "removing what an earlier demo left in namespace $NS"
   delete_namespace --timeout=90s
 fi
-kubectl create namespace "$NS"
-
-# -- 4. the operator, as its ServiceAccount --------------------------------------------------
-say "4. the operator, with the shards-system/shards-operator ServiceAccount's token"
-# A kubeconfig with the same server and CA as ours, and the token as its only credential
-# (passing --token next to the admin's client certificate would not work: the certificate wins).
-token=$(kubectl create token shards-operator -n shards-system --duration=1h)
-server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-kubectl config view --minify --raw --flatten \
-  -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$work/ca.crt"
-OPERATOR_KUBECONFIG=$work/operator.kubeconfig
-(
-  export KUBECONFIG=$OPERATOR_KUBECONFIG
-  kubectl config set-cluster demo --server="$server" --certificate-authority="$work/ca.crt" --embed-certs
-  kubectl config set-credentials shards-operator --token="$token"
-  kubectl config set-context shards-operator --cluster=demo --user=shards-operator
-  kubectl config use-context shards-operator
-) >/dev/null
-echo "what the operator may do (deploy/operator-rbac.yaml):"
-for verb_resource in "watch shardprocesses" "patch shardprocesses/status" "create shardprocesses" "list pods"; do
-  # shellcheck disable=SC2086  # two words on purpose: verb and resource
-  printf '  can-i %-30s %s\n' "$verb_resource" \
-    "$(KUBECONFIG=$OPERATOR_KUBECONFIG kubectl auth can-i $verb_resource -A 2>/dev/null || true)"
-done
+kubectl create namespace "$NS" >/dev/null
+say "4. helm install $RELEASE . -n $SYSTEM_NS (the operator and two sheep workers, as Pods)"
 # --scope-grant: examples/process-args.yaml uses `scope: farm`; a namespace may only use the
-# scope of its own name unless the operator grants it more. --liveness '': no health endpoint
-# (a Deployment's probe would use it). --status-interval 0.5: a livelier table.
-echo "shards operator --namespace $NS --scope-grant $NS=farm --liveness '' --status-interval 0.5"
-KUBECONFIG=$OPERATOR_KUBECONFIG "$SHARDS" operator --mongo "$MONGO" --namespace "$NS" \
-  --scope-grant "$NS=farm" --liveness '' --status-interval 0.5 >"$work/operator.log" 2>&1 &
-operator_pid=$!
-
-# -- 5. workers ------------------------------------------------------------------------------
-say "5. two workers for examples/sheep.py:app"
-for n in 1 2; do
-  "$SHARDS" worker examples/sheep.py:app --mongo "$MONGO" --concurrency 2 --worker-id "sheep-worker-$n" \
-    >"$work/worker-$n.log" 2>&1 &
-  worker_pids+=($!)
-done
-live_workers() {
-  "$SHARDS" workers --mongo "$MONGO" -o json | .venv/bin/python -c 'import json,sys; print(len(json.load(sys.stdin)))'
-}
+# scope of its own name unless the operator grants it more. statusInterval 0.5: a livelier table.
+installed=yes
+helm install "$RELEASE" . -n "$SYSTEM_NS" --create-namespace \
+  --set mongo.uri="$MONGO" \
+  --set "operator.namespaces={$NS}" --set "operator.scopeGrants={$NS=farm}" --set-json operator.statusInterval=0.5 \
+  --set operator.image.tag="$VERSION" --set operator.image.pullPolicy=Never \
+  --set 'workers[0].name=default' --set 'workers[0].app=sheep:app' --set 'workers[0].replicas=2' \
+  --set 'workers[0].concurrency=2' --set 'workers[0].image.repository=shards-example-sheep' \
+  --set "workers[0].image.tag=$VERSION" --set 'workers[0].image.pullPolicy=Never'
+kubectl rollout status -n "$SYSTEM_NS" "deploy/$RELEASE-operator" --timeout=120s
+kubectl rollout status -n "$SYSTEM_NS" "deploy/$RELEASE-worker-default" --timeout=120s
+kubectl get pods -n "$SYSTEM_NS" -o wide | sed 's/^/  /'
 for try in $(seq 100); do   # bounded: about 20 s
-  [ "$(live_workers 2>/dev/null)" = 2 ] && break
-  [ "$try" = 100 ] && { echo "the workers did not start" >&2; exit 1; }
+  [ "$("$SHARDS" pools --mongo "$MONGO" -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin).get("default", {}).get("workers", 0))')" = 2 ] && break
+  [ "$try" = 100 ] && { echo "the worker Pods did not register" >&2; exit 1; }
   sleep 0.2
 done
 "$SHARDS" workers --mongo "$MONGO"
 
-# -- 6. the processes ------------------------------------------------------------------------
-say "6. kubectl apply -n $NS -f deploy/examples/"
+# -- 5. the processes ------------------------------------------------------------------------
+say "5. kubectl apply -n $NS -f deploy/examples/"
 kubectl apply -n "$NS" -f deploy/examples/
 echo "Scopes shards-demo and farm are new: the operator first has a worker define them from the"
-echo "app's catalog (the resources wait, Idle, about 5 s), then launches. butcher-sheep has a"
+echo "app's catalog (the resources wait, Idle, a few seconds), then launches. butcher-sheep has a"
 echo "warning: with 'confirm: false' it is not launched, it waits for a confirmation."
-watch_until "butcher-sheep waits for a confirmation" awaiting_confirmation 60
+watch_until "butcher-sheep waits for a confirmation" awaiting_confirmation 90
 echo
 echo "butcher-sheep is waiting:"
 kubectl get shp butcher-sheep -n "$NS" \
   -o jsonpath='  condition {.status.conditions[?(@.type=="Waiting")].type}={.status.conditions[?(@.type=="Waiting")].status}, reason {.status.conditions[?(@.type=="Waiting")].reason}: {.status.conditions[?(@.type=="Waiting")].message}{"\n"}'
 
-say "7. confirm it: kubectl patch shp butcher-sheep --type merge -p '{\"spec\":{\"confirm\":true}}'"
+say "6. confirm it: kubectl patch shp butcher-sheep --type merge -p '{\"spec\":{\"confirm\":true}}'"
 kubectl patch shp butcher-sheep -n "$NS" --type merge -p '{"spec":{"confirm":true}}'
 watch_until "every process has ended" all_ended "$WATCH_TIMEOUT"
 
-# -- 8. the result ---------------------------------------------------------------------------
-say "8. kubectl get shp -n $NS -o wide"
+# -- 7. the result ---------------------------------------------------------------------------
+say "7. kubectl get shp -n $NS -o wide"
 kubectl get shp -n "$NS" -o wide
 echo
 kubectl get events -n "$NS" --field-selector involvedObject.kind=ShardProcess --sort-by=.lastTimestamp \

@@ -70,6 +70,8 @@ def run_operator(settings: OperatorSettings) -> None:
 
     load_credentials()
     logging.getLogger("kopf.objects").addFilter(ExpectedWaits())
+    # One access line per probe of the health endpoint (every few seconds) would bury the log.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     RUNTIME.settings = settings
     RUNTIME.controller = Controller(connect(settings.mongo_uri))
     if settings.metrics_port:
