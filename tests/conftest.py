@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from integration.harness import ShardsHarness
 from pymongo import MongoClient
 from pymongo.database import Database
 from tooling.mongo_servers import (
@@ -61,3 +62,13 @@ def mongo_db(mongo_db_uri: str) -> Iterator[Database]:
         with contextlib.suppress(Exception):  # best effort: never hide the test's own outcome
             client.drop_database(db.name)
         client.close()
+
+
+@pytest.fixture
+def shards_env(mongo_db_uri: str, tmp_path: Path) -> Iterator[ShardsHarness]:
+    """The real CLI and real worker processes on this test's database."""
+    harness = ShardsHarness(mongo_db_uri, tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.close()

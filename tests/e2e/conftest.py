@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from e2e.resources import CRD_FILE, CRD_NAME, DEPLOY, OPERATOR, can_i
+from e2e.resources import CRD_FILE, CRD_NAME, DEPLOY, OPERATOR, can_i, fresh_namespace
 from tooling.cluster import (
     KubeCluster,
     KubeNode,
@@ -67,13 +67,8 @@ def kube_cluster() -> Iterator[KubeCluster]:
 def kube_namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A new namespace named after the test; deleted (without waiting) afterwards."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
-    name = f"e2e-{slug}-{uuid.uuid4().hex[:6]}"
-    kube_cluster.kubectl("create", "namespace", name)
-    kube_cluster.kubectl("label", "namespace", name, "shards.dev/e2e=true")
-    try:
+    with fresh_namespace(kube_cluster, f"e2e-{slug}-{uuid.uuid4().hex[:6]}") as name:
         yield name
-    finally:
-        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from tooling.cluster import KubeCluster
 from tooling.cluster._common import REPO_ROOT
 
@@ -18,3 +21,14 @@ def can_i(kube_cluster: KubeCluster, check: tuple[str, ...], as_user: str = OPER
     assert answer in ("yes", "no"), result.stderr
     assert result.returncode == (0 if answer == "yes" else 1)
     return answer
+
+
+@contextlib.contextmanager
+def fresh_namespace(cluster: KubeCluster, name: str) -> Iterator[str]:
+    """Create a labelled namespace; delete it (without waiting) afterwards."""
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, "shards.dev/e2e=true")
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)

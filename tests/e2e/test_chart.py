@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e.operator_env import OperatorEnv
-from e2e.resources import DEPLOY, can_i
+from e2e.resources import DEPLOY, can_i, fresh_namespace
 from e2e.test_crd import ALLOWED, DENIED
 from integration.harness import wait_until
 from pymongo import MongoClient
@@ -115,13 +115,8 @@ def keda_crds(kube_cluster: KubeCluster) -> None:
 @pytest.fixture
 def release_namespace(kube_cluster: KubeCluster) -> Iterator[str]:
     """A second fresh namespace, where a release is installed (the operator's home)."""
-    name = f"e2e-chart-{uuid.uuid4().hex[:8]}"
-    kube_cluster.kubectl("create", "namespace", name)
-    kube_cluster.kubectl("label", "namespace", name, "shards.dev/e2e=true")
-    try:
+    with fresh_namespace(kube_cluster, f"e2e-chart-{uuid.uuid4().hex[:8]}") as name:
         yield name
-    finally:
-        kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
 class Release:

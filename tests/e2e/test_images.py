@@ -144,15 +144,6 @@ def test_the_worker_image_has_neither_operator_extras_nor_the_embedded_server(
     assert (code, out.strip()) == (0, "['kopf', 'kubernetes', 'shards_cli']"), out
 
 
-@pytest.fixture
-def shards_env(mongo_db_uri: str, tmp_path: Path) -> Iterator[ShardsHarness]:
-    harness = ShardsHarness(mongo_db_uri, tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
-
-
 def test_the_sheep_image_counts_sheep_to_done(images: dict[str, Result], roots: dict[str, Path],
                                              shards_env: ShardsHarness) -> None:
     """`docker run -e SHARDS_MONGO_URI=... shards-example-sheep`: the app comes from SHARDS_APP."""

@@ -13,15 +13,6 @@ from integration.harness import RestartableMongo, ShardsHarness
 
 
 @pytest.fixture
-def shards_env(mongo_db_uri: str, tmp_path: Path) -> Iterator[ShardsHarness]:
-    harness = ShardsHarness(mongo_db_uri, tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
-
-
-@pytest.fixture
 def outage_env(tmp_path: Path) -> Iterator[tuple[ShardsHarness, RestartableMongo]]:
     """A harness on a server of this test's own, which the test may kill and restart.
 
