@@ -1,10 +1,10 @@
 """The Helm chart at the repository root, with the pinned helm against a real kube-apiserver.
 
 Rendered objects go through `kubectl apply --dry-run=server` (the API server's own validation,
-KEDA's real CRDs included); install, upgrade and uninstall run for real (no node runs the Pods,
-so the tests wait on objects, never on Pods being Ready); the ServiceAccounts' rights are asked
-of the API server; the operator, run as a local process with the chart's ServiceAccount token,
-takes the example to Done.
+KEDA's real CRDs included); install, upgrade and uninstall run for real (these tests wait on
+objects, not on Pods: test_chart_pods.py runs the chart's Pods on the local node); the
+ServiceAccounts' rights are asked of the API server; the operator, run as a local process with
+the chart's ServiceAccount token, takes the example to Done.
 """
 
 from __future__ import annotations
