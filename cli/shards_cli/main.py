@@ -20,7 +20,7 @@ from rich.table import Table
 from shards.errors import InvalidArgs, ShardsError
 from shards.records import DEFAULT_POOL, ProcessRecord
 from shards.states import ACTIVE, FINAL, State
-from shards_controller import Controller
+from shards_controller import Controller, pool_summary
 from shards_store import connect
 from shards_store.embedded import embedded_command, prepare_data_dir
 from shards_worker import Worker, WorkerSettings, load_app
@@ -28,7 +28,6 @@ from shards_worker.metrics import serve
 
 from shards_cli.output import (
     history_table,
-    pool_summary,
     pools_table,
     print_json,
     process_table,

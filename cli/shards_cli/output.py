@@ -116,19 +116,6 @@ def workers_table(workers: list[WorkerRecord]) -> Table:
     return table
 
 
-def pool_summary(workers: list[WorkerRecord], pending: dict[str, int]) -> dict[str, dict[str, int]]:
-    """Per pool (those with live workers or pending launches): workers, free slots, pending."""
-    summary: dict[str, dict[str, int]] = {}
-    for pool in sorted({w.pool for w in workers} | set(pending)):
-        members = [w for w in workers if w.pool == pool]
-        summary[pool] = {
-            "workers": len(members),
-            "freeSlots": sum(max(0, w.concurrency - w.running) for w in members),
-            "pending": pending.get(pool, 0),
-        }
-    return summary
-
-
 def pools_table(summary: dict[str, dict[str, int]]) -> Table:
     table = Table(expand=False)
     for column in ("POOL", "WORKERS", "FREE SLOTS", "PENDING LAUNCHES"):

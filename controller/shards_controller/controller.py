@@ -108,6 +108,19 @@ def offers(worker: WorkerRecord, process_id: str, pool: str | None) -> bool:
     return (pool is None or worker.pool == pool) and (not worker.catalog or process_id in worker.catalog)
 
 
+def pool_summary(workers: list[WorkerRecord], pending: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per pool (those with live workers or pending launches): workers, free slots, pending."""
+    summary: dict[str, dict[str, int]] = {}
+    for pool in sorted({w.pool for w in workers} | set(pending)):
+        members = [w for w in workers if w.pool == pool]
+        summary[pool] = {
+            "workers": len(members),
+            "freeSlots": sum(max(0, w.concurrency - w.running) for w in members),
+            "pending": pending.get(pool, 0),
+        }
+    return summary
+
+
 def no_worker_message(process_id: str, pool: str) -> str:
     return (f"no live worker in pool {pool!r} offers process {process_id!r}; it runs when one starts "
             f"(shards worker APP --pool {pool})")

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from shards.errors import ShardsError
+from shards_controller import pool_summary
 from shards_store import Store
 
 log = logging.getLogger("shards.operator")
@@ -36,10 +37,9 @@ class PoolCensus(Collector):
         except ShardsError as error:  # MongoDB away: the scrape shows no pools, and says why here
             log.warning("shards.operator: pool metrics unavailable: %s", error)
             return
-        pools = sorted(set(waiting) | {worker.pool for worker in alive})
-        for pool in pools:
-            pending.add_metric([pool], waiting.get(pool, 0))
-            workers.add_metric([pool], sum(1 for worker in alive if worker.pool == pool))
+        for pool, counts in pool_summary(alive, waiting).items():
+            pending.add_metric([pool], counts["pending"])
+            workers.add_metric([pool], counts["workers"])
         yield pending
         yield workers
 
