@@ -70,8 +70,8 @@ class Release:
     def available(self, component: str, replicas: int = 1) -> None:
         self.kubectl("rollout", "status", self.deployment(component), f"--timeout={int(WAIT)}s",
                      timeout=WAIT + 30)
-        wait_until(lambda: len(self.workers()) >= replicas if component.startswith("worker") else True,
-                   timeout=WAIT, what=f"{replicas} live workers")
+        if component.startswith("worker"):  # and registered: a Pod is Ready before its worker is
+            wait_until(lambda: len(self.workers()) >= replicas, timeout=WAIT, what=f"{replicas} live workers")
 
     def workers(self) -> list[str]:
         return [worker.name for worker in self.controller.store.workers.alive()]
