@@ -50,6 +50,11 @@ class Output(StrEnum):
     json = "json"
 
 
+class Isolation(StrEnum):
+    process = "process"
+    thread = "thread"
+
+
 MongoOption = Annotated[
     str | None,
     typer.Option("--mongo", help="MongoDB URI [default: $SHARDS_MONGO_URI, else the local embedded server]"),
@@ -133,6 +138,15 @@ def worker(
                          "while busy.")] = 0.002,
     stream_poll_max: Annotated[float, typer.Option(
         min=0.0005, help="...doubling up to this pause while idle.")] = 0.25,
+    isolation: Annotated[Isolation, typer.Option(
+        envvar="SHARDS_ISOLATION",
+        help="process: each run in an OS process of its own (a crash ends only that run; stops "
+             "and deadlines can kill it). thread: runs in threads of the worker (cheaper, but a "
+             "run that ignores should_continue() cannot be killed).")] = Isolation.process,
+    stop_grace: Annotated[float, typer.Option(
+        min=0.0, envvar="SHARDS_STOP_GRACE",
+        help="Seconds an isolated run gets to stop after a stop request or its deadline; then "
+             "it is killed.")] = 10.0,
 ) -> None:
     """Run a worker for APP: claim requests, execute processes, report progress."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -142,8 +156,9 @@ def worker(
         progress_interval=progress_interval, shutdown_grace=shutdown_grace,
         sweep_interval=sweep_interval, poll_only=poll_only, poll_interval=poll_interval,
         claim_stagger=claim_stagger, stream_poll_min=stream_poll_min, stream_poll_max=stream_poll_max,
+        isolation=isolation.value, stop_grace=stop_grace,
     )
-    runner = Worker(connect(mongo), application, settings, worker_id)
+    runner = Worker(connect(mongo), application, settings, worker_id, app_spec=app_spec)
     if metrics_port:
         serve(metrics_port, metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -217,16 +232,19 @@ def launch(
     args: Annotated[str | None, typer.Option("--args", help="Arguments as a JSON object.")] = None,
     confirm: Annotated[bool, typer.Option(help="Confirm launching a process with a warning.")] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the run to end; exit 1 unless Done.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
+    wait_timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
+    timeout: Annotated[float | None, typer.Option(
+        help="The run's time limit in seconds (default: the process's own): at the deadline it is "
+             "asked to stop, killed after the worker's --stop-grace, and ends Failed.")] = None,
 ) -> None:
     """Launch a process (a process with a warning needs --confirm)."""
     controller = _controller(mongo)
-    record = controller.launch(scope, process_id, args=_parse_args(args), confirm=confirm)
+    record = controller.launch(scope, process_id, args=_parse_args(args), confirm=confirm, timeout=timeout)
     _say(record, "launched")
     if wait:
         run_id = record.run_id
         ended = controller.wait(scope, process_id,
-                                lambda r: r.run_id != run_id or r.state in FINAL, timeout)
+                                lambda r: r.run_id != run_id or r.state in FINAL, wait_timeout)
         error = f": {ended.status.error}" if ended.status.error else ""
         out.print(f"{scope}/{process_id}: ended {ended.state.value}{error}", soft_wrap=True)
         if ended.state is not State.DONE:
@@ -234,9 +252,15 @@ def launch(
 
 
 @app.command()
-def stop(process_id: ProcessArg, scope: ScopeOption = "default", mongo: MongoOption = None) -> None:
-    """Stop a scheduled or running process, whichever worker runs it."""
-    _say(_controller(mongo).stop(scope, process_id), "stop requested")
+def stop(
+    process_id: ProcessArg, scope: ScopeOption = "default", mongo: MongoOption = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Kill the run now if it runs in an OS process of its own (--isolation process); "
+                        "a run in a thread can only be asked to stop.")] = False,
+) -> None:
+    """Stop a scheduled or running process, whichever worker runs it; with --force, kill it."""
+    record = _controller(mongo).stop(scope, process_id, force=force)
+    _say(record, "kill requested" if force else "stop requested")
 
 
 @app.command()

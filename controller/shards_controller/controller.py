@@ -14,10 +14,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from shards.app import is_valid_id
+from shards.app import check_timeout, is_valid_id
 from shards.errors import (
     ConfirmationRequired,
     InvalidArgs,
+    InvalidDefinition,
     NotActive,
     NoWorker,
     ProcessActive,
@@ -197,14 +198,19 @@ class Controller:
         confirm: bool = False,
         run_id: str | None = None,
         require_worker: bool = False,
+        timeout: float | None = None,
     ) -> ProcessRecord:
         """Launch a run: two round trips, a guarded schedule and its request (the worker that
         starts it writes the history entry). With a caller's run_id the launch is idempotent:
         launching the same run id again (a retry, a replayed event, a second operator) never
         runs it twice, and finishes a launch that was cut short; that costs one more point read.
         require_worker refuses (NoWorker) when no live worker offers the process, instead of
-        leaving it Scheduled."""
+        leaving it Scheduled. timeout: the run's time limit in seconds (else the process's own)."""
         args = check_args(args)
+        try:
+            options = {} if timeout is None else {"timeout": check_timeout(timeout)}
+        except InvalidDefinition as error:
+            raise ShardsError(f"--timeout: {error}") from None
         if run_id is not None:
             check_id("run", run_id)
             if self.store.runs.get(run_id) is not None:
@@ -218,11 +224,11 @@ class Controller:
             scheduled = self.store.processes.schedule(scope_id, process_id, new_run_id, confirmed=confirm)
             if scheduled is not None:
                 previous, record = scheduled
-                self._queue(previous, record, args)
+                self._queue(previous, record, args, options)
                 return record
             record = self.get(scope_id, process_id)  # why the guard failed (unknown raises)
             if run_id is not None and record.run_id == run_id:
-                return self._finish_launch(record, args)
+                return self._finish_launch(record, args, options)
             if record.warning and not confirm:
                 raise ConfirmationRequired(
                     f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)"
@@ -233,10 +239,11 @@ class Controller:
                 )
         raise ShardsError(f"could not launch {process_id!r} in scope {scope_id!r}; try again")
 
-    def _queue(self, previous: ProcessRecord, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
+    def _queue(self, previous: ProcessRecord, scheduled: ProcessRecord, args: dict[str, Any],
+               options: dict[str, Any]) -> None:
         """Back a new Scheduled record with its request; if that fails, undo the schedule."""
         try:
-            self._request(scheduled, args)
+            self._request(scheduled, args, options)
         except Exception as error:
             # Never a Scheduled record that no request backs: give the record back what it had.
             # If that fails too, the reconciler settles it once it has had no owner for a while.
@@ -247,18 +254,19 @@ class Controller:
             first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
             raise ShardsError(f"the launch could not be queued: {first_line}") from error
 
-    def _finish_launch(self, record: ProcessRecord, args: dict[str, Any]) -> ProcessRecord:
+    def _finish_launch(self, record: ProcessRecord, args: dict[str, Any],
+                       options: dict[str, Any]) -> ProcessRecord:
         """The record already names this run: queue its request if the launch was cut short
         between its two writes; otherwise there is nothing to do."""
         unstarted = record.state is State.SCHEDULED and not record.worker_id
         if unstarted and not self.store.requests.for_runs([record.run_id]):
-            self._request(record, args)
+            self._request(record, args, options)
         return record
 
-    def _request(self, scheduled: ProcessRecord, args: dict[str, Any]) -> None:
+    def _request(self, scheduled: ProcessRecord, args: dict[str, Any], options: dict[str, Any]) -> None:
         self.store.requests.submit(Request(
             kind=RequestKind.LAUNCH, scope_id=scheduled.scope_id, process_id=scheduled.process_id,
-            run_id=scheduled.run_id, args=args, pool=scheduled.pool,
+            run_id=scheduled.run_id, args=args, pool=scheduled.pool, options=options,
         ))
 
     def offered(self, process_id: str, pool: str | None = None) -> bool:
@@ -282,12 +290,16 @@ class Controller:
         return {record.process_id: no_worker_message(record.process_id, record.pool) for record in waiting
                 if not any(offers(worker, record.process_id, record.pool) for worker in alive)}
 
-    def stop(self, scope_id: str, process_id: str) -> ProcessRecord:
-        """Stop a scheduled or running process; the stop reaches the worker that runs it."""
+    def stop(self, scope_id: str, process_id: str, *, force: bool = False) -> ProcessRecord:
+        """Stop a scheduled or running process; the stop reaches the worker that runs it.
+        force: the worker kills the run at once if it runs isolated (else it is asked to stop);
+        a forced stop of a run already stopping is sent again, forced."""
         record = self.get(scope_id, process_id)
         if record.state is State.SCHEDULED and (launch := self.store.requests.withdraw_launch(record.run_id)):
             return self.store.end_unstarted(record, request=launch) or self.get(scope_id, process_id)
         if record.state in (State.STOP_REQUESTED, State.STOPPING):
+            if force and record.worker_id:
+                self._request_stop(record, force)
             return record
         if record.state in FINAL or record.state is State.IDLE:
             raise NotActive(
@@ -297,25 +309,23 @@ class Controller:
             scope_id, process_id, State.STOP_REQUESTED, run_id=record.run_id
         )
         if requested is None:  # it moved on meanwhile (finished, or started): look again
-            return self._retry_stop(scope_id, process_id, record)
+            return self._retry_stop(scope_id, process_id, record, force)
         if requested.worker_id:
-            self.store.requests.submit(
-                Request(
-                    kind=RequestKind.STOP,
-                    scope_id=scope_id,
-                    process_id=process_id,
-                    run_id=requested.run_id,
-                    target_worker=requested.worker_id,
-                )
-            )
+            self._request_stop(requested, force)
         # Without a worker id the launch is being taken right now: the taker sees StopRequested.
         return requested
 
-    def _retry_stop(self, scope_id: str, process_id: str, seen: ProcessRecord) -> ProcessRecord:
+    def _request_stop(self, record: ProcessRecord, force: bool) -> None:
+        self.store.requests.submit(Request(
+            kind=RequestKind.STOP, scope_id=record.scope_id, process_id=record.process_id,
+            run_id=record.run_id, target_worker=record.worker_id, options={"force": force} if force else {},
+        ))
+
+    def _retry_stop(self, scope_id: str, process_id: str, seen: ProcessRecord, force: bool) -> ProcessRecord:
         current = self.get(scope_id, process_id)
         if current.state == seen.state and current.run_id == seen.run_id:
             raise ShardsError(f"could not stop {process_id!r} in scope {scope_id!r}; try again")
-        return self.stop(scope_id, process_id)
+        return self.stop(scope_id, process_id, force=force)
 
     def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Clear error and progress; back to Idle."""

@@ -36,6 +36,15 @@ def check_pool(pool: object) -> str:
     return pool
 
 
+def check_timeout(timeout: object) -> float | None:
+    """A run's time limit in seconds (None: none), or InvalidDefinition."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 10**9:
+        raise InvalidDefinition(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
 @dataclass(frozen=True)
 class ProcessDefinition:
     """A named, long-running process: id, name, optional warning, detail level, special flag."""
@@ -47,6 +56,7 @@ class ProcessDefinition:
     detail_level: int = 1
     special: bool = False
     pool: str = DEFAULT_POOL  # which workers run it (`shards worker APP --pool NAME`)
+    timeout: float | None = None  # seconds a run may take (a launch may say otherwise)
 
     def __post_init__(self) -> None:
         if not isinstance(self.process_id, str) or not _ID_PATTERN.match(self.process_id):
@@ -62,6 +72,7 @@ class ProcessDefinition:
             )
         try:
             check_pool(self.pool)
+            check_timeout(self.timeout)
         except InvalidDefinition as error:
             raise InvalidDefinition(f"process {self.process_id!r}: {error}") from None
 
@@ -87,6 +98,7 @@ class ProcessOptions(TypedDict, total=False):
     detail_level: int
     special: bool
     pool: str
+    timeout: float  # seconds: at the deadline the run is asked to stop, then killed, and fails
 
 
 def process(
@@ -106,6 +118,7 @@ def process(
             detail_level=options.get("detail_level", 1),
             special=options.get("special", False),
             pool=options.get("pool", DEFAULT_POOL),
+            timeout=options.get("timeout"),
         )
 
     return wrap

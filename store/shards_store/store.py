@@ -35,9 +35,10 @@ def redact(uri: str) -> str:
 
 
 class Store:
-    def __init__(self, client: MongoClient[Doc], database: Database[Doc]) -> None:
+    def __init__(self, client: MongoClient[Doc], database: Database[Doc], uri: str = "") -> None:
         self.client = client
         self.database = database
+        self.uri = uri  # how it was reached (a run's own OS process connects the same way)
         self.query_log = QueryLog()
         self.processes = ProcessRecords(self._collection("processes"))
         self.requests = RequestQueue(self._collection("requests"))
@@ -134,4 +135,4 @@ def connect(uri: str | None = None, *, timeout: float = 5.0) -> Store:
     except (PyMongoError, ValueError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ShardsError(f"cannot reach MongoDB at {redact(uri)}: {first_line[:200]}") from error
-    return Store(client, client.get_default_database(DEFAULT_DATABASE))
+    return Store(client, client.get_default_database(DEFAULT_DATABASE), uri)

@@ -74,13 +74,13 @@ def test_a_worker_survives_a_mongo_restart(tmp_path: Path) -> None:
         wait_until(lambda: _ping(port), what="the embedded server")
         [worker] = harness.start_workers(1)
         harness.define("farm")
-        harness.ok("launch", "quick", "--scope", "farm", "--wait", "--timeout", "60")
+        harness.ok("launch", "quick", "--scope", "farm", "--wait", "--wait-timeout", "60")
         server.terminate()
         server.wait(timeout=30)
         wait_until(lambda: "MongoDB unreachable" in worker.output(), what="the worker to notice the outage")
         server = _start_mongo(port, data)
         wait_until(lambda: _ping(port), what="the restarted server")
-        harness.ok("launch", "quick", "--scope", "farm", "--wait", "--timeout", "60")
+        harness.ok("launch", "quick", "--scope", "farm", "--wait", "--wait-timeout", "60")
         assert worker.popen.poll() is None
         assert len(harness.controller.history("farm", "quick")) == 2
     finally:

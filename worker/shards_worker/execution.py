@@ -7,44 +7,25 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shards.app import App, ProcessDefinition
+from shards.app import App, ProcessDefinition, check_timeout
 from shards.context import ProcessContext, ProcessStopped
-from shards.errors import ProcessActive, StoreUnavailable, UnknownProcess
+from shards.errors import InvalidDefinition, ProcessActive, StoreUnavailable, UnknownProcess
 from shards.records import ProcessRecord, ProcessStatus, Progress, Request, utcnow
 from shards.states import State
 from shards_store import Store
 
 from shards_worker import metrics
-from shards_worker.progress import ProgressBuffer
+from shards_worker.policy import RunClock, decide, outcome
+from shards_worker.running import Ending, Execution, describe_failure, one_line
+
+if TYPE_CHECKING:
+    from shards_worker.isolation import ProcessIsolation
+
+__all__ = ["Ending", "Execution", "Executor", "describe_failure", "one_line"]
 
 log = logging.getLogger("shards.worker")
-
-
-@dataclass
-class Execution:
-    """One run of one process on this worker; children point at their parent."""
-
-    record: ProcessRecord
-    definition: ProcessDefinition
-    catalog: dict[str, ProcessDefinition]
-    scope_data: dict[str, Any]
-    started_at: datetime
-    parent: Execution | None = None
-    stop_flag: threading.Event = field(default_factory=threading.Event)
-    stop_reason: str = ""  # recorded as the error of a run stopped by the worker itself
-    progress: ProgressBuffer = field(default_factory=ProgressBuffer)
-
-    @property
-    def run_id(self) -> str:
-        return self.record.run_id
-
-    def stop_requested(self) -> bool:
-        """A stop of this run or of any ancestor stops it (the seed's shouldContinue)."""
-        return self.stop_flag.is_set() or (self.parent is not None and self.parent.stop_requested())
 
 
 class _Runtime:
@@ -64,30 +45,6 @@ class _Runtime:
         return self._executor.run_child(self._execution, process_id, args)
 
 
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:500] if text else type(error).__name__
-
-
-def describe_failure(failure: BaseException) -> str:
-    """Why a process body ended with an exception, in one line a person understands."""
-    if isinstance(failure, SystemExit):
-        return f"the process called sys.exit({failure.code!r})" if failure.code is not None else \
-            "the process called sys.exit()"
-    if isinstance(failure, KeyboardInterrupt):
-        return "the process raised KeyboardInterrupt"
-    return one_line(failure)
-
-
-@dataclass
-class Ending:
-    """How a run ended, kept until the store has recorded it."""
-
-    record: ProcessRecord
-    status: ProcessStatus
-    progress: Progress
-
-
 class Executor:
     """Runs on this worker. A run is held from its claim until the store has recorded its end,
     so the worker always knows which active records are its own."""
@@ -95,11 +52,14 @@ class Executor:
     def __init__(
         self, store: Store, app: App, worker_id: str,
         on_outage: Callable[[StoreUnavailable], None] = lambda error: None,
+        isolation: ProcessIsolation | None = None, stop_grace: float = 10.0,
     ) -> None:
         self.store = store
         self.app = app
         self.worker_id = worker_id
         self._on_outage = on_outage
+        self.isolation = isolation  # None: runs execute in threads of this process
+        self.stop_grace = stop_grace  # seconds after a stop before an isolated run is killed
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one writer of the queued ends at a time
         self._running: dict[str, Execution] = {}
@@ -126,13 +86,14 @@ class Executor:
             if run_id not in self._running and all(e.record.run_id != run_id for e in self._endings):
                 self._held.discard(run_id)
 
-    def stop_run(self, run_id: str) -> bool:
-        """Flip the stop flag of a run on this worker and record Stopping."""
+    def stop_run(self, run_id: str, *, force: bool = False) -> bool:
+        """Flip the stop flag of a run on this worker and record Stopping. A forced stop kills
+        an isolated run at once (see police)."""
         with self._lock:
             execution = self._running.get(run_id)
         if execution is None:
             return False
-        execution.stop_flag.set()
+        execution.ask_stop(force=force)
         record = execution.record
         self.store.processes.move(record.scope_id, record.process_id, State.STOPPING, run_id=run_id)
         log.info("shards.worker: stopping %s/%s run %s", record.scope_id, record.process_id, run_id)
@@ -141,9 +102,34 @@ class Executor:
     def stop_all(self, reason: str = "") -> None:
         """Ask every run to stop; `reason` becomes the error of the runs that end Stopped."""
         for execution in self.executions():
-            if not execution.stop_flag.is_set():
-                execution.stop_reason = reason
-                execution.stop_flag.set()
+            execution.ask_stop(reason)
+
+    def police(self, now: float) -> None:
+        """Deadlines and grace periods of the top-level runs (see shards_worker.policy): ask a
+        run past its deadline to stop, kill an isolated run whose stop was forced or whose
+        grace is over. Never touches the store."""
+        for execution in self.executions():
+            if execution.parent is not None or execution.killed:
+                continue
+            action = decide(execution.clock, now, grace=self.stop_grace, killable=execution.kill is not None)
+            record = execution.record
+            if action is not None and action.kind == "stop":
+                execution.clock.deadline_hit = True
+                execution.ask_stop(action.reason)
+                log.info("shards.worker: %s/%s run %s: %s; asking it to stop", record.scope_id,
+                         record.process_id, record.run_id, action.reason)
+            elif action is not None and execution.kill is not None:
+                log.warning("shards.worker: killing %s/%s run %s (%s)", record.scope_id, record.process_id,
+                            record.run_id, "forced stop" if execution.clock.forced else "grace is over")
+                execution.killed = True
+                execution.kill()
+
+    def kill_all(self) -> None:
+        """Kill the isolated runs that still execute (a worker leaving after its grace)."""
+        for execution in self.executions():
+            if execution.parent is None and execution.kill is not None and not execution.killed:
+                execution.killed = True
+                execution.kill()
 
     def flush_progress(self) -> int:
         """Write each changed progress once; returns how many writes were made."""
@@ -190,7 +176,8 @@ class Executor:
             record.status.running_since or utcnow(), args=request.args,
             requested_at=request.created_at))
         self._bookkeep(lambda: self.store.requests.complete(request))  # the run history has it now
-        self._execute(record, definition, catalog, scope_data, request.args, parent=None)
+        self._execute(record, definition, catalog, scope_data, request.args, parent=None,
+                      timeout=launch_timeout(request, definition))
 
     def _start_launch(
         self, request: Request
@@ -270,6 +257,7 @@ class Executor:
         scope_data: dict[str, Any],
         args: dict[str, Any],
         parent: Execution | None,
+        timeout: float | None = None,
     ) -> State:
         execution = Execution(
             record=record,
@@ -278,24 +266,45 @@ class Executor:
             scope_data=scope_data,
             started_at=record.status.running_since or utcnow(),
             parent=parent,
+            clock=RunClock(timeout=timeout, started=time.monotonic()),
         )
         execution.progress.report("Starting...", 0.0)
+        self.adopt(execution)
+        log.info("shards.worker: running %s/%s run %s", record.scope_id, record.process_id, record.run_id)
+        if parent is None and self.isolation is not None:
+            state, error = self.isolation.run(self, execution, args)
+        else:
+            state, error = self._run_body(execution, args)
+        if parent is None:
+            state, error = outcome(execution.clock, state, error, killed=execution.killed,
+                                   grace=self.stop_grace)
+        if state is State.STOPPED and not error:
+            error = execution.stop_reason
+        self.record_end(execution, state, error)
+        metrics.RUNS_ENDED.labels(state.value).inc()
+        return state
+
+    def adopt(self, execution: Execution) -> None:
+        """A run executes here from now on: it is held, its progress written, its stops delivered."""
         with self._lock:
-            self._running[record.run_id] = execution
-            self._held.add(record.run_id)
+            self._running[execution.run_id] = execution
+            self._held.add(execution.run_id)
         metrics.RUNS_ACTIVE.inc()
+
+    def _run_body(self, execution: Execution, args: dict[str, Any]) -> tuple[State, str]:
+        """Call the process function in this thread; how it ended, and why if it failed."""
+        record = execution.record
         context = ProcessContext(
             scope_id=record.scope_id,
             process_id=record.process_id,
             run_id=record.run_id,
             runtime=_Runtime(self, execution),
             args=dict(args),
-            scope_data=dict(scope_data),
+            scope_data=dict(execution.scope_data),
         )
-        log.info("shards.worker: running %s/%s run %s", record.scope_id, record.process_id, record.run_id)
         error = ""
         try:
-            definition(context)
+            execution.definition(context)
             state = State.STOPPED if execution.stop_requested() else State.DONE
         except ProcessStopped:
             state = State.STOPPED
@@ -303,13 +312,9 @@ class Executor:
             state, error = State.FAILED, describe_failure(failure)
             log.warning("shards.worker: %s/%s failed: %s", record.scope_id, record.process_id, error,
                         exc_info=not isinstance(failure, SystemExit | KeyboardInterrupt))
-        if state is State.STOPPED and not error:
-            error = execution.stop_reason
-        self._record_end(execution, state, error)
-        metrics.RUNS_ENDED.labels(state.value).inc()
-        return state
+        return state, error
 
-    def _record_end(self, execution: Execution, state: State, error: str) -> None:
+    def record_end(self, execution: Execution, state: State, error: str) -> None:
         record = execution.record
         status = ProcessStatus.ended(state, error=error, running_since=execution.started_at)
         progress = Progress("All done", 1.0) if state is State.DONE else execution.progress.latest()
@@ -347,3 +352,13 @@ class Executor:
         elif not error:
             log.info("shards.worker: launch %s/%s was superseded", request.scope_id, request.process_id)
         self.store.requests.complete(request)
+
+
+def launch_timeout(request: Request, definition: ProcessDefinition) -> float | None:
+    """The launch's own time limit wins over the process's default; a bad one is ignored."""
+    try:
+        return check_timeout(request.options.get("timeout")) or definition.timeout
+    except InvalidDefinition as error:
+        log.warning("shards.worker: launch of %s/%s: %s; using the process's default",
+                    request.scope_id, request.process_id, error)
+        return definition.timeout

@@ -8,6 +8,8 @@ from shards.app import check_pool
 from shards.errors import InvalidDefinition, ShardsError
 from shards.records import DEFAULT_POOL
 
+ISOLATIONS = ("process", "thread")
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -24,6 +26,8 @@ class WorkerSettings:
     poll_only: bool = False  # never open a change stream (a baseline, or a server without them)
     shutdown_grace: float = 20.0  # how long running processes get to stop cooperatively
     orphan_grace: float = 5.0  # how long an active record may lack an owner before it is settled
+    isolation: str = "process"  # each top-level run in an OS process of its own, or a thread
+    stop_grace: float = 10.0  # seconds after a stop request before an isolated run is killed
 
     def __post_init__(self) -> None:
         try:
@@ -35,6 +39,10 @@ class WorkerSettings:
         if self.heartbeat_interval * 3 > self.lease * 1.000001:  # (float rounding)
             raise ShardsError(f"the heartbeat interval ({self.heartbeat_interval:g}s) must be at most "
                               f"a third of the lease ({self.lease:g}s)")
+        if self.isolation not in ISOLATIONS:
+            raise ShardsError(f"--isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        if self.stop_grace < 0:
+            raise ShardsError(f"--stop-grace must not be negative, got {self.stop_grace:g}")
         if self.stream_poll_min > self.stream_poll_max:
             raise ShardsError(f"--stream-poll-min ({self.stream_poll_min:g}s) must not exceed "
                               f"--stream-poll-max ({self.stream_poll_max:g}s)")

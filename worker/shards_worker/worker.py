@@ -12,7 +12,6 @@ from collections.abc import Callable
 from shards.app import App
 from shards.errors import ShardsError, StoreUnavailable
 from shards.records import Request, RequestKind
-from shards.states import State
 from shards_store import ChangeFeed, ChangeFeedError, PollPace, Store
 from shards_store.workers import GONE
 
@@ -20,15 +19,18 @@ from shards_worker import metrics
 from shards_worker.connectivity import Connectivity
 from shards_worker.definition import define_scope
 from shards_worker.execution import Executor
+from shards_worker.isolation import isolation_for
 from shards_worker.lease import Lease
 from shards_worker.offers import Offer, Offers, advertised
-from shards_worker.reconciler import Reconciler, replace_predecessors, settle_record
+from shards_worker.reconciler import Reconciler, check_own, replace_predecessors
 from shards_worker.settings import WorkerSettings
 from shards_worker.wakeups import Wakeups
 
 log = logging.getLogger("shards.worker")
 
 EXIT_LEASE_LOST = 75  # the process exits with this when runs outlive its lease (EX_TEMPFAIL)
+POLICE_INTERVAL = 0.1  # seconds between looks at deadlines and grace periods
+JOIN_KILLED = 10.0  # seconds a killed run's thread gets to record its end at shutdown
 
 
 def default_name() -> str:
@@ -37,14 +39,16 @@ def default_name() -> str:
 
 class Worker:
     def __init__(self, store: Store, app: App, settings: WorkerSettings | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, app_spec: str = "") -> None:
         self.store = store
         self.app = app
         self.settings = settings or WorkerSettings()
         self.name = name or default_name()  # kept across restarts; the id is per incarnation
         self.id = ""  # this incarnation's id, given at registration
         self.connectivity = Connectivity(on_lost=self._on_store_lost)
-        self.executor = Executor(store, app, self.id, on_outage=self.connectivity.failed)
+        self.isolation = isolation_for(self.settings, app_spec, store.uri)
+        self.executor = Executor(store, app, self.id, on_outage=self.connectivity.failed,
+                                 isolation=self.isolation, stop_grace=self.settings.stop_grace)
         self.reconciler = Reconciler(store, orphan_grace=self.settings.orphan_grace)
         self.lease = Lease(self.settings.lease)
         self._stopping = threading.Event()  # claim nothing more; runs are asked to stop
@@ -76,6 +80,8 @@ class Worker:
 
     def start(self) -> None:
         self.store.ensure_indexes()
+        if self.isolation is not None:
+            self.isolation.warm()
         sent = time.monotonic()
         self.id = self.store.workers.register(
             self.name,
@@ -91,10 +97,12 @@ class Worker:
         replace_predecessors(self.store, self.name, self.id)
         self.wakeups = Wakeups(self._open_feed(), on_error=self._on_stream_error)
         self.wakeups.start()
-        for target, name in ((self._heartbeat_loop, "shards-heartbeat"), (self._watch_lease, "shards-lease")):
+        for target, name in ((self._heartbeat_loop, "shards-heartbeat"), (self._watch_lease, "shards-lease"),
+                             (self._police, "shards-police")):
             threading.Thread(target=target, name=name, daemon=True).start()
-        log.info("shards.worker: %s started (pool %s, concurrency %d, processes %s)", self.id,
-                 self.settings.pool, self.settings.concurrency, ", ".join(self.catalog) or "per scope")
+        log.info("shards.worker: %s started (pool %s, concurrency %d, %s isolation, processes %s)", self.id,
+                 self.settings.pool, self.settings.concurrency, self.settings.isolation,
+                 ", ".join(self.catalog) or "per scope")
 
     def sweep(self) -> None:
         """Claim everything this worker can take now, oldest first: at start, after a gap in
@@ -165,6 +173,9 @@ class Worker:
         deadline = time.monotonic() + self.settings.shutdown_grace
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.executor.kill_all()  # isolated runs end with the worker, and their ends are recorded
+        for thread in self._threads:
+            thread.join(timeout=JOIN_KILLED)
         self.wakeups.close()
         still_running = [e.run_id for e in self.executor.executions()]
         self._closed.set()  # the last heartbeat has been sent: from here on we leave
@@ -244,7 +255,7 @@ class Worker:
             self._start(launch, seen=None)
 
     def _deliver_stop(self, stop: Request) -> None:
-        self.executor.stop_run(stop.run_id)
+        self.executor.stop_run(stop.run_id, force=bool(stop.options.get("force")))
         self.store.requests.complete(stop)
 
     def _start(self, launch: Request, seen: float | None) -> None:
@@ -346,23 +357,18 @@ class Worker:
 
     def _check_own(self) -> bool:
         """This worker's own records: deliver stops whose request it missed, and settle runs it
-        no longer holds (their end was lost: nothing else would ever end them). Returns whether
-        any record or request still names this worker (else the next check can wait for a
-        claim: nothing can name a worker that has claimed nothing since)."""
-        records = self.store.processes.executing_on(self.id)
-        for record in records:
-            if not self.executor.holds(record.run_id):
-                settle_record(self.store, record, f"worker {self.id} no longer runs it")
-            elif record.state is State.STOP_REQUESTED:
-                self.executor.stop_run(record.run_id)
-        # A launch taken but not held: its start failed midway. Seen so twice in a row, so a
-        # claim that has not been handed to a thread yet is never mistaken for one.
-        unheld = {request.run_id: request for request in self.store.requests.taken_by(self.id)
-                  if request.kind == RequestKind.LAUNCH and not self.executor.holds(request.run_id)}
-        for run_id in unheld.keys() & self._unheld_launches:
-            self.store.requests.release(unheld[run_id])  # any worker may start it
-        self._unheld_launches = set(unheld)
-        return bool(records or unheld)
+        no longer holds (see reconciler.check_own). Returns whether any record or request still
+        names this worker (else the next check can wait for a claim)."""
+        names_me, self._unheld_launches = check_own(self.store, self.id, self.executor, self._unheld_launches)
+        return names_me
+
+    def _police(self) -> None:
+        """Deadlines, and kills after a forced stop or the grace: never touches the store."""
+        while not self._closed.wait(POLICE_INTERVAL):
+            try:
+                self.executor.police(time.monotonic())
+            except Exception:  # a bug must not end the policing
+                log.exception("shards.worker: policing runs failed")
 
     def _watch_lease(self) -> None:
         """Never touches the store, so a hung store call cannot delay it."""

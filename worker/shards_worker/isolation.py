@@ -1,0 +1,201 @@
+"""Process isolation, the worker's side: each top-level run in an OS process of its own.
+
+The worker's Executor still holds every run, buffers its progress and records its end; a
+Supervisor (on the run's thread) starts the run's OS process, relays what crosses the pipe and
+turns a process that dies without an end into a Failed run ("exited with code 1", "killed by
+signal 11 (SIGSEGV)"). Killing is the policies' business (Executor.police): a kill ends the
+process, and the Supervisor sees the pipe close.
+
+Runs start from a fork server ("forkserver"): a single-threaded process that imported the app
+once, so a run's start is a fork of it, never of the threaded worker (unsafe with pymongo's
+threads and locks). "spawn" (a fresh interpreter per run) is the slower alternative.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from datetime import datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any
+
+from shards.errors import ShardsError
+from shards.records import ProcessRecord, Progress
+from shards.states import State
+
+from shards_worker import child
+from shards_worker.running import Execution, one_line
+from shards_worker.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from shards_worker.execution import Executor
+
+log = logging.getLogger("shards.worker")
+
+START_METHODS = ("forkserver", "spawn")
+POLL = 0.05  # seconds between looks at stops to forward while the run's process is quiet
+JOIN = 5.0  # seconds a run's process gets to exit after its end (then it is killed)
+
+
+def exit_reason(code: int | None) -> str:
+    """Why a run's process ended without telling its end, in words."""
+    if code is None:
+        return "its process did not exit"
+    if code < 0:
+        try:
+            return f"killed by signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == child.EXIT_ORPHANED:
+        return "its process lost the worker"
+    return f"exited with code {code}"
+
+
+def isolation_for(settings: WorkerSettings, app_spec: str, mongo_uri: str) -> ProcessIsolation | None:
+    if settings.isolation == "thread":
+        return None
+    if not app_spec or not mongo_uri:
+        raise ShardsError("process isolation needs the APP spec and the MongoDB URI (each run's OS "
+                          "process loads the app and connects); or use --isolation thread")
+    method = os.environ.get("SHARDS_ISOLATION_START", "forkserver")  # "spawn": to compare (make bench)
+    return ProcessIsolation(app_spec, mongo_uri, method=method)
+
+
+class ProcessIsolation:
+    """How this worker starts runs' OS processes."""
+
+    def __init__(self, app_spec: str, mongo_uri: str, *, method: str = "forkserver",
+                 pump_interval: float = 0.05) -> None:
+        if method not in START_METHODS:
+            raise ValueError(f"start method must be one of {', '.join(START_METHODS)}, got {method!r}")
+        self.app_spec = app_spec
+        self.mongo_uri = mongo_uri
+        self.method = method
+        self.pump_interval = pump_interval
+        self.context: Any = multiprocessing.get_context(method)
+        if method == "forkserver":
+            os.environ[child.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
+            self.context.set_forkserver_preload(["shards_worker.preload"])
+
+    def warm(self) -> None:
+        """Start the fork server now (it imports the app once), not on the first run."""
+        if self.method == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+
+    def run(self, executor: Executor, execution: Execution, args: dict[str, Any]) -> tuple[State, str]:
+        return Supervisor(self, executor, execution).run(args)
+
+
+class Supervisor:
+    """One isolated run: its OS process, the pipe, and the inline children it reports."""
+
+    def __init__(self, isolation: ProcessIsolation, executor: Executor, execution: Execution) -> None:
+        self.isolation = isolation
+        self.executor = executor
+        self.execution = execution
+        self.runs: dict[str, Execution] = {execution.run_id: execution}  # this run and its children
+        self.forwarded: set[str] = set()  # runs whose stop has been sent
+
+    def run(self, args: dict[str, Any]) -> tuple[State, str]:
+        record = self.execution.record
+        job = child.Job(self.isolation.app_spec, self.isolation.mongo_uri, self.executor.worker_id,
+                        record, dict(args), dict(self.execution.scope_data), self.isolation.pump_interval)
+        here, there = self.isolation.context.Pipe()
+        process = self.isolation.context.Process(target=child.main, args=(there, job),
+                                                 name=f"shards-run-{record.run_id[:8]}")
+        try:
+            process.start()
+        except Exception as error:
+            here.close()
+            return State.FAILED, f"could not start the run's OS process: {one_line(error)}"
+        finally:
+            there.close()
+        self.execution.kill = process.kill
+        try:
+            result = self._follow(here, process)
+        finally:
+            here.close()
+            _reap(process)
+        reason = exit_reason(process.exitcode)
+        self._end_children(reason)
+        if result is None:
+            log.warning("shards.worker: %s/%s run %s: %s", record.scope_id, record.process_id,
+                        record.run_id, reason)
+            return State.FAILED, reason
+        return result
+
+    def _follow(self, conn: Connection, process: BaseProcess) -> tuple[State, str] | None:
+        """Relay messages until the run's end arrives (returned) or its process is gone (None)."""
+        while True:
+            self._forward_stops(conn)
+            try:
+                if not conn.poll(POLL):
+                    if not process.is_alive() and not conn.poll(0):
+                        return None
+                    continue
+                kind, *rest = conn.recv()
+            except (EOFError, OSError):
+                return None
+            if kind == "result":
+                state, error, progress = rest
+                self._report(self.execution, progress)
+                return state, error
+            self._relay(kind, rest)
+
+    def _relay(self, kind: str, rest: list[Any]) -> None:
+        if kind == "progress":
+            run_id, progress = rest
+            if (execution := self.runs.get(run_id)) is not None:
+                self._report(execution, progress)
+        elif kind == "started":
+            self._adopt_child(*rest)
+        elif kind == "end":
+            run_id, state, error, progress = rest
+            if (execution := self.runs.pop(run_id, None)) is not None:
+                self._report(execution, progress)
+                self.executor.record_end(execution, state, error)
+
+    def _adopt_child(self, record: ProcessRecord, parent_run_id: str, started_at: datetime) -> None:
+        """An inline child started in the run's process: the worker holds it and writes its
+        progress and end, as for a child in a thread."""
+        parent = self.runs.get(parent_run_id, self.execution)
+        execution = Execution(record=record, definition=self.execution.definition, catalog={},
+                              scope_data={}, started_at=started_at, parent=parent)
+        self.runs[record.run_id] = execution
+        self.executor.adopt(execution)
+
+    def _forward_stops(self, conn: Connection) -> None:
+        for run_id, execution in self.runs.items():
+            if execution.stop_flag.is_set() and run_id not in self.forwarded:
+                self.forwarded.add(run_id)
+                try:
+                    conn.send(("stop", run_id, execution.stop_reason))
+                except OSError:  # the process is gone: _follow sees it
+                    return
+
+    def _end_children(self, reason: str) -> None:
+        """Inline children whose end never came went down with the run's process."""
+        for run_id, execution in list(self.runs.items()):
+            if run_id == self.execution.run_id:
+                continue
+            if self.execution.killed:
+                self.executor.record_end(execution, State.STOPPED, "killed with its parent run")
+            else:
+                self.executor.record_end(execution, State.FAILED, reason)
+
+    @staticmethod
+    def _report(execution: Execution, progress: Progress) -> None:
+        execution.progress.report(progress.message, progress.rate)
+
+
+def _reap(process: BaseProcess) -> None:
+    """Bounded: the process exits on its own after its end; else it is killed."""
+    process.join(JOIN)
+    if process.exitcode is None:
+        process.kill()
+        process.join(JOIN)

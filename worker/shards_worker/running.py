@@ -1,0 +1,76 @@
+"""What one run on this worker is: its record, stop flag, progress buffer and clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shards.app import ProcessDefinition
+from shards.records import ProcessRecord, ProcessStatus, Progress
+
+from shards_worker.policy import RunClock
+from shards_worker.progress import ProgressBuffer
+
+
+@dataclass
+class Execution:
+    """One run of one process on this worker; children point at their parent."""
+
+    record: ProcessRecord
+    definition: ProcessDefinition
+    catalog: dict[str, ProcessDefinition]
+    scope_data: dict[str, Any]
+    started_at: datetime
+    parent: Execution | None = None
+    stop_flag: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str = ""  # recorded as the error of a run stopped by the worker itself
+    progress: ProgressBuffer = field(default_factory=ProgressBuffer)
+    clock: RunClock = field(default_factory=RunClock)  # deadline, stop and grace (top-level runs)
+    kill: Callable[[], None] | None = None  # set while the run executes in an OS process of its own
+    killed: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    def stop_requested(self) -> bool:
+        """A stop of this run or of any ancestor stops it (the seed's shouldContinue)."""
+        return self.stop_flag.is_set() or (self.parent is not None and self.parent.stop_requested())
+
+    def ask_stop(self, reason: str = "", *, force: bool = False) -> bool:
+        """Flip the stop flag (the first reason given stays); returns whether it was new."""
+        self.clock.forced = self.clock.forced or force
+        if self.stop_flag.is_set():
+            return False
+        self.stop_reason = reason
+        self.clock.stop_asked = time.monotonic()
+        self.stop_flag.set()
+        return True
+
+
+@dataclass
+class Ending:
+    """How a run ended, kept until the store has recorded it."""
+
+    record: ProcessRecord
+    status: ProcessStatus
+    progress: Progress
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:500] if text else type(error).__name__
+
+
+def describe_failure(failure: BaseException) -> str:
+    """Why a process body ended with an exception, in one line a person understands."""
+    if isinstance(failure, SystemExit):
+        return f"the process called sys.exit({failure.code!r})" if failure.code is not None else \
+            "the process called sys.exit()"
+    if isinstance(failure, KeyboardInterrupt):
+        return "the process raised KeyboardInterrupt"
+    return one_line(failure)
