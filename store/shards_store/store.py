@@ -120,8 +120,9 @@ class Store:
         self.client.close()
 
 
-def connect(uri: str | None = None, *, timeout: float = 5.0) -> Store:
-    """Connect and check the server answers; a clear one-line error otherwise."""
+def connect(uri: str | None = None, *, timeout: float = 5.0, check: bool = True) -> Store:
+    """Connect and check the server answers; a clear one-line error otherwise. check=False
+    skips the check (the client connects on first use: a run's OS process, during an outage)."""
     uri = uri or default_uri()
     try:
         client: MongoClient[Doc] = MongoClient(
@@ -131,7 +132,8 @@ def connect(uri: str | None = None, *, timeout: float = 5.0) -> Store:
             serverSelectionTimeoutMS=int(timeout * 1000),
             connectTimeoutMS=int(timeout * 1000),
         )
-        client.admin.command("ping")
+        if check:
+            client.admin.command("ping")
     except (PyMongoError, ValueError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ShardsError(f"cannot reach MongoDB at {redact(uri)}: {first_line[:200]}") from error

@@ -117,7 +117,7 @@ def test_a_lost_worker_fails_its_run_and_another_worker_notices(shards_env: Shar
     shards_env.define(SCOPE)
     shards_env.ok("launch", "wait-for-stop", "--scope", SCOPE)
     running = shards_env.wait_state(SCOPE, "wait-for-stop", State.RUNNING)
-    assert running.progress.message == "Starting..." or running.progress.message == f"pid {doomed.pid}"
+    assert running.progress.message == "Starting..." or running.progress.message.startswith("pid ")
     doomed.kill()
     shards_env.start_worker()  # the survivor notices the silent lease and settles the run
     failed = shards_env.wait_state(SCOPE, "wait-for-stop", State.FAILED)

@@ -22,7 +22,8 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
     store.ensure_indexes()
     store.query_log.enabled = True
     app = load_app(str(REPO / "tests/integration/apps/testapp.py") + ":app")
-    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.2, lease=0.9, progress_interval=0.1)
+    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.2, lease=0.9, progress_interval=0.1,
+                              isolation="thread")  # the runs' queries in this process, in its log
     worker = Worker(store, app, settings)  # one store, one query log for both sides
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()

@@ -5,6 +5,7 @@ keeps serving throughout."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from shards.states import State
@@ -121,3 +122,19 @@ def test_a_forced_stop_of_a_run_in_a_thread_only_asks(shards_env: ShardsHarness)
     shards_env.ok("stop", "count", "--scope", "a", "--force")
     stopped = shards_env.wait_state("a", "count", State.STOPPED, State.FAILED, State.DONE)
     assert (stopped.state, stopped.status.error) == (State.STOPPED, "")
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_a_run_never_outlives_its_worker(shards_env: ShardsHarness) -> None:
+    worker = _start(shards_env)
+    shards_env.ok("launch", "stubborn", "--scope", "a")
+    pid = _pid_of(shards_env, "a", "stubborn")
+    worker.kill()  # SIGKILL: no shutdown; the run's process sees its pipe close and exits
+    wait_until(lambda: _gone(pid), what=f"the run's process {pid} to exit with its worker")

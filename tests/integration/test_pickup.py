@@ -69,7 +69,8 @@ def test_a_failed_guard_says_why_in_one_line(mongo_db_uri: str) -> None:
 def test_the_worker_claims_by_id_and_starts_in_one_write(mongo_db_uri: str) -> None:
     store, observer = connect(mongo_db_uri), Controller(connect(mongo_db_uri))
     store.ensure_indexes()
-    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.5, lease=3, sweep_interval=60)
+    settings = WorkerSettings(concurrency=2, heartbeat_interval=0.5, lease=3, sweep_interval=60,
+                              isolation="thread")
     worker = Worker(store, load_app(TEST_APP), settings)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()

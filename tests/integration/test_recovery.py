@@ -161,7 +161,8 @@ def test_a_worker_restarted_with_the_same_id_settles_its_previous_runs(shards_en
     assert "w1" in failed.status.error
     # The process runs again, on the new incarnation.
     shards_env.controller.launch(SCOPE, "wait-for-stop")
-    wait_until(lambda: shards_env.record(SCOPE, "wait-for-stop").progress.message == f"pid {second.pid}",
+    incarnations = {w.worker_id for w in shards_env.store.workers.alive() if w.pid == second.pid}
+    wait_until(lambda: shards_env.record(SCOPE, "wait-for-stop").worker_id in incarnations,
                what="the relaunch to run on the restarted worker")
     shards_env.ok("stop", "wait-for-stop", "--scope", SCOPE)
     shards_env.wait_state(SCOPE, "wait-for-stop", State.STOPPED)

@@ -126,7 +126,7 @@ def main(conn: Connection, job: Job) -> None:
         app = app_for(job.app_spec)
         catalog = app.catalog(job.scope_data)
         definition = catalog[record.process_id]
-        store = connect(job.mongo_uri)
+        store = connect(job.mongo_uri, check=False)  # used only by inline children
     except BaseException as error:
         link.last("result", State.FAILED, f"the run's process could not start: {one_line(error)}", Progress())
         os._exit(0)

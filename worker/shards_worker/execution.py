@@ -171,13 +171,16 @@ class Executor:
         if seen is not None:
             metrics.PICKUP.observe(time.monotonic() - seen)
         record, definition, catalog, scope_data = started
-        self._bookkeep(lambda: self.store.runs.started(
-            record.run_id, record.scope_id, record.process_id, self.worker_id,
-            record.status.running_since or utcnow(), args=request.args,
-            requested_at=request.created_at))
-        self._bookkeep(lambda: self.store.requests.complete(request))  # the run history has it now
+
+        def bookkeeping() -> None:
+            self._bookkeep(lambda: self.store.runs.started(
+                record.run_id, record.scope_id, record.process_id, self.worker_id,
+                record.status.running_since or utcnow(), args=request.args,
+                requested_at=request.created_at))
+            self._bookkeep(lambda: self.store.requests.complete(request))  # the history has it now
+
         self._execute(record, definition, catalog, scope_data, request.args, parent=None,
-                      timeout=launch_timeout(request, definition))
+                      timeout=launch_timeout(request, definition), bookkeeping=bookkeeping)
 
     def _start_launch(
         self, request: Request
@@ -258,7 +261,10 @@ class Executor:
         args: dict[str, Any],
         parent: Execution | None,
         timeout: float | None = None,
+        bookkeeping: Callable[[], None] = lambda: None,
     ) -> State:
+        """Run the body here, or in an OS process of its own (then the history's bookkeeping
+        follows the process's start, so a slow store does not hold the run back)."""
         execution = Execution(
             record=record,
             definition=definition,
@@ -272,8 +278,9 @@ class Executor:
         self.adopt(execution)
         log.info("shards.worker: running %s/%s run %s", record.scope_id, record.process_id, record.run_id)
         if parent is None and self.isolation is not None:
-            state, error = self.isolation.run(self, execution, args)
+            state, error = self.isolation.run(self, execution, args, bookkeeping)
         else:
+            bookkeeping()
             state, error = self._run_body(execution, args)
         if parent is None:
             state, error = outcome(execution.clock, state, error, killed=execution.killed,

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -87,8 +88,9 @@ class ProcessIsolation:
 
             forkserver.ensure_running()
 
-    def run(self, executor: Executor, execution: Execution, args: dict[str, Any]) -> tuple[State, str]:
-        return Supervisor(self, executor, execution).run(args)
+    def run(self, executor: Executor, execution: Execution, args: dict[str, Any],
+            bookkeeping: Callable[[], None]) -> tuple[State, str]:
+        return Supervisor(self, executor, execution).run(args, bookkeeping)
 
 
 class Supervisor:
@@ -101,7 +103,7 @@ class Supervisor:
         self.runs: dict[str, Execution] = {execution.run_id: execution}  # this run and its children
         self.forwarded: set[str] = set()  # runs whose stop has been sent
 
-    def run(self, args: dict[str, Any]) -> tuple[State, str]:
+    def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> tuple[State, str]:
         record = self.execution.record
         job = child.Job(self.isolation.app_spec, self.isolation.mongo_uri, self.executor.worker_id,
                         record, dict(args), dict(self.execution.scope_data), self.isolation.pump_interval)
@@ -117,6 +119,7 @@ class Supervisor:
             there.close()
         self.execution.kill = process.kill
         try:
+            bookkeeping()
             result = self._follow(here, process)
         finally:
             here.close()
