@@ -7,19 +7,15 @@ import logging
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 from shards.errors import InvalidArgs, ShardsError
 from shards.records import DEFAULT_POOL, ProcessRecord
-from shards.states import ACTIVE, FINAL, State
+from shards.states import FINAL, State
 from shards_controller import Controller, pool_summary
 from shards_store import connect
 from shards_store.embedded import embedded_command, prepare_data_dir
@@ -31,6 +27,7 @@ from shards_cli.output import (
     pools_table,
     print_json,
     process_table,
+    watch_table,
     workers_table,
 )
 
@@ -289,7 +286,7 @@ def status(
         return list(controller.list(scope))
 
     if watch:
-        _watch(controller, read, scope, timeout)
+        watch_table(out, read, lambda rs: process_table(rs, scope, controller.waiting_reasons(rs)), timeout)
     elif output is Output.json:
         records = read()
         waiting = controller.waiting_reasons(records)
@@ -298,21 +295,6 @@ def status(
     else:
         records = read()
         out.print(process_table(records, scope, controller.waiting_reasons(records)))
-
-
-def _watch(controller: Controller, read: Callable[[], list[ProcessRecord]], scope: str,
-           timeout: float) -> None:
-    def table(records: list[ProcessRecord]) -> Table:
-        return process_table(records, scope, controller.waiting_reasons(records))
-
-    deadline = time.monotonic() + timeout
-    with Live(table(read()), console=out, refresh_per_second=4) as live:
-        while time.monotonic() < deadline:
-            records = read()
-            live.update(table(records))
-            if not any(r.state in ACTIVE for r in records):
-                return
-            time.sleep(0.25)
 
 
 @app.command(name="list")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console, Group
+from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 from shards.records import ProcessRecord, RunRecord, WorkerRecord, utcnow
-from shards.states import State
+from shards.states import ACTIVE, State
 
 STATE_STYLES = {
     State.IDLE: "dim",
@@ -125,3 +128,16 @@ def pools_table(summary: dict[str, dict[str, int]]) -> Table:
                        not counts["workers"] else "")
         table.add_row(pool, str(counts["workers"]), str(counts["freeSlots"]), pending)
     return table
+
+
+def watch_table(console: Console, read: Callable[[], list[ProcessRecord]],
+                table: Callable[[list[ProcessRecord]], Table], timeout: float) -> None:
+    """Live progress bars until nothing is active, or `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    with Live(table(read()), console=console, refresh_per_second=4) as live:
+        while time.monotonic() < deadline:
+            records = read()
+            live.update(table(records))
+            if not any(r.state in ACTIVE for r in records):
+                return
+            time.sleep(0.25)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from shards.records import Request
 
 CLAIMS = Counter("shards_requests_claimed", "Requests this worker claimed", ["kind"])
 CLAIM_ATTEMPTS = Counter("shards_claim_attempts", "Claim writes this worker issued, by outcome "
@@ -20,3 +21,11 @@ STREAM_ERRORS = Counter("shards_change_stream_errors", "Change stream failures (
 
 def serve(port: int, address: str) -> None:
     start_http_server(port, addr=address)
+
+
+def counted(kind: str, request: Request | None, miss: str) -> Request | None:
+    """Count a claim attempt: won, or `miss` ("lost", "empty")."""
+    CLAIM_ATTEMPTS.labels(kind, "won" if request else miss).inc()
+    if request is not None:
+        CLAIMS.labels(kind).inc()
+    return request

@@ -221,12 +221,12 @@ class Worker:
     def _claim(self, kind: str, *, addressed: bool = False) -> Request | None:
         """The oldest pending request of a kind (a sweep): finding none is "empty"."""
         request = self.store.requests.claim(kind, self.id, addressed=addressed, pool=self.settings.pool)
-        return _counted(kind, request, "empty")
+        return metrics.counted(kind, request, "empty")
 
     def _claim_id(self, offer: Offer) -> Request | None:
         """The request an event named: finding it taken is "lost"."""
         request = self.store.requests.claim_id(offer.request.id, self.id)
-        return _counted(offer.request.kind, request, "lost")
+        return metrics.counted(offer.request.kind, request, "lost")
 
     def _confirmed(self, due: list[Offer]) -> list[Offer]:
         """The due offers to claim now. A backup's first turn only asks for a fresh read of
@@ -390,10 +390,3 @@ class Worker:
 
     def _on_store_lost(self) -> None:
         self.reconciler.forget()
-
-
-def _counted(kind: str, request: Request | None, miss: str) -> Request | None:
-    metrics.CLAIM_ATTEMPTS.labels(kind, "won" if request else miss).inc()
-    if request is not None:
-        metrics.CLAIMS.labels(kind).inc()
-    return request
