@@ -213,7 +213,20 @@ def rows_figure6(fig: dict[str, Any]) -> list[Row]:
     ]
 
 
-ROWS = {1: rows_figure1, 2: rows_figure2, 3: rows_figure3, 4: rows_figure4, 5: rows_figure5, 6: rows_figure6}
+def rows_figure7(fig: dict[str, Any]) -> list[Row]:
+    configs = fig["configs"]
+    p50, p99 = summarize(configs, "run_ms", "p50"), summarize(configs, "run_ms", "p99")
+    rate = summarize(configs, "runs_per_s")
+    rows = [_row(f"7 no-op run Running -> end p50 / p99, {mode} (ms)",
+                 f"{_cell(p50[mode])} / {_cell(p99[mode])}",
+                 "" if mode == "thread" else f"thread {_cell(p50.get('thread'))}") for mode in configs]
+    values = " / ".join(f"{mode} {_cell(rate[mode])}" for mode in configs)
+    rows.append(_row("7 no-op throughput, 1 worker x 4 (runs/s)", values))
+    return rows
+
+
+ROWS = {1: rows_figure1, 2: rows_figure2, 3: rows_figure3, 4: rows_figure4, 5: rows_figure5, 6: rows_figure6,
+        7: rows_figure7}
 
 
 def table(figures: dict[str, dict[str, Any]]) -> list[Row]:

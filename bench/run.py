@@ -8,6 +8,7 @@ measurement, each repeated (min and median of the repeats):
   4 pickup with 100,000 finished runs vs an empty history
   5 100,000 report_progress calls: added time and writes
   6 the operator path (bench/operator_path.py, merged)
+  7 process isolation: a no-op run's cost and throughput, threads vs forkserver vs spawn (bench/isolation.py)
 
 Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)
-    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6]
+    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7]
     if 6 in wanted and args.smoke and not args.with_operator and not args.only:
         wanted.remove(6)
     result: dict[str, Any] = {
