@@ -210,7 +210,7 @@ class Controller:
         try:
             options = {} if timeout is None else {"timeout": check_timeout(timeout)}
         except InvalidDefinition as error:
-            raise ShardsError(f"--timeout: {error}") from None
+            raise InvalidArgs(str(error)) from None
         if run_id is not None:
             check_id("run", run_id)
             if self.store.runs.get(run_id) is not None:
@@ -298,7 +298,7 @@ class Controller:
         if record.state is State.SCHEDULED and (launch := self.store.requests.withdraw_launch(record.run_id)):
             return self.store.end_unstarted(record, request=launch) or self.get(scope_id, process_id)
         if record.state in (State.STOP_REQUESTED, State.STOPPING):
-            if force and record.worker_id:
+            if force and record.worker_id and not self._forced(record.run_id):
                 self._request_stop(record, force)
             return record
         if record.state in FINAL or record.state is State.IDLE:
@@ -314,6 +314,11 @@ class Controller:
             self._request_stop(requested, force)
         # Without a worker id the launch is being taken right now: the taker sees StopRequested.
         return requested
+
+    def _forced(self, run_id: str) -> bool:
+        """A forced stop of this run is on its way already (a repeated force adds nothing)."""
+        return any(r.kind == RequestKind.STOP and r.options.get("force")
+                   for r in self.store.requests.for_runs([run_id]))
 
     def _request_stop(self, record: ProcessRecord, force: bool) -> None:
         self.store.requests.submit(Request(

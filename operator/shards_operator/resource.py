@@ -103,13 +103,14 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
     number = resource.wanted_runs
     if resource.launched_runs >= number:
         return _follow(controller, resource)
-    if resource.spec.get("stop"):
+    if resource.spec.get("stop") or resource.spec.get("forceStop"):
         return Outcome(status={"scope": scope, "observedGeneration": resource.generation})
     try:
         args = check_args(resource.spec.get("args"))
         record = controller.launch(scope, str(resource.spec["process"]), args=args,
                                    confirm=bool(resource.spec.get("confirm")),
-                                   run_id=resource.run_id(number))
+                                   run_id=resource.run_id(number),
+                                   timeout=resource.spec.get("timeoutSeconds"))
     except InvalidArgs as error:
         return _waiting(resource, "InvalidArgs", str(error), None)
     except ConfirmationRequired as error:
@@ -136,9 +137,11 @@ def _follow(controller: Controller, resource: Resource) -> Outcome:
     if run is None:
         return Outcome(status={"observedGeneration": resource.generation})
     outcome = observed(resource, run)
-    if resource.spec.get("stop") and run.state in ACTIVE:
-        controller.stop(resource.scope, str(resource.spec["process"]))
-        outcome.events.append(("Normal", "Stopping", f"stop requested for run {resource.launched_runs}"))
+    force = bool(resource.spec.get("forceStop"))
+    if (resource.spec.get("stop") or force) and run.state in ACTIVE:
+        controller.stop(resource.scope, str(resource.spec["process"]), force=force)
+        verb = "kill" if force else "stop"
+        outcome.events.append(("Normal", "Stopping", f"{verb} requested for run {resource.launched_runs}"))
     return outcome
 
 

@@ -75,6 +75,8 @@ class FakeController:
         self.waiting = waiting  # what waiting_reasons says of a Scheduled record
         self.launches: list[dict] = []
         self.defined: list[str] = []
+        self.stops: list[tuple[str, str, bool]] = []
+        self.record: ProcessRecord | None = None  # what store.processes.get finds
         self.store = self
         self.processes = self
         self.runs = self
@@ -96,7 +98,10 @@ class FakeController:
         return {r.process_id: self.waiting for r in records if r.state is State.SCHEDULED and self.waiting}
 
     def get(self, *key: str) -> ProcessRecord | None:  # store.processes.get and store.runs.get
-        return None
+        return self.record if len(key) == 2 else None
+
+    def stop(self, scope: str, process: str, *, force: bool = False) -> None:
+        self.stops.append((scope, process, force))
 
 
 def resource(**spec: object) -> Resource:
@@ -111,7 +116,7 @@ def test_a_new_resource_launches_its_first_run_under_a_stable_id() -> None:
     controller = FakeController()
     outcome = apply(controller, resource(args={"n": 3}))
     assert controller.launches == [{"scope": "team-a", "process": "count-sheep", "args": {"n": 3},
-                                    "confirm": False, "run_id": "k8s-uid-1-1"}]
+                                    "confirm": False, "run_id": "k8s-uid-1-1", "timeout": None}]
     assert (outcome.status["runs"], outcome.status["state"], outcome.retry_after) == (1, "Scheduled", None)
     assert [reason for _, reason, _ in outcome.events] == ["Launched"]
     waiting = {c["type"]: c for c in outcome.status["conditions"]}["Waiting"]
@@ -156,7 +161,28 @@ def test_another_scope_needs_a_grant_and_a_stopped_spec_launches_nothing() -> No
     assert controller.launches[-1]["scope"] == "farm"
     launched = len(controller.launches)
     assert apply(controller, resource(stop=True)).status.get("runs") is None
+    assert apply(controller, resource(forceStop=True)).status.get("runs") is None
     assert len(controller.launches) == launched
+
+
+def test_a_time_limit_goes_with_the_launch() -> None:
+    controller = FakeController()
+    apply(controller, resource(timeoutSeconds=90))
+    assert controller.launches[-1]["timeout"] == 90
+
+
+@pytest.mark.parametrize(("spec", "force"), [({"stop": True}, False), ({"forceStop": True}, True),
+                                             ({"stop": True, "forceStop": True}, True)])
+def test_a_stop_of_the_current_run_says_whether_it_is_forced(spec: dict[str, bool], force: bool) -> None:
+    controller = FakeController()
+    controller.record = ProcessRecord(scope_id="team-a", process_id="count-sheep", name="c",
+                                      run_id="k8s-uid-1-1", worker_id="w1",
+                                      status=ProcessStatus(state=State.RUNNING))
+    res = Resource("team-a", "job", "uid-1", 1, {"process": "count-sheep", **spec}, {"runs": 1})
+    outcome = apply(controller, res)
+    assert controller.stops == [("team-a", "count-sheep", force)]
+    assert [message for _, reason, message in outcome.events if reason == "Stopping"] == [
+        f"{'kill' if force else 'stop'} requested for run 1"]
 
 
 class RecordingPatcher:
