@@ -15,7 +15,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from shards.app import App, ProcessDefinition
 from shards.records import ProcessRecord, Progress
@@ -73,6 +73,22 @@ class Link:
             self.conn.send(message)
 
 
+class LazyStore:
+    """Connects on first use: most runs start no child, and never need MongoDB here (a client
+    costs threads, a connection and a handshake on the server, at every run)."""
+
+    def __init__(self, uri: str) -> None:
+        self._uri = uri
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._store is None:
+                self._store = connect(self._uri, check=False)
+        return getattr(self._store, name)
+
+
 class ChildExecutor(Executor):
     """Runs the top-level run and its inline children here, and tells the worker about them."""
 
@@ -126,11 +142,10 @@ def main(conn: Connection, job: Job) -> None:
         app = app_for(job.app_spec)
         catalog = app.catalog(job.scope_data)
         definition = catalog[record.process_id]
-        store = connect(job.mongo_uri, check=False)  # used only by inline children
     except BaseException as error:
         link.last("result", State.FAILED, f"the run's process could not start: {one_line(error)}", Progress())
         os._exit(0)
-    executor = ChildExecutor(store, app, job.worker_id, link)
+    executor = ChildExecutor(cast(Store, LazyStore(job.mongo_uri)), app, job.worker_id, link)
     threading.Thread(target=_listen, args=(conn, executor), daemon=True, name="shards-link").start()
     threading.Thread(target=_pump, args=(executor, job.pump_interval), daemon=True,
                      name="shards-pump").start()
