@@ -42,8 +42,9 @@ demo: venv tools
 demo-cli: venv
 	examples/demo-cli.sh
 
-## Timing targets live here, not in the tests: issue 8's figures 1-6 beside their baselines, a
-## table on stdout and bench/results/<UTC time>.json + latest.json (about 20 min on 2 cores).
+## Timing targets live here, not in the tests: issue 8's figures 1-6 beside their baselines and
+## issue 11's figure 7 (isolation), a table on stdout and bench/results/<UTC time>.json + latest.json
+## (about 28 min on 2 cores).
 bench: venv tools
 	$(BIN)/python bench/run.py
 

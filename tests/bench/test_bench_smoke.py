@@ -1,4 +1,4 @@
-"""The benchmark harness works: `bench/run.py --smoke` runs figures 1-5 with tiny counts and
+"""The benchmark harness works: `bench/run.py --smoke` runs figures 1-5 and 7 with tiny counts and
 writes a JSON report with numbers for every figure. Timing targets are never asserted here
 (they belong to `make bench`)."""
 
@@ -46,7 +46,7 @@ def test_smoke_harness_reports_every_figure(tmp_path: Path) -> None:
     assert report["code"]["git_commit"]
     assert report["targets"]
     figures = report["figures"]
-    assert sorted(figures) == ["1", "2", "3", "4", "5"]
+    assert sorted(figures) == ["1", "2", "3", "4", "5", "7"]
     for key, fig in figures.items():
         assert "error" not in fig, f"figure {key}: {fig['error']}"
         assert fig["configs"], f"figure {key} measured nothing"
@@ -71,7 +71,12 @@ def test_smoke_harness_reports_every_figure(tmp_path: Path) -> None:
     f5 = figures["5"]
     assert all(_number(v) for v in _values(f5, "progress", "per_call_us"))
     assert all(v == 1000 for v in _values(f5, "progress", "calls"))
+    f7 = figures["7"]
+    assert set(f7["configs"]) == {"thread", "forkserver", "spawn"}
+    for config in f7["configs"]:
+        assert all(_number(v) for v in _values(f7, config, "run_ms", "p50")), config
+        assert all(_number(v) and v > 0 for v in _values(f7, config, "runs_per_s")), config
 
     rows = report["table"]
-    assert {row["figure"].split()[0] for row in rows} == {"1", "2", "3", "4", "5"}
+    assert {row["figure"].split()[0] for row in rows} == {"1", "2", "3", "4", "5", "7"}
     assert all(set(row) == {"figure", "shards", "baseline", "ratio", "target", "met"} for row in rows)

@@ -44,7 +44,9 @@ def test_a_crash_ends_only_its_run_and_the_worker_keeps_serving(
     shards_env.ok("launch", process_id, "--scope", "b")
     crashed = shards_env.wait_state("b", process_id, State.FAILED, State.DONE)
     assert (crashed.state, crashed.status.error) == (State.FAILED, reason)
-    assert shards_env.wait_state("a", "count", State.DONE, State.FAILED).state is State.DONE
+    counted = shards_env.wait_state("a", "count", State.DONE, State.FAILED)
+    assert counted.state is State.DONE
+    assert f"counted to 40 in run {counted.run_id}" in worker.output()
     # The worker still claims: another run on it ends Done, and its history is complete.
     shards_env.ok("launch", "count", "--scope", "c", "--args", '{"n": 3}')
     assert shards_env.wait_state("c", "count", State.DONE, State.FAILED).state is State.DONE

@@ -9,9 +9,11 @@ worker goes away (the pipe closes), this process exits at once: a run never outl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -144,14 +146,22 @@ def main(conn: Connection, job: Job) -> None:
         definition = catalog[record.process_id]
     except BaseException as error:
         link.last("result", State.FAILED, f"the run's process could not start: {one_line(error)}", Progress())
-        os._exit(0)
+        _exit(0)
     executor = ChildExecutor(cast(Store, LazyStore(job.mongo_uri)), app, job.worker_id, link)
     threading.Thread(target=_listen, args=(conn, executor), daemon=True, name="shards-link").start()
     threading.Thread(target=_pump, args=(executor, job.pump_interval), daemon=True,
                      name="shards-pump").start()
     executor.run_started(record, definition, catalog, job.scope_data, job.args)
     link.last("result", *executor.result)
-    os._exit(0)
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    """Exit at once (threads the process left behind must not keep it), with its output written."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _listen(conn: Connection, executor: ChildExecutor) -> None:
@@ -161,7 +171,7 @@ def _listen(conn: Connection, executor: ChildExecutor) -> None:
         except (EOFError, OSError):
             log.error("shards.worker: the worker is gone; ending runs %s with it",
                       ", ".join(e.run_id for e in executor.executions()))
-            os._exit(EXIT_ORPHANED)
+            _exit(EXIT_ORPHANED)
         if kind == "stop":
             executor.deliver_stop(*rest)
 

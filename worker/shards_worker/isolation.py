@@ -126,11 +126,12 @@ class Supervisor:
             _reap(process)
         reason = exit_reason(process.exitcode)
         self._end_children(reason)
-        if result is None:
-            log.warning("shards.worker: %s/%s run %s: %s", record.scope_id, record.process_id,
-                        record.run_id, reason)
-            return State.FAILED, reason
-        return result
+        if result is not None:  # it ended on its own, before a kill could matter
+            self.execution.killed = False
+            return result
+        log.warning("shards.worker: %s/%s run %s: %s", record.scope_id, record.process_id,
+                    record.run_id, reason)
+        return State.FAILED, reason
 
     def _follow(self, conn: Connection, process: BaseProcess) -> tuple[State, str] | None:
         """Relay messages until the run's end arrives (returned) or its process is gone (None)."""

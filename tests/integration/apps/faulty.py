@@ -56,6 +56,7 @@ def count(ctx: shards.ProcessContext) -> None:
             return
         ctx.report_progress(f"counted {i + 1}", (i + 1) / n)
         time.sleep(float(ctx.args.get("pause", 0.05)))
+    print(f"counted to {n} in run {ctx.run_id}")  # the worker's output has it, even from a run's process
 
 
 @app.process("parent", name="Parent")
