@@ -1,13 +1,14 @@
 """The chaos app: processes of every shape, each recording its executions outside MongoDB.
 
 Every execution appends `start <run_id> <scope> <process_id> <pid> <time>` on entry and
-`end <run_id> <pid> <time>` on exit to the file named by SHARDS_CHAOS_LOG. Each line is one
-write of well under 4 KiB to a file opened for append, so lines from concurrent workers never
-interleave. The log is the ground truth the suite compares the store's story against.
+`end <run_id> <pid> <time>` on exit (pid: its worker's) to the file named by SHARDS_CHAOS_LOG.
+Each line is one write of well under 4 KiB to a file opened for append, so lines from concurrent
+workers never interleave. The log is the ground truth the suite compares the store's story against.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
@@ -30,9 +31,16 @@ def _append(line: str) -> None:
             log.write(line + "\n")
 
 
+def _worker_pid() -> int:
+    """The worker this execution belongs to: its own process for a run in a thread; the process
+    that started it for a run in an OS process of its own (which exits with its worker)."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+
+
 @contextmanager
 def _recorded(ctx: shards.ProcessContext) -> Iterator[None]:
-    pid = os.getpid()
+    pid = _worker_pid()
     _append(f"start {ctx.run_id} {ctx.scope_id} {ctx.process_id} {pid} {time.time():.6f}")
     try:
         yield
