@@ -86,7 +86,12 @@ class ProcessIsolation:
         if self.method == "forkserver":
             from multiprocessing import forkserver
 
-            forkserver.ensure_running()
+            try:
+                forkserver.ensure_running()
+            except OSError as error:  # e.g. no writable temporary directory for its socket
+                raise ShardsError(f"process isolation could not start its fork server ({one_line(error)}); "
+                                  "it needs a writable temporary directory (TMPDIR or /tmp), or use "
+                                  "--isolation thread") from error
 
     def run(self, executor: Executor, execution: Execution, args: dict[str, Any],
             bookkeeping: Callable[[], None]) -> tuple[State, str]:

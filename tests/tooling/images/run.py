@@ -93,6 +93,9 @@ def _bundle_config(root: Path, config: ImageConfig, args: list[str], env: dict[s
     spec["hostname"] = "shards-test"
     # Host networking: no network namespace of its own (as hostNetwork: true).
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
+    # A writable /tmp, as the chart's pods have (an emptyDir): a worker's fork server needs one.
+    spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev", "mode=1777", "size=65536k"]})
     for target, source in binds.items():
         spec["mounts"].append({"destination": target, "type": "bind", "source": str(source),
                                "options": ["rbind", "ro"]})
