@@ -28,8 +28,8 @@ def embedded_command(port: int, data_dir: Path, host: str = "127.0.0.1") -> list
     data_dir = data_dir.resolve()
     return [
         sys.executable,
-        "-c",
-        "from nx_27017.nx_27017 import main; main()",
+        "-m",
+        "shards_store.nx_server",
         "--host",
         host,
         "--port",
