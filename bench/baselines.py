@@ -20,7 +20,8 @@ import throughput
 from bson import ObjectId
 from cluster import SCOPE, Cluster, wait_until
 from pickup import JOBS
-from shards.records import ProcessRecord, Progress, Request, RequestKind
+from shards.records import ProcessRecord, Progress
+from shards.requests import Request, RequestKind
 from shards.states import LAUNCHABLE, State
 from stats import latency
 

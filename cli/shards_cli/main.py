@@ -231,17 +231,24 @@ def launch(
     wait: Annotated[bool, typer.Option(help="Wait for the run to end; exit 1 unless Done.")] = False,
     wait_timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
     timeout: Annotated[float | None, typer.Option(
-        help="The run's time limit in seconds (default: the process's own): at the deadline it is "
-             "asked to stop, killed after the worker's --stop-grace, and ends Failed.")] = None,
+        help="Each attempt's time limit in seconds (default: the process's own): at the deadline it "
+             "is asked to stop, killed after the worker's --stop-grace, and fails.")] = None,
+    retries: Annotated[int | None, typer.Option(
+        help="Run a failed attempt again up to this many times (default: the process's own; a "
+             "shards.Permanent error or a stop is never retried).")] = None,
+    retry_backoff: Annotated[float | None, typer.Option(
+        help="Seconds before the first retry, doubling for each next one, with jitter "
+             "(default: the process's own, else 1).")] = None,
 ) -> None:
     """Launch a process (a process with a warning needs --confirm)."""
     controller = _controller(mongo)
-    record = controller.launch(scope, process_id, args=_parse_args(args), confirm=confirm, timeout=timeout)
+    record = controller.launch(scope, process_id, args=_parse_args(args), confirm=confirm, timeout=timeout,
+                               retries=retries, retry_backoff=retry_backoff)
     _say(record, "launched")
     if wait:
-        run_id = record.run_id
+        launch_id = record.launch_id
         ended = controller.wait(scope, process_id,
-                                lambda r: r.run_id != run_id or r.state in FINAL, wait_timeout)
+                                lambda r: r.launch_id != launch_id or r.state in FINAL, wait_timeout)
         error = f": {ended.status.error}" if ended.status.error else ""
         out.print(f"{scope}/{process_id}: ended {ended.state.value}{error}", soft_wrap=True)
         if ended.state is not State.DONE:

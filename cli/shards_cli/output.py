@@ -56,6 +56,8 @@ def when(record: ProcessRecord, now: datetime | None = None) -> str:
         return f"stopped {_at(status.stopped_at, now)}"
     if record.state is State.FAILED:
         return f"failed {_at(status.failed_at, now)}"
+    if record.state is State.SCHEDULED and status.retry_at:
+        return f"retry at {_at(status.retry_at, now)}"
     return ""
 
 
@@ -83,7 +85,8 @@ def process_table(
         table.add_row(
             record.process_id,
             record.name,
-            Text(record.state.value, style=STATE_STYLES[record.state]),
+            Text(" ".join(filter(None, [record.state.value, record.attempt_label()])),
+                 style=STATE_STYLES[record.state]),
             progress_cell(record, (waiting or {}).get(record.process_id, "")),
             when(record, now),
             str(record.detail_level),
@@ -94,11 +97,12 @@ def process_table(
 
 def history_table(runs: list[RunRecord]) -> Table:
     table = Table(expand=False)
-    for column in ("RUN", "STATE", "REQUESTED", "DURATION", "WORKER", "ERROR"):
+    for column in ("RUN", "ATTEMPT", "STATE", "REQUESTED", "DURATION", "WORKER", "ERROR"):
         table.add_column(column)
     for run in runs:
         table.add_row(
-            run.run_id[:12],
+            run.run_id[:12] if run.attempt <= 1 else f"{run.launch_id[:12]}.{run.attempt}",
+            str(run.attempt),
             Text(run.state.value, style=STATE_STYLES[run.state]),
             _at(run.requested_at),
             "" if run.duration is None else _clock(run.duration),

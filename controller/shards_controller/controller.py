@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from shards.app import check_timeout, is_valid_id
 from shards.errors import (
     ConfirmationRequired,
-    InvalidArgs,
-    InvalidDefinition,
     NotActive,
     NoWorker,
     ProcessActive,
@@ -27,59 +23,12 @@ from shards.errors import (
     UnknownProcess,
     UnknownScope,
 )
-from shards.records import ProcessRecord, Request, RequestKind, RunRecord, ScopeRecord, WorkerRecord
+from shards.records import LaunchSpec, ProcessRecord, RunRecord, ScopeRecord, WorkerRecord
+from shards.requests import Request, RequestKind
 from shards.states import ACTIVE, FINAL, State
 from shards_store import Store
 
-MAX_ARGS_BYTES = 64 * 1024
-MAX_ARGS_DEPTH = 32  # levels of objects and arrays: far inside what every server stores
-INT64 = range(-(2**63), 2**63)
-
-
-def check_args(args: Any) -> dict[str, Any]:
-    """Process arguments are a JSON object of bounded size and depth that every MongoDB server
-    stores as given: whatever a server would reject is refused here, before any write."""
-    if args is None:
-        return {}
-    if not isinstance(args, dict):
-        raise InvalidArgs(f"process arguments must be a JSON object, got {type(args).__name__}")
-    _check_values(args)
-    try:
-        encoded = json.dumps(args, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidArgs(f"process arguments are not JSON-compatible: {error}") from error
-    if len(encoded) > MAX_ARGS_BYTES:
-        raise InvalidArgs(f"process arguments are {len(encoded)} bytes; the limit is {MAX_ARGS_BYTES}")
-    parsed: dict[str, Any] = json.loads(encoded)
-    return parsed
-
-
-def _check_values(args: dict[str, Any]) -> None:
-    """Depth, keys and numbers, walked without recursion (any depth gives a clear error)."""
-    pending: list[tuple[Any, int]] = [(args, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict | list) and depth > MAX_ARGS_DEPTH:
-            raise InvalidArgs(f"process arguments nest more than {MAX_ARGS_DEPTH} levels deep")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InvalidArgs(f"process argument keys must be strings, got {key!r}")
-                if key.startswith("$") or "." in key or "\x00" in key:
-                    raise InvalidArgs(f"process argument key {key[:40]!r} may not start with '$' "
-                                      "or contain '.' or a NUL character")
-                pending.append((item, depth + 1))
-        elif isinstance(value, list):
-            pending.extend((item, depth + 1) for item in value)
-        elif isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
-            raise InvalidArgs(f"process argument {str(value)[:40]} does not fit in 64 bits")
-
-
-def check_id(kind: str, value: str) -> str:
-    if not is_valid_id(value):
-        raise ShardsError(f"invalid {kind} id {value!r}: use letters, digits, '_', '.', ':', '-' "
-                          "(at most 200, starting with a letter or digit)")
-    return value
+from shards_controller.inputs import check_args, check_id, launch_options
 
 
 def unknown_scope(scope_id: str) -> UnknownScope:
@@ -199,18 +148,19 @@ class Controller:
         run_id: str | None = None,
         require_worker: bool = False,
         timeout: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
     ) -> ProcessRecord:
         """Launch a run: two round trips, a guarded schedule and its request (the worker that
         starts it writes the history entry). With a caller's run_id the launch is idempotent:
         launching the same run id again (a retry, a replayed event, a second operator) never
         runs it twice, and finishes a launch that was cut short; that costs one more point read.
         require_worker refuses (NoWorker) when no live worker offers the process, instead of
-        leaving it Scheduled. timeout: the run's time limit in seconds (else the process's own)."""
+        leaving it Scheduled. timeout: each attempt's time limit in seconds; retries: failed
+        attempts run again this many times, the first after about retry_backoff seconds (each
+        else the process's own; see shards.retries)."""
         args = check_args(args)
-        try:
-            options = {} if timeout is None else {"timeout": check_timeout(timeout)}
-        except InvalidDefinition as error:
-            raise InvalidArgs(str(error)) from None
+        options = launch_options(timeout, retries, retry_backoff)
         if run_id is not None:
             check_id("run", run_id)
             if self.store.runs.get(run_id) is not None:
@@ -221,13 +171,14 @@ class Controller:
                 raise NoWorker(no_worker_message(process_id, pool))
         new_run_id = run_id or uuid.uuid4().hex
         for _attempt in range(3):  # the record may move between a failed guard and the look
-            scheduled = self.store.processes.schedule(scope_id, process_id, new_run_id, confirmed=confirm)
+            scheduled = self.store.processes.schedule(scope_id, process_id, new_run_id, confirmed=confirm,
+                                                      launch=LaunchSpec(args, options))
             if scheduled is not None:
                 previous, record = scheduled
                 self._queue(previous, record, args, options)
                 return record
             record = self.get(scope_id, process_id)  # why the guard failed (unknown raises)
-            if run_id is not None and record.run_id == run_id:
+            if run_id is not None and record.launch_id == run_id:
                 return self._finish_launch(record, args, options)
             if record.warning and not confirm:
                 raise ConfirmationRequired(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from shards.errors import InvalidDefinition
 from shards.records import DEFAULT_POOL
+from shards.retries import DEFAULT_BACKOFF, RunPolicy, check_backoff, check_on_shutdown, check_retries
 
 if TYPE_CHECKING:
     from shards.context import ProcessContext
@@ -57,6 +58,9 @@ class ProcessDefinition:
     special: bool = False
     pool: str = DEFAULT_POOL  # which workers run it (`shards worker APP --pool NAME`)
     timeout: float | None = None  # seconds a run may take (a launch may say otherwise)
+    retries: int = 0  # failed attempts retried by default (a launch may say otherwise)
+    retry_backoff: float = DEFAULT_BACKOFF  # seconds before the first retry, doubling after
+    on_shutdown: str = "retry"  # when its worker shuts down: run again elsewhere, or end Stopped
 
     def __post_init__(self) -> None:
         if not isinstance(self.process_id, str) or not _ID_PATTERN.match(self.process_id):
@@ -73,6 +77,9 @@ class ProcessDefinition:
         try:
             check_pool(self.pool)
             check_timeout(self.timeout)
+            check_retries(self.retries)
+            check_backoff(self.retry_backoff)
+            check_on_shutdown(self.on_shutdown)
         except InvalidDefinition as error:
             raise InvalidDefinition(f"process {self.process_id!r}: {error}") from None
 
@@ -87,7 +94,12 @@ class ProcessDefinition:
             "detailLevel": self.detail_level,
             "special": self.special,
             "pool": self.pool,
+            "policy": self.policy.to_doc(),
         }
+
+    @property
+    def policy(self) -> RunPolicy:
+        return RunPolicy(self.retries, self.retry_backoff, self.on_shutdown)
 
 
 class ProcessOptions(TypedDict, total=False):
@@ -99,6 +111,9 @@ class ProcessOptions(TypedDict, total=False):
     special: bool
     pool: str
     timeout: float  # seconds: at the deadline the run is asked to stop, then killed, and fails
+    retries: int  # failed attempts retried (exponential backoff with jitter)
+    retry_backoff: float  # seconds before the first retry
+    on_shutdown: str  # "retry" (hand the run off to another worker) or "stop"
 
 
 def process(
@@ -119,6 +134,9 @@ def process(
             special=options.get("special", False),
             pool=options.get("pool", DEFAULT_POOL),
             timeout=options.get("timeout"),
+            retries=options.get("retries", 0),
+            retry_backoff=options.get("retry_backoff", DEFAULT_BACKOFF),
+            on_shutdown=options.get("on_shutdown", "retry"),
         )
 
     return wrap

@@ -43,3 +43,8 @@ class NotActive(ShardsError):
 
 class StoreUnavailable(ShardsError):
     """MongoDB could not be reached; the message is one line ("MongoDB unreachable: ...")."""
+
+
+class Permanent(Exception):
+    """Raise it from a process (`raise shards.Permanent("bad input") from error`) for a failure
+    that retrying cannot fix: the run fails and the launch is not retried."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shards.errors import InvalidDefinition
+from shards.retries import Attempt, LaunchState, RunPolicy, check_backoff, check_retries
 from shards.states import State
 
 Document = dict[str, Any]
@@ -64,6 +66,7 @@ class ProcessStatus:
     duration: float | None = None  # seconds of the last finished run
     stopped_at: datetime | None = None
     failed_at: datetime | None = None
+    retry_at: datetime | None = None  # a retry waits for this time to start
 
     def to_doc(self) -> Document:
         return {
@@ -74,6 +77,7 @@ class ProcessStatus:
             "duration": self.duration,
             "stoppedAt": to_ms(self.stopped_at),
             "failedAt": to_ms(self.failed_at),
+            "retryAt": to_ms(self.retry_at),
         }
 
     @classmethod
@@ -112,7 +116,24 @@ class ProcessStatus:
             duration=doc.get("duration"),
             stopped_at=from_ms(doc.get("stoppedAt")),
             failed_at=from_ms(doc.get("failedAt")),
+            retry_at=from_ms(doc.get("retryAt")),
         )
+
+
+@dataclass
+class LaunchSpec:
+    """What a launch asked for, kept on the record so that any worker can queue a retry."""
+
+    args: Document = field(default_factory=dict)
+    options: Document = field(default_factory=dict)
+
+    def to_doc(self) -> Document:
+        return {"args": self.args, "options": self.options}
+
+    @classmethod
+    def from_doc(cls, doc: Document | None) -> LaunchSpec:
+        doc = doc or {}
+        return cls(args=dict(doc.get("args") or {}), options=dict(doc.get("options") or {}))
 
 
 @dataclass
@@ -131,10 +152,36 @@ class ProcessRecord:
     run_id: str = ""  # the current or last run; "" before the first launch
     worker_id: str = ""  # the worker executing the current run; "" when none
     parent_run_id: str = ""  # set while running as a child process
+    policy: RunPolicy = field(default_factory=RunPolicy)  # the definition's retry defaults
+    launch_id: str = ""  # the run id of the launch's first attempt
+    attempt: int = 0  # the current or last attempt of the launch (1: the first)
+    retried: int = 0  # failed attempts of this launch retried so far
+    attempts: list[Attempt] = field(default_factory=list)  # how earlier attempts ended
+    launch: LaunchSpec = field(default_factory=LaunchSpec)
 
     @property
     def state(self) -> State:
         return self.status.state
+
+    def launch_state(self) -> LaunchState:
+        """The launch as a retry decision sees it: the launch's own limits win over the
+        process's defaults (a bad stored one falls back to them)."""
+        options = self.launch.options
+        try:
+            retries = check_retries(options.get("retries", self.policy.retries))
+            backoff = check_backoff(options.get("retryBackoff", self.policy.backoff))
+        except InvalidDefinition:
+            retries, backoff = self.policy.retries, self.policy.backoff
+        return LaunchState(launch_id=self.launch_id or self.run_id, attempt=max(1, self.attempt),
+                           retried=self.retried, retries=retries, backoff=backoff,
+                           nested=bool(self.parent_run_id))
+
+    def attempt_label(self) -> str:
+        """`attempt 2 of 4` for a launch that retries or was retried, else ""."""
+        launch = self.launch_state()
+        if launch.attempt <= 1 and launch.retries == 0:
+            return ""
+        return f"attempt {launch.attempt} of {launch.attempt + max(0, launch.retries - launch.retried)}"
 
     def to_doc(self) -> Document:
         return {
@@ -150,6 +197,12 @@ class ProcessRecord:
             "runId": self.run_id,
             "workerId": self.worker_id,
             "parentRunId": self.parent_run_id,
+            "policy": self.policy.to_doc(),
+            "launchId": self.launch_id,
+            "attempt": self.attempt,
+            "retried": self.retried,
+            "attempts": [attempt.to_doc() for attempt in self.attempts],
+            "launch": self.launch.to_doc(),
         }
 
     @classmethod
@@ -167,6 +220,12 @@ class ProcessRecord:
             run_id=doc.get("runId", ""),
             worker_id=doc.get("workerId", ""),
             parent_run_id=doc.get("parentRunId", ""),
+            policy=RunPolicy.from_doc(doc.get("policy")),
+            launch_id=doc.get("launchId") or "",
+            attempt=int(doc.get("attempt") or 0),
+            retried=int(doc.get("retried") or 0),
+            attempts=[Attempt.from_doc(item) for item in doc.get("attempts") or []],
+            launch=LaunchSpec.from_doc(doc.get("launch")),
         )
 
     def to_json(self) -> Document:
@@ -190,75 +249,12 @@ class ProcessRecord:
             "failedAt": iso(status.failed_at),
             "runId": self.run_id,
             "workerId": self.worker_id,
+            "retryAt": iso(status.retry_at),
+            "launchId": self.launch_id,
+            "attempt": self.attempt,
+            "retries": self.launch_state().retries,
+            "attempts": [{**a.to_doc(), "endedAt": iso(from_ms(a.ended_at))} for a in self.attempts],
         }
-
-
-class RequestKind:
-    DEFINE = "define"
-    LAUNCH = "launch"
-    STOP = "stop"
-
-
-class RequestState:
-    PENDING = "Pending"
-    TAKEN = "Taken"
-
-
-ANY_WORKER = ""  # targetWorker of a request that any worker may claim
-ANY_POOL = ""  # pool of a request that is not a launch (defines and stops are for any pool)
-
-
-@dataclass
-class Request:
-    """A live request for workers. Finished requests leave this collection."""
-
-    kind: str
-    scope_id: str
-    process_id: str = ""
-    run_id: str = ""
-    args: Document = field(default_factory=dict)
-    options: Document = field(default_factory=dict)
-    target_worker: str = ANY_WORKER
-    pool: str = ANY_POOL  # a launch's: only workers of this pool claim it
-    state: str = RequestState.PENDING
-    taken_by: str = ""
-    created_at: datetime = field(default_factory=utcnow)
-    id: Any = None
-
-    def to_doc(self) -> Document:
-        doc: Document = {
-            "kind": self.kind,
-            "scopeId": self.scope_id,
-            "processId": self.process_id,
-            "runId": self.run_id,
-            "args": self.args,
-            "options": self.options,
-            "targetWorker": self.target_worker,
-            "pool": self.pool,
-            "state": self.state,
-            "takenBy": self.taken_by,
-            "createdAt": to_ms(self.created_at),
-        }
-        if self.id is not None:
-            doc["_id"] = self.id
-        return doc
-
-    @classmethod
-    def from_doc(cls, doc: Document) -> Request:
-        return cls(
-            kind=doc["kind"],
-            scope_id=doc["scopeId"],
-            process_id=doc.get("processId", ""),
-            run_id=doc.get("runId", ""),
-            args=doc.get("args") or {},
-            options=doc.get("options") or {},
-            target_worker=doc.get("targetWorker", ANY_WORKER),
-            pool=doc.get("pool", ANY_POOL),
-            state=doc.get("state", RequestState.PENDING),
-            taken_by=doc.get("takenBy", ""),
-            created_at=at_ms(doc["createdAt"]),
-            id=doc.get("_id"),
-        )
 
 
 @dataclass
@@ -277,6 +273,8 @@ class RunRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     duration: float | None = None
+    launch_id: str = ""  # the launch this run is an attempt of
+    attempt: int = 1
 
     @classmethod
     def from_doc(cls, doc: Document) -> RunRecord:
@@ -293,11 +291,15 @@ class RunRecord:
             started_at=from_ms(doc.get("startedAt")),
             ended_at=from_ms(doc.get("endedAt")),
             duration=doc.get("duration"),
+            launch_id=doc.get("launchId") or doc.get("runId") or doc["_id"],
+            attempt=int(doc.get("attempt") or 1),
         )
 
     def to_json(self) -> Document:
         return {
             "runId": self.run_id,
+            "launchId": self.launch_id,
+            "attempt": self.attempt,
             "scope": self.scope_id,
             "id": self.process_id,
             "state": self.state.value,

@@ -27,6 +27,11 @@ LAUNCHABLE: frozenset[State] = frozenset({State.IDLE}) | FINAL
 # States in which the process body executes on a worker.
 EXECUTING: frozenset[State] = frozenset({State.RUNNING, State.STOP_REQUESTED, State.STOPPING})
 
+# The next attempt of the same launch (a retry, or a hand-off by a worker shutting down) is
+# Scheduled from here, guarded on the attempt's run id: not a second launch, which TRANSITIONS
+# never allows while a run is active. A run being stopped (StopRequested, Stopping) never retries.
+RETRY_FROM: State = State.RUNNING
+
 TRANSITIONS: dict[State, frozenset[State]] = {
     # Scheduled by a launch; Running directly when started as a child of a running parent.
     State.IDLE: frozenset({State.SCHEDULED, State.RUNNING}),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
-from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
-from shards.states import ACTIVE, EXECUTING, LAUNCHABLE, State, sources_of
+from shards.records import LaunchSpec, ProcessRecord, ProcessStatus, Progress, to_ms, utcnow
+from shards.retries import Attempt, RetryPlan, kept
+from shards.states import ACTIVE, EXECUTING, LAUNCHABLE, RETRY_FROM, State, sources_of
 
 from shards_store.collection import Collection
 
@@ -26,6 +28,15 @@ def _with_set(doc: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
             target = target.setdefault(parent, {})
         target[leaf] = value
     return result
+
+
+ATTEMPT_FIELDS = ("launchId", "attempt", "retried", "attempts", "launch")
+
+
+def _first_attempt(run_id: str, launch: LaunchSpec | None) -> dict[str, Any]:
+    """The fields a launch starts its attempts with."""
+    return {"launchId": run_id, "attempt": 1, "retried": 0, "attempts": [],
+            "launch": (launch or LaunchSpec()).to_doc()}
 
 
 def _states(states: list[State] | frozenset[State]) -> dict[str, list[str]]:
@@ -106,7 +117,8 @@ class ProcessRecords:
         return ProcessRecord.from_doc(doc) if doc else None
 
     def schedule(
-        self, scope_id: str, process_id: str, run_id: str, *, confirmed: bool = True
+        self, scope_id: str, process_id: str, run_id: str, *, confirmed: bool = True,
+        launch: LaunchSpec | None = None,
     ) -> tuple[ProcessRecord, ProcessRecord] | None:
         """Enter Scheduled for a new run in one guarded write; confirmed=False schedules only a
         process without a warning. Returns (the record before, the record after), or None when
@@ -126,7 +138,9 @@ class ProcessRecords:
             "status.duration": None,
             "status.stoppedAt": None,
             "status.failedAt": None,
+            "status.retryAt": None,
             "progress": Progress("Scheduled", 0.0).to_doc(),
+            **_first_attempt(run_id, launch or LaunchSpec()),
         }
         before = self.collection.find_one_and_update(query, {"$set": fields}, before=True)
         if before is None:
@@ -139,7 +153,7 @@ class ProcessRecords:
         query = {**_key(previous.scope_id, previous.process_id), "runId": run_id,
                  "status.state": State.SCHEDULED.value}
         fields = {key: value for key, value in previous.to_doc().items()
-                  if key in ("status", "progress", "runId", "workerId", "parentRunId")}
+                  if key in ("status", "progress", "runId", "workerId", "parentRunId", *ATTEMPT_FIELDS)}
         return self.collection.update_one(query, {"$set": fields}) > 0
 
     def start(
@@ -148,20 +162,44 @@ class ProcessRecords:
         """Enter Running for run_id in one guarded write: a launch from Scheduled (its own run),
         a child from Idle or an end state (never taking over a launch that is scheduled)."""
         status = ProcessStatus(state=State.RUNNING, running_since=utcnow())
+        fields = {
+            "runId": run_id,
+            "workerId": worker_id,
+            "parentRunId": parent_run_id,
+            "status": status.to_doc(),
+            "progress": Progress("Starting...", 0.0).to_doc(),
+        }
+        if parent_run_id:  # a child run is a launch of its own, of one attempt
+            fields.update(_first_attempt(run_id, LaunchSpec()))
         return self.move(
             scope_id,
             process_id,
             State.RUNNING,
             run_id=None if parent_run_id else run_id,
             sources=LAUNCHABLE if parent_run_id else frozenset({State.SCHEDULED}),
-            fields={
-                "runId": run_id,
-                "workerId": worker_id,
-                "parentRunId": parent_run_id,
-                "status": status.to_doc(),
-                "progress": Progress("Starting...", 0.0).to_doc(),
-            },
+            fields=fields,
         )
+
+    def retry(self, record: ProcessRecord, ended: ProcessStatus, plan: RetryPlan, retry_at: datetime,
+              progress: Progress) -> ProcessRecord | None:
+        """Schedule the next attempt of a launch whose attempt ended (Running, for that run):
+        the record names the new run and keeps how the attempt ended."""
+        attempt = Attempt(record.attempt, record.run_id, ended.state, ended.error, to_ms(ended.ended_at))
+        waiting = ProcessStatus(state=State.SCHEDULED, retry_at=retry_at)
+        fields = {
+            "runId": plan.run_id,
+            "workerId": "",
+            "parentRunId": "",
+            "status": waiting.to_doc(),
+            "progress": progress.to_doc(),
+            "attempt": plan.attempt,
+            "retried": plan.retried,
+            "attempts": [a.to_doc() for a in kept(record.attempts, attempt)],
+        }
+        query = {**_key(record.scope_id, record.process_id), "runId": record.run_id,
+                 "status.state": RETRY_FROM.value}
+        doc = self.collection.find_one_and_update(query, {"$set": fields})
+        return ProcessRecord.from_doc(doc) if doc else None
 
     def write_progress(self, scope_id: str, process_id: str, run_id: str, progress: Progress) -> bool:
         query = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from shards.records import ANY_POOL, ANY_WORKER, Request, RequestKind, RequestState, now_ms
+from shards.records import now_ms
+from shards.requests import ANY_POOL, ANY_WORKER, Request, RequestKind, RequestState
 
 from shards_store.collection import Collection
 
@@ -38,11 +39,14 @@ class RequestQueue:
         runs the process); otherwise only requests any worker may take. Launches are claimed
         only by workers of their pool; other requests belong to no pool.
         """
-        query = {
+        query: dict[str, object] = {
             "state": RequestState.PENDING,
             "kind": kind,
             "targetWorker": worker_id if addressed else ANY_WORKER,
             "pool": pool if kind == RequestKind.LAUNCH else ANY_POOL,
+            # A retry is queued with the time it may start as its creation time: on the claim
+            # index, after the equality fields, as a range.
+            "createdAt": {"$lte": now_ms()},
         }
         update = {
             "$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": now_ms()}
@@ -54,7 +58,8 @@ class RequestQueue:
         """Take one request named by a change event, if it is still pending: one round trip by
         `_id`, exactly once across all workers."""
         update = {"$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": now_ms()}}
-        doc = self.collection.find_one_and_update({"_id": request_id, "state": RequestState.PENDING}, update)
+        query = {"_id": request_id, "state": RequestState.PENDING, "createdAt": {"$lte": now_ms()}}
+        doc = self.collection.find_one_and_update(query, update)
         return Request.from_doc(doc) if doc else None
 
     def complete(self, request: Request) -> None:

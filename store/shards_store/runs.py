@@ -20,12 +20,15 @@ class RunHistory:
     def started(
         self, run_id: str, scope_id: str, process_id: str, worker_id: str, at: datetime,
         *, args: dict[str, Any], requested_at: datetime | None = None, parent_run_id: str = "",
+        launch_id: str = "", attempt: int = 1,
     ) -> None:
         """A run started: the history entry of a launch is first written here, with the args
-        and the time of its request (a launch costs its client no history write)."""
+        and the time of its request (a launch costs its client no history write), and which
+        attempt of which launch it is."""
         fields: dict[str, Any] = {
             "state": State.RUNNING.value, "workerId": worker_id, "startedAt": to_ms(at),
             "args": args, "parentRunId": parent_run_id, "requestedAt": to_ms(requested_at or at),
+            "launchId": launch_id or run_id, "attempt": attempt,
         }
         self._write(run_id, scope_id, process_id, fields, requested_at=at)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from datetime import timedelta
 
 from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from shards.errors import ShardsError
-from shards.records import ANY_POOL, ANY_WORKER, ProcessRecord, ProcessStatus, Progress, Request
+from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
+from shards.requests import ANY_POOL, ANY_WORKER, Request, RequestKind
+from shards.retries import RetryPlan
 from shards.states import State
 
 from shards_store.changes import ChangeFeed, PollPace
@@ -93,6 +97,26 @@ class Store:
                             args=request.args if request else None,
                             requested_at=request.created_at if request else None)
         return ended
+
+    def retry_run(self, record: ProcessRecord, ended: ProcessStatus, plan: RetryPlan) -> ProcessRecord | None:
+        """Queue the next attempt of a launch whose attempt `record` ended (see shards.retries),
+        if the record is still Running for that attempt; None when it has moved on (a stop came
+        first: the caller ends the run instead). The request comes first, created at the time
+        it may start: a record is never Scheduled without one, and a request whose record did
+        not move is withdrawn (or, if that write is lost, starts nothing: its run is not the
+        record's)."""
+        retry_at = utcnow() + timedelta(seconds=plan.delay)
+        request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id, process_id=record.process_id,
+                          run_id=plan.run_id, args=record.launch.args, options=record.launch.options,
+                          pool=record.pool, created_at=retry_at, id=plan.run_id)
+        with contextlib.suppress(DuplicateKeyError):  # queued by an earlier try of this same write
+            self.requests.submit(request)
+        moved = self.processes.retry(record, ended, plan, retry_at, Progress(plan.message, 0.0))
+        if moved is None:
+            self.requests.withdraw_launch(plan.run_id)
+            return None
+        self.runs.ended(record.run_id, record.scope_id, record.process_id, ended)
+        return moved
 
     def end_unstarted(
         self, record: ProcessRecord, error: str = "", *, only_from_seen_state: bool = False,

@@ -13,7 +13,7 @@ def test_the_decorator_registers_definitions_with_all_fields() -> None:
     app = shards.App()
 
     @app.process("count-sheep", name="Count sheep", warning="careful", detail_level=2, special=True,
-                 pool="heavy")
+                 pool="heavy", retries=3, retry_backoff=0.5, on_shutdown="stop")
     def count(ctx: shards.ProcessContext) -> None:
         pass
 
@@ -21,6 +21,7 @@ def test_the_decorator_registers_definitions_with_all_fields() -> None:
     assert definition is count
     assert definition.to_fields() == {
         "name": "Count sheep", "warning": "careful", "detailLevel": 2, "special": True, "pool": "heavy",
+        "policy": {"retries": 3, "retryBackoff": 0.5, "onShutdown": "stop"},
     }
     assert app.process_ids == ["count-sheep"]
 

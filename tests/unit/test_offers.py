@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shards.records import Request, RequestKind, WorkerRecord
+from shards.records import WorkerRecord
+from shards.requests import Request, RequestKind
 from shards_store import PollPace
 from shards_worker.offers import Offers
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from shards.app import ProcessDefinition, check_timeout, process
 from shards.errors import InvalidDefinition
-from shards.records import Request, RequestKind
+from shards.requests import Request, RequestKind
 from shards.states import State
 from shards_worker.execution import launch_timeout
 from shards_worker.isolation import exit_reason

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
-from shards.records import ProcessRecord, ProcessStatus, Progress, Request, from_ms, to_ms
+from shards.records import ProcessRecord, ProcessStatus, Progress, from_ms, to_ms
+from shards.requests import Request
 from shards.states import State
 
 moments = st.datetimes(

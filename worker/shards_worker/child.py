@@ -97,7 +97,9 @@ class ChildExecutor(Executor):
     def __init__(self, store: Store, app: App, worker_id: str, link: Link) -> None:
         super().__init__(store, app, worker_id)
         self.link = link
-        self.result: tuple[State, str, Progress] = (State.FAILED, "the run did not end", Progress())
+        # state, error, progress, and whether it raised shards.Permanent
+        self.result: tuple[State, str, Progress, bool] = (
+            State.FAILED, "the run did not end", Progress(), False)
 
     def adopt(self, execution: Execution) -> None:
         if execution.parent is not None:  # announced first: the worker then takes its progress
@@ -111,7 +113,7 @@ class ChildExecutor(Executor):
             self._held.discard(execution.run_id)
         progress = Progress("All done", 1.0) if state is State.DONE else execution.progress.latest()
         if execution.parent is None:
-            self.result = (state, error, progress)
+            self.result = (state, error, progress, execution.permanent)
         else:
             self.link.send("end", execution.run_id, state, error, progress)
 
@@ -145,7 +147,8 @@ def main(conn: Connection, job: Job) -> None:
         catalog = app.catalog(job.scope_data)
         definition = catalog[record.process_id]
     except BaseException as error:
-        link.last("result", State.FAILED, f"the run's process could not start: {one_line(error)}", Progress())
+        link.last("result", State.FAILED, f"the run's process could not start: {one_line(error)}",
+                  Progress(), False)
         _exit(0)
     executor = ChildExecutor(cast(Store, LazyStore(job.mongo_uri)), app, job.worker_id, link)
     threading.Thread(target=_listen, args=(conn, executor), daemon=True, name="shards-link").start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from shards.app import App
-from shards.records import Request
+from shards.requests import Request
 from shards_store import Store
 
 from shards_worker.execution import one_line

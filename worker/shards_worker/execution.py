@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from shards.app import App, ProcessDefinition, check_timeout
 from shards.context import ProcessContext, ProcessStopped
-from shards.errors import InvalidDefinition, ProcessActive, StoreUnavailable, UnknownProcess
-from shards.records import ProcessRecord, ProcessStatus, Progress, Request, utcnow
+from shards.errors import InvalidDefinition, Permanent, ProcessActive, StoreUnavailable, UnknownProcess
+from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
+from shards.requests import Request
+from shards.retries import Cause, plan_retry
 from shards.states import State
 from shards_store import Store
 
@@ -99,10 +101,23 @@ class Executor:
         log.info("shards.worker: stopping %s/%s run %s", record.scope_id, record.process_id, run_id)
         return True
 
-    def stop_all(self, reason: str = "") -> None:
-        """Ask every run to stop; `reason` becomes the error of the runs that end Stopped."""
+    def stop_all(self, reason: str = "", ended_by: Cause | None = None) -> None:
+        """Ask every run to stop; `reason` becomes the error of the runs that end Stopped.
+        ended_by: the worker is losing its lease, so its launches may retry elsewhere."""
         for execution in self.executions():
+            if execution.parent is None and ended_by is not None:
+                execution.ended_by = ended_by
             execution.ask_stop(reason)
+
+    def hand_off_all(self) -> None:
+        """A shutdown: ask every run to stop; the launches of processes whose policy is
+        on_shutdown="retry" run again elsewhere once they have ended here (a hand-off)."""
+        for execution in self.executions():
+            if execution.parent is None and execution.definition.on_shutdown == "retry":
+                execution.ended_by = Cause.HANDOFF
+                execution.ask_stop(f"handed off: worker {self.worker_id} shut down")
+            else:
+                execution.ask_stop()
 
     def police(self, now: float) -> None:
         """Deadlines and grace periods of the top-level runs (see shards_worker.policy): ask a
@@ -176,7 +191,7 @@ class Executor:
             self._bookkeep(lambda: self.store.runs.started(
                 record.run_id, record.scope_id, record.process_id, self.worker_id,
                 record.status.running_since or utcnow(), args=request.args,
-                requested_at=request.created_at))
+                requested_at=request.created_at, launch_id=record.launch_id, attempt=record.attempt))
             self._bookkeep(lambda: self.store.requests.complete(request))  # the history has it now
 
         self._execute(record, definition, catalog, scope_data, request.args, parent=None,
@@ -317,6 +332,7 @@ class Executor:
             state = State.STOPPED
         except BaseException as failure:
             state, error = State.FAILED, describe_failure(failure)
+            execution.permanent = isinstance(failure, Permanent)
             log.warning("shards.worker: %s/%s failed: %s", record.scope_id, record.process_id, error,
                         exc_info=not isinstance(failure, SystemExit | KeyboardInterrupt))
         return state, error
@@ -325,7 +341,8 @@ class Executor:
         record = execution.record
         status = ProcessStatus.ended(state, error=error, running_since=execution.started_at)
         progress = Progress("All done", 1.0) if state is State.DONE else execution.progress.latest()
-        ending = Ending(record, status, progress)
+        retry = None if execution.parent else plan_retry(record.launch_state(), execution.cause(state), error)
+        ending = Ending(record, status, progress, retry)
         with self._lock:
             self._running.pop(record.run_id, None)
             self._endings.append(ending)
@@ -334,11 +351,13 @@ class Executor:
             self.flush_endings()
         except StoreUnavailable as outage:  # kept: the heartbeat records it once MongoDB is back
             self._on_outage(outage)
-        log.info("shards.worker: %s/%s ended %s in %.3fs", record.scope_id, record.process_id,
-                 state.value, status.duration or 0.0)
+        log.info("shards.worker: %s/%s ended %s in %.3fs%s", record.scope_id, record.process_id,
+                 state.value, status.duration or 0.0, f"; {retry.message}" if retry else "")
 
     def _write_end(self, ending: Ending) -> None:
         record = ending.record
+        if ending.retry is not None and self.store.retry_run(record, ending.status, ending.retry) is not None:
+            return
         if self.store.end_run(record, ending.status, ending.progress) is None:
             log.warning(
                 "shards.worker: %s/%s run %s ended %s but its record had moved on",

@@ -151,7 +151,7 @@ class Supervisor:
             except (EOFError, OSError):
                 return None
             if kind == "result":
-                state, error, progress = rest
+                state, error, progress, self.execution.permanent = rest
                 self._report(self.execution, progress)
                 return state, error
             self._relay(kind, rest)

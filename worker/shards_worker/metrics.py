@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
-from shards.records import Request
+from shards.requests import Request
 
 CLAIMS = Counter("shards_requests_claimed", "Requests this worker claimed", ["kind"])
 CLAIM_ATTEMPTS = Counter("shards_claim_attempts", "Claim writes this worker issued, by outcome "

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from shards.app import App
 from shards.errors import ShardsError
-from shards.records import DEFAULT_POOL, Request, RequestKind, WorkerRecord
+from shards.records import DEFAULT_POOL, WorkerRecord, utcnow
+from shards.requests import Request, RequestKind
 
 
 def advertised(app: App, pool: str) -> list[str]:
@@ -93,7 +94,8 @@ class Offers:
         """Note an offered request; returns this worker's turn (None: not for this worker)."""
         turn = self.turn(request)
         if turn is not None and request.id is not None:
-            now = self._clock()
+            # A retry is queued to start later (its creation time): its turn comes then.
+            now = self._clock() + max(0.0, (request.created_at - utcnow()).total_seconds())
             self._offers[request.id] = Offer(request, now + turn * self.stagger, now, turn)
         return turn
 

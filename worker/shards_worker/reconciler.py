@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from shards.errors import StoreUnavailable
 from shards.ownership import SilenceWatch, is_owned, orphan_verdict
-from shards.records import ProcessRecord, ProcessStatus, Request, RequestKind, RequestState, WorkerRecord
+from shards.records import ProcessRecord, ProcessStatus, WorkerRecord
+from shards.requests import Request, RequestKind, RequestState
+from shards.retries import Cause, plan_retry
 from shards.states import EXECUTING, State
 from shards_store import Store
-from shards_store.workers import ALIVE, LOST, REPLACED
+from shards_store.workers import ALIVE, GONE, LOST, REPLACED
 
 if TYPE_CHECKING:
     from shards_worker.execution import Executor
@@ -107,15 +109,20 @@ class Reconciler:
         queued.update(r.run_id for r in unstarted if r.run_id not in waiting)
         orphans = [r for r in active if not is_owned(r, live_workers=live, queued_runs=queued)]
         settled = []
-        end_reasons: dict[str, str] = {}
+        ends: dict[str, WorkerRecord | None] = {}
         for record in orphans:
             # A new state or worker restarts the grace: only a record that stays ownerless counts.
             seen = (record.state, record.worker_id)
             if self._orphans.unchanged_for(record.run_id, seen, now) < self.orphan_grace:
                 continue
-            if record.worker_id and record.worker_id not in end_reasons:
-                end_reasons[record.worker_id] = self._end_reason(record.worker_id)
-            if settle_record(self.store, record, end_reasons.get(record.worker_id, "")):
+            if record.worker_id and record.worker_id not in ends:
+                ends[record.worker_id] = self.store.workers.get(record.worker_id)
+            worker = ends.get(record.worker_id)
+            # A worker that left (shut down) before its run ended hands the run off, if its
+            # process says so; any other worker that went away lost it.
+            handoff = worker is not None and worker.state == GONE and record.policy.on_shutdown == "retry"
+            if settle_record(self.store, record, worker.end_reason if worker else "",
+                             Cause.HANDOFF if handoff else Cause.WORKER_LOST):
                 settled.append(record.run_id)
         self._orphans.keep_only(record.run_id for record in orphans)
         return settled
@@ -136,16 +143,23 @@ class Reconciler:
             queued.add(request.run_id)
         return queued
 
-    def _end_reason(self, worker_id: str) -> str:
-        worker = self.store.workers.get(worker_id)
-        return worker.end_reason if worker is not None else ""
 
 
-def settle_record(store: Store, record: ProcessRecord, worker_end: str = "") -> bool:
-    """End an active record that has no owner, if it is still as it was read."""
+def settle_record(
+    store: Store, record: ProcessRecord, worker_end: str = "", cause: Cause | None = None
+) -> bool:
+    """End an active record that has no owner, if it is still as it was read. A run that was
+    Running when its worker went away (`cause`) is retried if its launch allows it."""
     verdict = orphan_verdict(record, worker_end)
     status = ProcessStatus.ended(verdict.state, error=verdict.error,
                                  running_since=record.status.running_since)
+    retry = None
+    if cause is not None and record.worker_id and record.state is State.RUNNING:
+        retry = plan_retry(record.launch_state(), cause, verdict.error)
+    if retry is not None and store.retry_run(record, status, retry) is not None:
+        log.warning("shards.worker: %s/%s run %s: %s; %s", record.scope_id, record.process_id,
+                    record.run_id, verdict.error, retry.message)
+        return True
     if store.end_run(record, status, only_from_seen_state=True) is None:
         return False
     log.warning("shards.worker: %s/%s run %s ended %s: %s", record.scope_id, record.process_id,
@@ -157,7 +171,7 @@ def settle_worker(store: Store, worker_id: str, reason: str) -> None:
     """What a worker that is gone held: its runs fail with `reason`; launches it took but never
     started go back to the queue; stops addressed to it have nothing left to stop."""
     for record in store.processes.executing_on(worker_id, EXECUTING):
-        settle_record(store, record, reason)
+        settle_record(store, record, reason, Cause.WORKER_LOST)
     for request in store.requests.taken_by(worker_id):
         current = store.processes.get(request.scope_id, request.process_id)
         not_started = (

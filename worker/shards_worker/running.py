@@ -11,6 +11,8 @@ from typing import Any
 
 from shards.app import ProcessDefinition
 from shards.records import ProcessRecord, ProcessStatus, Progress
+from shards.retries import Cause, RetryPlan
+from shards.states import State
 
 from shards_worker.policy import RunClock
 from shards_worker.progress import ProgressBuffer
@@ -32,6 +34,8 @@ class Execution:
     clock: RunClock = field(default_factory=RunClock)  # deadline, stop and grace (top-level runs)
     kill: Callable[[], None] | None = None  # set while the run executes in an OS process of its own
     killed: bool = False
+    permanent: bool = False  # it raised shards.Permanent: not retried
+    ended_by: Cause | None = None  # the worker ended it (shutting down, or losing its lease)
 
     @property
     def run_id(self) -> str:
@@ -40,6 +44,16 @@ class Execution:
     def stop_requested(self) -> bool:
         """A stop of this run or of any ancestor stops it (the seed's shouldContinue)."""
         return self.stop_flag.is_set() or (self.parent is not None and self.parent.stop_requested())
+
+    def cause(self, state: State) -> Cause:
+        """Why this run ended, as retries see it (see shards.retries)."""
+        if state is State.DONE:
+            return Cause.DONE
+        if self.permanent:
+            return Cause.PERMANENT
+        if self.ended_by is not None:
+            return self.ended_by
+        return Cause.FAILED if state is State.FAILED else Cause.STOPPED
 
     def ask_stop(self, reason: str = "", *, force: bool = False) -> bool:
         """Flip the stop flag (the first reason given stays); returns whether it was new."""
@@ -59,6 +73,7 @@ class Ending:
     record: ProcessRecord
     status: ProcessStatus
     progress: Progress
+    retry: RetryPlan | None = None  # the launch's next attempt, queued with this end
 
 
 def one_line(error: BaseException) -> str:

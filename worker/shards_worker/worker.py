@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from shards.app import App
 from shards.errors import ShardsError, StoreUnavailable
-from shards.records import Request, RequestKind
+from shards.requests import Request, RequestKind
+from shards.retries import Cause
 from shards_store import ChangeFeed, ChangeFeedError, PollPace, Store
 from shards_store.workers import GONE
 
@@ -167,9 +168,11 @@ class Worker:
 
     def stop(self) -> None:
         """Stop running processes cooperatively, heart-beating all along so no other worker
-        takes them over, wait a bounded time, then leave the registry."""
+        takes them over, wait a bounded time, then leave the registry. A run whose process
+        hands off at shutdown (on_shutdown="retry") is queued to run again elsewhere once it
+        has ended here: stopped, or killed at the end of the grace."""
         self._stopping.set()
-        self.executor.stop_all()
+        self.executor.hand_off_all()
         deadline = time.monotonic() + self.settings.shutdown_grace
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -380,7 +383,7 @@ class Worker:
                             "outlives the lease (%gs)", silence, len(self.executor.executions()),
                             self.settings.lease)
                 self.executor.stop_all(f"stopped: worker {self.id} lost contact with MongoDB for "
-                                       f"{silence:.0f}s, so it could not keep its lease")
+                                       f"{silence:.0f}s, so it could not keep its lease", Cause.WORKER_LOST)
             if self.lease.process_must_exit() and self.executor.executions():
                 log.critical("shards.worker: %d runs still execute at the end of the lease; exiting "
                              "so that they cannot overlap with a relaunch elsewhere",
