@@ -556,6 +556,29 @@ def test_find_one_and_update_sort_and_return_document(pending: Collection) -> No
     assert pending.count_documents({"state": "Pending"}) == 4
 
 
+def test_find_one_and_update_takes_the_oldest_due_by_an_integer_range(mongo_db: Database) -> None:
+    """The claim of a launch: the oldest pending one whose time (epoch ms) has come; a retry
+    queued for later is skipped until then."""
+    coll = mongo_db["due"]
+    coll.insert_many([{"name": name, "state": "Pending", "createdAt": ms}
+                      for name, ms in (("later", 5_000), ("soon", 2_000), ("now", 1_000), ("old", 500))])
+    coll.update_one({"name": "old"}, {"$set": {"state": "Taken"}})
+    claim = {"$set": {"state": "Taken"}}
+    taken = coll.find_one_and_update({"state": "Pending", "createdAt": {"$lte": 2_500}}, claim,
+                                     sort=[("createdAt", ASCENDING)], return_document=ReturnDocument.AFTER)
+    assert taken is not None and (taken["name"], taken["state"]) == ("now", "Taken")
+    taken = coll.find_one_and_update({"state": "Pending", "createdAt": {"$lte": 2_500}}, claim,
+                                     sort=[("createdAt", ASCENDING)])
+    assert taken is not None and taken["name"] == "soon"
+    assert coll.find_one_and_update({"state": "Pending", "createdAt": {"$lte": 2_500}}, claim) is None
+    by_id = coll.find_one({"name": "later"})
+    assert by_id is not None
+    assert coll.find_one_and_update({"_id": by_id["_id"], "state": "Pending", "createdAt": {"$lte": 4_999}},
+                                    claim) is None
+    assert coll.find_one_and_update({"_id": by_id["_id"], "state": "Pending", "createdAt": {"$lte": 5_000}},
+                                    claim) is not None
+
+
 def test_find_one_and_update_with_no_match_returns_none_and_modifies_nothing(
     pending: Collection,
 ) -> None:
