@@ -109,11 +109,17 @@ class Store:
         request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id, process_id=record.process_id,
                           run_id=plan.run_id, args=record.launch.args, options=record.launch.options,
                           pool=record.pool, created_at=retry_at, id=plan.run_id)
-        with contextlib.suppress(DuplicateKeyError):  # queued by an earlier try of this same write
-            self.requests.submit(request)
+        queued = False
+        with contextlib.suppress(DuplicateKeyError):  # queued already: by an earlier try of this
+            self.requests.submit(request)             # write, or by another settler of the attempt
+            queued = True
         moved = self.processes.retry(record, ended, plan, retry_at, Progress(plan.message, 0.0))
         if moved is None:
-            self.requests.withdraw_launch(plan.run_id)
+            # Withdraw only a request this call queued and no record names: another settler of
+            # the same attempt may have moved the record to it, with this very request id.
+            current = self.processes.get(record.scope_id, record.process_id)
+            if queued and (current is None or current.run_id != plan.run_id):
+                self.requests.withdraw_launch(plan.run_id)
             return None
         self.runs.ended(record.run_id, record.scope_id, record.process_id, ended)
         return moved

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from shards.errors import NoWorker, ProcessActive, ShardsError
+from shards.records import ProcessRecord, ProcessStatus
+from shards.retries import Cause, plan_retry
 from shards.states import State
 from shards_controller import Controller
 from shards_store import connect
@@ -77,3 +79,36 @@ def test_require_worker_refuses_without_touching_the_record(controller: Controll
     assert controller.get("s", "job").state is State.IDLE
     with pytest.raises(ShardsError, match="invalid run id"):
         controller.launch("s", "job", run_id="not a run id")
+
+
+def _running_attempt(controller: Controller) -> ProcessRecord:
+    scheduled = controller.launch("s", "job", retries=2, retry_backoff=0)
+    controller.store.requests.withdraw_launch(scheduled.run_id)  # as a worker's start completes it
+    started = controller.store.processes.start("s", "job", scheduled.run_id, worker_id="w")
+    assert started is not None
+    return started
+
+
+def test_settlers_of_one_attempt_queue_one_next_attempt(controller: Controller) -> None:
+    store, running = controller.store, _running_attempt(controller)
+    ended = ProcessStatus.ended(State.FAILED, error="boom", running_since=running.status.running_since)
+    plan = plan_retry(running.launch_state(), Cause.FAILED, "boom")
+    assert plan is not None
+    first = store.retry_run(running, ended, plan)  # the worker of the attempt...
+    assert first is not None
+    assert (first.state, first.run_id, first.attempt) == (State.SCHEDULED, plan.run_id, 2)
+    assert store.retry_run(running, ended, plan) is None  # ...and a reconciler, late
+    assert [r.run_id for r in store.requests.for_runs([plan.run_id])] == [plan.run_id]
+    assert store.processes.get("s", "job") == first
+    [attempt] = first.attempts
+    assert (attempt.attempt, attempt.run_id, attempt.state) == (1, running.run_id, State.FAILED)
+
+
+def test_an_attempt_stopped_meanwhile_is_not_retried(controller: Controller) -> None:
+    store, running = controller.store, _running_attempt(controller)
+    assert store.processes.move("s", "job", State.STOP_REQUESTED, run_id=running.run_id) is not None
+    plan = plan_retry(running.launch_state(), Cause.FAILED, "boom")
+    assert plan is not None
+    assert store.retry_run(running, ProcessStatus.ended(State.FAILED, error="boom"), plan) is None
+    assert store.requests.for_runs([plan.run_id]) == []
+    assert controller.get("s", "job").state is State.STOP_REQUESTED
