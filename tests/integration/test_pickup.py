@@ -84,7 +84,7 @@ def test_the_worker_claims_by_id_and_starts_in_one_write(mongo_db_uri: str) -> N
         worker.request_shutdown()
         thread.join(timeout=30)
     trips = store.query_log.round_trips
-    assert ("requests", "find_one_and_update", frozenset({"_id", "state"})) in trips  # by id
+    assert ("requests", "find_one_and_update", frozenset({"_id", "state", "createdAt"})) in trips  # by id
     assert ("requests", "find_one_and_update", frozenset({"state", "kind", "targetWorker"})) not in trips
     assert not [trip for trip in trips if trip[:2] == ("processes", "find_one")]  # no re-read
     history = store.runs.collection.mongo.find_one({"_id": run_id})

@@ -18,9 +18,10 @@ def _wait_until_stopped(ctx: shards.ProcessContext, limit: float) -> None:
         time.sleep(0.05)
 
 
-@app.process("wait-for-stop", name="Wait for stop")
+@app.process("wait-for-stop", name="Wait for stop", on_shutdown="stop")
 def wait_for_stop(ctx: shards.ProcessContext) -> None:
-    """Runs until stopped (or `limit` seconds), reporting which worker pid runs it."""
+    """Runs until stopped (or `limit` seconds), reporting which worker pid runs it. A worker
+    shutting down stops it (the hand-off of the default policy has tests of its own)."""
     ctx.report_progress(f"pid {os.getpid()}", 0.1)
     _wait_until_stopped(ctx, float(ctx.args.get("limit", 120)))
     time.sleep(float(ctx.args.get("linger_after_stop", 0)))  # a slow, cooperative shutdown
