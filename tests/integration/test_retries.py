@@ -117,9 +117,9 @@ def test_a_run_whose_worker_is_lost_is_retried_on_another(shards_env: ShardsHarn
     assert second.popen.poll() is None
 
 
-def _run_on_first_worker_then_terminate(shards_env: ShardsHarness, process_id: str,
-                                        journal: Path) -> tuple[WorkerProcess, WorkerProcess]:
-    first = _worker(shards_env, "--isolation", "thread")
+def _run_on_first_worker_then_terminate(shards_env: ShardsHarness, process_id: str, journal: Path,
+                                        *flags: str) -> tuple[WorkerProcess, WorkerProcess]:
+    first = _worker(shards_env, "--isolation", "thread", *flags)
     shards_env.define("farm")
     shards_env.ok("launch", process_id, "--scope", "farm",
                   "--args", json.dumps({"journal": str(journal), "seconds": 4}))
@@ -154,3 +154,17 @@ def test_a_worker_shutting_down_stops_a_run_whose_policy_says_stop(
     stopped = shards_env.wait_state("farm", "stops-on-shutdown", State.STOPPED, State.FAILED, State.DONE)
     assert (stopped.state, stopped.attempt) == (State.STOPPED, 1)
     assert _journal(journal)[-1] == "stopped" and "done" not in _journal(journal)
+
+
+def test_a_run_that_outlives_its_workers_shutdown_is_handed_off_by_another_worker(
+    shards_env: ShardsHarness, tmp_path: Path
+) -> None:
+    """In a thread nothing can be killed: the run ends with its worker's process, and another
+    worker's reconciler hands it off once the leaving worker has left the registry."""
+    journal = tmp_path / "work.journal"
+    first, _ = _run_on_first_worker_then_terminate(shards_env, "oblivious", journal, "--shutdown-grace", "1")
+    done = shards_env.wait_state("farm", "oblivious", State.DONE, State.FAILED, State.STOPPED)
+    assert (done.state, done.attempt, done.attempts[0].state) == (State.DONE, 2, State.FAILED)
+    assert "shut down before the process stopped" in done.attempts[0].error
+    lines = _journal(journal)
+    assert lines[0].startswith(f"start {first.pid} ") and lines.count("done") == 1

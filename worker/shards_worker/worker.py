@@ -176,9 +176,10 @@ class Worker:
         deadline = time.monotonic() + self.settings.shutdown_grace
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        self.executor.kill_all()  # isolated runs end with the worker, and their ends are recorded
-        for thread in self._threads:
-            thread.join(timeout=JOIN_KILLED)
+        if self.isolation is not None:  # isolated runs end with the worker, and their ends are recorded
+            self.executor.kill_all()
+            for thread in self._threads:
+                thread.join(timeout=JOIN_KILLED)
         self.wakeups.close()
         still_running = [e.run_id for e in self.executor.executions()]
         self._closed.set()  # the last heartbeat has been sent: from here on we leave

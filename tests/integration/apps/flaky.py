@@ -60,3 +60,11 @@ def _work(ctx: shards.ProcessContext) -> None:
 
 app.process("handed-off", name="Handed off")(_work)  # on_shutdown="retry", the default
 app.process("stops-on-shutdown", name="Stops on shutdown", on_shutdown="stop")(_work)
+
+
+@app.process("oblivious", name="Oblivious")
+def oblivious(ctx: shards.ProcessContext) -> None:
+    """Never looks at should_continue(): only the end of its worker (or a kill) stops it early."""
+    _log(ctx, f"start {os.getpid()} {ctx.run_id}")
+    time.sleep(float(ctx.args.get("seconds", 3)))
+    _log(ctx, "done")
