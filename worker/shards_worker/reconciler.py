@@ -144,7 +144,6 @@ class Reconciler:
         return queued
 
 
-
 def settle_record(
     store: Store, record: ProcessRecord, worker_end: str = "", cause: Cause | None = None
 ) -> bool:
