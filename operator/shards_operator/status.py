@@ -83,8 +83,11 @@ def run_status(run: RunView) -> Status:
 
 
 def attempt_status(attempt: Attempt) -> Status:
-    return {"attempt": attempt.attempt, "runId": attempt.run_id, "state": attempt.state.value,
-            "error": attempt.error[:1024], "endedAt": iso(from_ms(attempt.ended_at))}
+    status: Status = {"attempt": attempt.attempt, "runId": attempt.run_id, "state": attempt.state.value,
+                      "error": attempt.error[:1024]}
+    if attempt.ended_at is not None:  # a list is patched whole: a null in it would be kept, and refused
+        status["endedAt"] = iso(from_ms(attempt.ended_at))
+    return status
 
 
 def run_conditions(state: State, error: str, waiting: str = "") -> list[tuple[str, bool, str, str]]:
