@@ -20,7 +20,7 @@ from shards_controller import Controller
 from shards_store import ChangeFeed
 
 from shards_operator import metrics
-from shards_operator.resource import Outcome, Resource, current_run, observed, view_of
+from shards_operator.resource import Outcome, Resource, current_run, launch_of, observed, view_of
 
 log = logging.getLogger("shards.operator")
 
@@ -47,6 +47,7 @@ class Tracked:
     pending: dict[str, Any] = field(default_factory=dict)
     last_patch: float = 0.0
     state: str = ""
+    attempt: int = 0  # of its current launch, as last queued: a higher one is a retry
 
 
 class StatusMirror:
@@ -67,6 +68,7 @@ class StatusMirror:
             tracked.runs = max(tracked.runs, resource.launched_runs, int(outcome.status.get("runs") or 0))
             tracked.pending.update(outcome.status)
             tracked.state = str(outcome.status.get("state", tracked.state))
+            tracked.attempt = int(outcome.status.get("attempt") or tracked.attempt)
         for kind, reason, message in outcome.events:
             self._post_event(resource, kind, reason, message)
         if "runs" in outcome.status:
@@ -128,14 +130,15 @@ class StatusMirror:
                 self._queue(resource, observed(resource, run).status)
 
     def observe(self, record: ProcessRecord) -> None:
-        """A process record changed: if its run belongs to a tracked resource, queue its status."""
-        uid = uid_of_run(record.run_id)
+        """A process record changed: if its launch belongs to a tracked resource, queue its status."""
+        launch_id = launch_of(record)
+        uid = uid_of_launch(launch_id)
         with self._lock:
             tracked = self._by_uid.get(uid) if uid else None
         if tracked is None:
             return
         resource = self._with_runs(tracked.resource)
-        if record.run_id != resource.run_id(resource.launched_runs):
+        if launch_id != resource.launch_id(resource.launched_runs):
             return  # an older run of the resource
         self._queue(resource, observed(resource, view_of(self.controller, record)).status)
 
@@ -161,8 +164,11 @@ class StatusMirror:
             if tracked is None:
                 return
             previous, tracked.state = tracked.state, new_state or tracked.state
+            earlier_attempt, tracked.attempt = tracked.attempt, int(status.get("attempt") or tracked.attempt)
             tracked.pending.update(status)
         self._count_states()
+        if earlier_attempt and tracked.attempt > earlier_attempt and status.get("attempts"):
+            self._post_event(resource, *retry_event(status["attempts"][-1], tracked.attempt))
         if new_state and new_state != previous and State(new_state) in EVENT_ON_STATE:
             kind, reason = EVENT_ON_STATE[State(new_state)]
             error = status.get("error") or ""
@@ -189,9 +195,18 @@ class StatusMirror:
                         resource.namespace, resource.name, exc_info=True)
 
 
-def uid_of_run(run_id: str) -> str:
-    """The resource uid in a run id the operator made (`k8s-<uid>-<n>`), else ""."""
-    if not run_id.startswith("k8s-"):
+def retry_event(ended: dict[str, Any], attempt: int) -> tuple[str, str, str]:
+    """(type, reason, message) of the Event that says a launch runs again: a Warning after a
+    failure, Normal after a hand-off (its worker shut down, the attempt ended Stopped)."""
+    error = f": {ended['error']}" if ended.get("error") else ""
+    kind = "Warning" if ended.get("state") == State.FAILED.value else "Normal"
+    message = f"attempt {ended.get('attempt')} ended {ended.get('state')}{error}; attempt {attempt} follows"
+    return kind, "Retrying", message
+
+
+def uid_of_launch(launch_id: str) -> str:
+    """The resource uid in a launch id the operator made (`k8s-<uid>-<n>`), else ""."""
+    if not launch_id.startswith("k8s-"):
         return ""
-    uid, _, number = run_id[4:].rpartition("-")
+    uid, _, number = launch_id[4:].rpartition("-")
     return uid if number.isdigit() else ""

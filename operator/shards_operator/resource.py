@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shards.errors import (
     ConfirmationRequired,
@@ -19,8 +19,9 @@ from shards.errors import (
     UnknownProcess,
     UnknownScope,
 )
-from shards.records import ProcessRecord
-from shards.states import ACTIVE, FINAL
+from shards.records import ProcessRecord, RunRecord
+from shards.retries import attempt_run_id
+from shards.states import ACTIVE, FINAL, State
 from shards_controller import Controller, check_args
 
 from shards_operator.status import (
@@ -35,6 +36,15 @@ from shards_operator.status import (
 RETRY_SOON = 2.0  # seconds: a busy process, a store outage
 RETRY_LATER = 5.0  # seconds: unknown process or scope
 WORKERS_MAX_AGE = 1.0  # seconds a registry read may serve for "no worker of the pool" messages
+# A launch has at most 101 attempts that failed (MAX_RETRIES) but any number of hand-offs: the
+# walk through its history is bounded so that a runaway launch cannot stall the operator.
+MAX_ATTEMPTS_READ = 1000
+
+
+class RunLookup(Protocol):
+    """The run history's point read (the store's `runs`; a dict in unit tests)."""
+
+    def get(self, run_id: str) -> RunRecord | None: ...
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,9 @@ class Resource:
     def launched_runs(self) -> int:
         return int(self.status.get("runs") or 0)
 
-    def run_id(self, number: int) -> str:
-        """The run id of this resource's n-th run: the same for every retry and replica."""
+    def launch_id(self, number: int) -> str:
+        """The launch id of this resource's n-th run (the run id of its first attempt; retries
+        run as `<launch id>.<attempt>`): the same for every handler retry and replica."""
         return f"k8s-{self.uid}-{number}"
 
 
@@ -105,12 +116,15 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
         return _follow(controller, resource)
     if resource.spec.get("stop") or resource.spec.get("forceStop"):
         return Outcome(status={"scope": scope, "observedGeneration": resource.generation})
+    launch_id = resource.launch_id(number)
     try:
         args = check_args(resource.spec.get("args"))
         record = controller.launch(scope, str(resource.spec["process"]), args=args,
                                    confirm=bool(resource.spec.get("confirm")),
-                                   run_id=resource.run_id(number),
-                                   timeout=resource.spec.get("timeoutSeconds"))
+                                   run_id=launch_id,
+                                   timeout=resource.spec.get("timeoutSeconds"),
+                                   retries=resource.spec.get("retries"),
+                                   retry_backoff=resource.spec.get("retryBackoffSeconds"))
     except InvalidArgs as error:
         return _waiting(resource, "InvalidArgs", str(error), None)
     except ConfirmationRequired as error:
@@ -125,7 +139,12 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
         return _waiting(resource, "UnknownProcess", str(error), RETRY_LATER)
     except ProcessActive as error:
         return _waiting(resource, "ProcessBusy", str(error), RETRY_SOON)
-    outcome = observed(resource, view_of(controller, record))
+    # A launch repeated after its run happened returns the record as it is now, maybe moved on.
+    run = launch_view(controller, record, launch_id)
+    if run is not None:
+        outcome = observed(resource, run)
+    else:
+        outcome = Outcome(status={"scope": scope, "observedGeneration": resource.generation})
     outcome.status["runs"] = number
     outcome.events.append(("Normal", "Launched", f"run {number} of {record.process_id} in scope {scope}"))
     return outcome
@@ -147,12 +166,38 @@ def _follow(controller: Controller, resource: Resource) -> Outcome:
 
 def current_run(controller: Controller, resource: Resource) -> RunView | None:
     """This resource's current run, from the process record or, once it moved on, the history."""
-    run_id = resource.run_id(resource.launched_runs)
     record = controller.store.processes.get(resource.scope, str(resource.spec["process"]))
-    if record is not None and record.run_id == run_id:
+    return launch_view(controller, record, resource.launch_id(resource.launched_runs))
+
+
+def launch_view(controller: Controller, record: ProcessRecord | None, launch_id: str) -> RunView | None:
+    """The launch's current attempt while the record is the launch's (whichever attempt it
+    runs), else its last attempt as the history has it."""
+    if record is not None and launch_of(record) == launch_id:
         return view_of(controller, record)
-    past = controller.store.runs.get(run_id)
-    return RunView.of_history(past) if past is not None else None
+    attempts = launch_history(controller.store.runs, launch_id)
+    return RunView.of_history(attempts) if attempts else None
+
+
+def launch_of(record: ProcessRecord) -> str:
+    """The launch a record's run is an attempt of (a record written before retries has none:
+    its run is its launch)."""
+    return record.launch_id or record.run_id
+
+
+def launch_history(runs: RunLookup, launch_id: str) -> list[RunRecord]:
+    """The history entries of a launch's attempts, in order. The history has no query by launch,
+    so this reads attempt run ids 1, 2, ... by _id until one is missing; Done ends a launch,
+    so a launch that succeeded at once costs one read, as before retries."""
+    attempts: list[RunRecord] = []
+    for number in range(1, MAX_ATTEMPTS_READ + 1):
+        entry = runs.get(attempt_run_id(launch_id, number))
+        if entry is None:
+            break
+        attempts.append(entry)
+        if entry.state is State.DONE:
+            break
+    return attempts
 
 
 def view_of(controller: Controller, record: ProcessRecord) -> RunView:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shards.records import ProcessRecord, RunRecord, iso, utcnow
+from shards.records import ProcessRecord, RunRecord, from_ms, iso, to_ms, utcnow
+from shards.retries import KEPT_ATTEMPTS, Attempt
 from shards.states import State
 
 Status = dict[str, Any]
@@ -18,8 +19,8 @@ COMPLETE, FAILED, WAITING = "Complete", "Failed", "Waiting"
 
 @dataclass(frozen=True)
 class RunView:
-    """The facts of one run, from the process record (while it is the record's run) or from
-    the run history (once the record has moved on)."""
+    """The facts of one launch's current (or last) attempt, from the process record (while it
+    is the record's launch) or from the run history (once the record has moved on)."""
 
     run_id: str
     state: State
@@ -31,6 +32,9 @@ class RunView:
     finished_at: datetime | None = None
     duration: float | None = None
     waiting: str = ""  # why a Scheduled run has not started (no live worker of its pool)
+    attempt: int = 1
+    attempts: tuple[Attempt, ...] = ()  # how the launch's earlier attempts ended
+    retry_at: datetime | None = None  # a retry waits for this time to start
 
     @classmethod
     def of_record(cls, record: ProcessRecord, waiting: str = "") -> RunView:
@@ -40,14 +44,22 @@ class RunView:
             run_id=record.run_id, state=status.state, message=message, waiting=waiting,
             rate=record.progress.rate, error=status.error, worker=record.worker_id,
             running_since=status.running_since, finished_at=status.ended_at, duration=status.duration,
+            attempt=max(1, record.attempt), attempts=tuple(record.attempts), retry_at=status.retry_at,
         )
 
     @classmethod
-    def of_history(cls, run: RunRecord) -> RunView:
+    def of_history(cls, attempts: list[RunRecord]) -> RunView:
+        """A launch the record has moved on from, by the history entries of its attempts in
+        order (see resource.launch_history). Numbers come from their order: an entry first
+        written by the end of an attempt that never started does not carry its number."""
+        run, earlier = attempts[-1], attempts[:-1]
         return cls(
             run_id=run.run_id, state=run.state, message=run.error or run.state.value,
             rate=1.0 if run.state is State.DONE else 0.0, error=run.error, worker=run.worker_id,
             running_since=run.started_at, finished_at=run.ended_at, duration=run.duration,
+            attempt=len(attempts),
+            attempts=tuple(Attempt(number, entry.run_id, entry.state, entry.error, to_ms(entry.ended_at))
+                           for number, entry in enumerate(earlier, start=1))[-KEPT_ATTEMPTS:],
         )
 
 
@@ -61,9 +73,20 @@ def run_status(run: RunView) -> Status:
         "runningSince": iso(run.running_since),
         "finishedAt": iso(run.finished_at),
         "duration": run.duration,
+        "attempt": run.attempt,
+        "attempts": [attempt_status(attempt) for attempt in run.attempts],
+        "retryAt": iso(run.retry_at),  # null once the retry has started: a merge patch drops it
     }
     if run.worker:  # a record lets go of its worker when the run ends: keep showing who ran it
         status["worker"] = run.worker
+    return status
+
+
+def attempt_status(attempt: Attempt) -> Status:
+    status: Status = {"attempt": attempt.attempt, "runId": attempt.run_id, "state": attempt.state.value,
+                      "error": attempt.error[:1024]}
+    if attempt.ended_at is not None:  # a list is patched whole: a null in it would be kept, and refused
+        status["endedAt"] = iso(from_ms(attempt.ended_at))
     return status
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = sorted((DEPLOY / "examples").glob("*.yaml"))
 API_VERSION = "shards.dev/v1alpha1"
 STATES = ["Idle", "Scheduled", "Running", "StopRequested", "Stopping", "Stopped", "Failed", "Done"]
-COLUMNS = ["NAME", "PROCESS", "SCOPE", "STATE", "PROGRESS", "MESSAGE", "AGE"]
+COLUMNS = ["NAME", "PROCESS", "SCOPE", "STATE", "ATTEMPT", "PROGRESS", "MESSAGE", "AGE"]
 WIDE_COLUMNS = [*COLUMNS, "WORKER", "DURATION"]
 
 
@@ -184,8 +184,11 @@ def test_printer_columns_show_the_status_the_operator_writes(
         "scope": ns,
         "progress": {"message": "sheep 2", "rate": 0.4, "percent": 40},
         "error": "",
-        "runId": "run-1",
+        "runId": "run-1.2",
         "runs": 1,
+        "attempt": 2,
+        "attempts": [{"attempt": 1, "runId": "run-1", "state": "Failed", "error": "boom",
+                      "endedAt": "2026-01-01T00:00:00Z"}],
         "worker": "worker-a",
         "runningSince": "2026-01-01T00:00:00Z",
         "duration": 1.5,
@@ -204,11 +207,11 @@ def test_printer_columns_show_the_status_the_operator_writes(
 
     rows = table(kube_cluster, ns)
     assert rows[0] == COLUMNS
-    assert rows[1][:6] == ["counting", "count-sheep", ns, "Running", "40", "sheep 2"]
+    assert rows[1][:7] == ["counting", "count-sheep", ns, "Running", "2", "40", "sheep 2"]
     wide = table(kube_cluster, ns, "-o", "wide")
     assert wide[0] == WIDE_COLUMNS
-    assert wide[1][:6] == rows[1][:6]
-    assert wide[1][7:] == ["worker-a", "1.5"]
+    assert wide[1][:7] == rows[1][:7]
+    assert wide[1][8:] == ["worker-a", "1.5"]
 
     # The main resource ignores status; the status subresource ignores spec.
     kube_cluster.kubectl(
@@ -246,6 +249,18 @@ INVALID_CREATES = [
                  ["spec.runs: Invalid value: 0", "should be greater than or equal to 1"], id="runs-0"),
     pytest.param({"process": "count-sheep", "stop": "yes"}, ["spec.stop", "must be of type boolean"],
                  id="stop-not-boolean"),
+    pytest.param({"process": "count-sheep", "retries": 101},
+                 ["spec.retries: Invalid value: 101", "should be less than or equal to 100"],
+                 id="retries-101"),
+    pytest.param({"process": "count-sheep", "retries": -1}, ["spec.retries: Invalid value: -1"],
+                 id="retries-negative"),
+    pytest.param({"process": "count-sheep", "retries": 1.5}, ["spec.retries", "must be of type integer"],
+                 id="retries-fraction"),
+    pytest.param({"process": "count-sheep", "retryBackoffSeconds": 301},
+                 ["spec.retryBackoffSeconds: Invalid value: 301", "should be less than or equal to 300"],
+                 id="backoff-over-300"),
+    pytest.param({"process": "count-sheep", "retryBackoffSeconds": -0.5},
+                 ["spec.retryBackoffSeconds: Invalid value: -0.5"], id="backoff-negative"),
 ]  # fmt: skip
 
 
@@ -314,14 +329,15 @@ def test_invalid_update_is_rejected(
 def test_the_mutable_fields_can_change(kube_cluster: KubeCluster, existing: str) -> None:
     ns = existing
     patch = {"spec": {"runs": 3, "stop": True, "confirm": True, "args": {"n": 3, "deep": {"x": [1]}},
-                      "process": "count-sheep"}}  # fmt: skip
+                      "process": "count-sheep", "retries": 2, "retryBackoffSeconds": 0.5}}  # fmt: skip
     kube_cluster.kubectl("patch", "shp", "unscoped", "-n", ns, "--type=merge", "-p", json.dumps(patch))
     kube_cluster.kubectl(
         "patch", "shp", "scoped", "-n", ns, "--type=merge", "-p", '{"spec": {"scope": "farm"}}'
     )
     unscoped: dict[str, Any] = kube_cluster.kubectl_json("get", "shp", "unscoped", "-n", ns)
     assert unscoped["spec"] == {"process": "count-sheep", "runs": 3, "stop": True, "confirm": True,
-                                "args": {"n": 3, "deep": {"x": [1]}}}  # fmt: skip
+                                "args": {"n": 3, "deep": {"x": [1]}}, "retries": 2,
+                                "retryBackoffSeconds": 0.5}  # fmt: skip
     assert unscoped["metadata"]["generation"] == 2
     scoped: dict[str, Any] = kube_cluster.kubectl_json("get", "shp", "scoped", "-n", ns)
     assert scoped["spec"]["scope"] == "farm"
@@ -351,6 +367,20 @@ def test_invalid_status_is_rejected(
     )  # fmt: skip
     rejected(result, *messages)
     assert "status" not in kube_cluster.kubectl_json("get", "shp", "unscoped", "-n", existing)
+
+
+def test_a_null_in_a_status_patch_drops_the_field(kube_cluster: KubeCluster, existing: str) -> None:
+    """How the operator clears status.retryAt once a retry has started."""
+    def patch(status: dict[str, Any]) -> dict[str, Any]:
+        kube_cluster.kubectl(
+            "patch", "shp", "unscoped", "-n", existing, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": status}),
+        )  # fmt: skip
+        got: dict[str, Any] = kube_cluster.kubectl_json("get", "shp", "unscoped", "-n", existing)["status"]
+        return got
+
+    assert patch({"state": "Scheduled", "attempt": 2, "retryAt": "2026-01-01T00:00:02Z"})["retryAt"]
+    assert patch({"state": "Running", "retryAt": None}) == {"state": "Running", "attempt": 2}
 
 
 def test_every_state_is_accepted_in_status(kube_cluster: KubeCluster, existing: str) -> None:

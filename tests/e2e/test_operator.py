@@ -226,3 +226,78 @@ def test_fifty_resources_applied_at_once_each_run_once(env: OperatorEnv, tmp_pat
     wait_until(all_done, timeout=180, what="50 resources to be Done")
     run_ids = [line.split()[0] for line in log.read_text().splitlines()]
     assert len(run_ids) == 50 and len(set(run_ids)) == 50
+
+
+FLAKY_APP = "tests/integration/apps/flaky.py:app"
+
+
+def test_a_failed_attempt_is_retried_and_the_run_ends_done_on_its_second(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    env.start_workers(1, app=FLAKY_APP)
+    env.start_operator()
+    journal = tmp_path / "journal.log"
+    env.apply(env.shp("flaky", process="flaky", args={"journal": str(journal), "fail": 1},
+                      retries=2, retryBackoffSeconds=4))  # the retry waits 2 to 4 s: seen waiting
+    waiting = env.wait_status("flaky", "the retry to wait", lambda s: s.get("retryAt"))
+    assert (waiting["state"], waiting["attempt"]) == ("Scheduled", 2)
+    assert waiting["progress"]["message"].startswith("retry 1 of 2 in ")
+    assert "(attempt 1 failed: " in waiting["progress"]["message"]
+    launch_id = waiting["attempts"][0]["runId"]
+    done = env.wait_state("flaky", "Done")
+    assert (done["attempt"], done["runId"], done["runs"]) == (2, f"{launch_id}.2", 1)
+    [first] = done["attempts"]
+    assert (first["attempt"], first["runId"], first["state"]) == (1, launch_id, "Failed")
+    assert "flaky failure 1" in first["error"] and first["endedAt"]
+    assert "retryAt" not in done and done["error"] == ""
+    assert env.condition(done, "Complete")["status"] == "True"
+    assert env.condition(done, "Failed")["status"] == "False"
+    journal_lines = [line.split()[0] for line in journal.read_text().splitlines()]
+    assert journal_lines == ["start", "failed", "start", "done"]
+    table = env.cluster.kubectl("get", "shp", "flaky", "-n", env.namespace, "--no-headers").stdout.split()
+    assert table[3:5] == ["Done", "2"]  # STATE, ATTEMPT
+    runs = env.shards.controller.history(env.namespace, "flaky")
+    assert [(run.attempt, run.state.value) for run in runs] == [(2, "Done"), (1, "Failed")]
+    wait_until(lambda: {"Launched", "Retrying", "Done"} <= set(env.events("flaky")), what="the events")
+
+
+def test_a_retried_run_the_record_moved_on_from_reads_as_its_last_attempt(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    env.start_workers(1, app=FLAKY_APP)
+    env.start_operator()
+    env.apply(env.shp("retried", process="flaky", args={"journal": str(tmp_path / "a.log"), "fail": 1},
+                      retries=1, retryBackoffSeconds=0))
+    env.wait_state("retried", "Done")
+    env.apply(env.shp("next", process="flaky", args={"journal": str(tmp_path / "b.log"), "fail": 0}))
+    env.wait_state("next", "Done")  # the process record now holds the other resource's run
+    env.stop_operator()
+    env.cluster.kubectl(
+        "patch", "shp", "retried", "-n", env.namespace, "--subresource=status", "--type=merge",
+        "-p", '{"status": {"state": "Running", "attempt": 1, "attempts": []}}',
+    )  # a stale status, as an operator that missed the end would have left it
+    env.start_operator()  # resumes: reads the run from the history, all its attempts
+    done = env.wait_state("retried", "Done")
+    assert done["attempt"] == 2 and done["runId"].endswith(".2")
+    assert [(a["attempt"], a["state"]) for a in done["attempts"]] == [(1, "Failed")]
+
+
+def test_a_worker_shut_down_mid_run_hands_it_off_as_in_a_rolling_update(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    env.start_workers(1, app=FLAKY_APP)
+    env.start_operator()
+    journal = tmp_path / "journal.log"
+    env.apply(env.shp("handoff", process="handed-off", args={"journal": str(journal), "seconds": 4}))
+    env.wait_state("handoff", "Running")
+    wait_until(journal.exists, what="the first attempt to start")
+    old_pod = env.shards.workers[0]
+    env.shards.start_worker(FLAKY_APP)  # the new pod comes up, then the old one gets SIGTERM
+    wait_until(lambda: len(env.shards.store.workers.alive()) == 2, what="the new worker")
+    assert old_pod.terminate() == 0
+    done = env.wait_state("handoff", "Done")  # no spec.retries: a hand-off is not a retry
+    assert done["attempt"] == 2
+    [first] = done["attempts"]
+    assert first["state"] == "Stopped" and "handed off" in first["error"]
+    assert done["worker"] == env.shards.store.workers.alive()[0].worker_id
+    wait_until(lambda: "Retrying" in env.events("handoff"), what="a Retrying event")

@@ -15,7 +15,7 @@ from shards.errors import (
 )
 from shards.records import ProcessRecord, ProcessStatus
 from shards.states import State
-from shards_operator.mirror import StatusMirror, uid_of_run
+from shards_operator.mirror import StatusMirror, uid_of_launch
 from shards_operator.resource import Outcome, Resource, apply_spec, may_use, parse_grants
 from shards_operator.status import RunView, merge_conditions, run_conditions, run_status
 
@@ -58,13 +58,14 @@ def test_a_namespace_uses_its_own_scope_and_what_it_was_granted() -> None:
         parse_grants("team-a")
 
 
-def test_run_ids_name_their_resource_and_run() -> None:
+def test_launch_ids_name_their_resource_and_run() -> None:
     resource = Resource("ns", "sheep", "1f6c-aa", 3, {"process": "count-sheep", "runs": 2}, {"runs": 1})
     assert (resource.scope, resource.wanted_runs, resource.launched_runs) == ("ns", 2, 1)
-    assert resource.run_id(2) == "k8s-1f6c-aa-2"
-    assert uid_of_run(resource.run_id(2)) == "1f6c-aa"
-    assert uid_of_run("0123abcd") == ""
-    assert uid_of_run("k8s-x-y") == ""
+    assert resource.launch_id(2) == "k8s-1f6c-aa-2"
+    assert uid_of_launch(resource.launch_id(2)) == "1f6c-aa"
+    assert uid_of_launch("0123abcd") == ""
+    assert uid_of_launch("k8s-x-y") == ""
+    assert uid_of_launch("k8s-1f6c-aa-2.3") == ""  # a retry's run id: records name its launch
 
 
 class FakeController:
@@ -116,7 +117,8 @@ def test_a_new_resource_launches_its_first_run_under_a_stable_id() -> None:
     controller = FakeController()
     outcome = apply(controller, resource(args={"n": 3}))
     assert controller.launches == [{"scope": "team-a", "process": "count-sheep", "args": {"n": 3},
-                                    "confirm": False, "run_id": "k8s-uid-1-1", "timeout": None}]
+                                    "confirm": False, "run_id": "k8s-uid-1-1", "timeout": None,
+                                    "retries": None, "retry_backoff": None}]
     assert (outcome.status["runs"], outcome.status["state"], outcome.retry_after) == (1, "Scheduled", None)
     assert [reason for _, reason, _ in outcome.events] == ["Launched"]
     waiting = {c["type"]: c for c in outcome.status["conditions"]}["Waiting"]
