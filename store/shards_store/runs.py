@@ -35,10 +35,10 @@ class RunHistory:
     def ended(
         self, run_id: str, scope_id: str, process_id: str, status: ProcessStatus,
         *, args: dict[str, Any] | None = None, requested_at: datetime | None = None,
-        parent_run_id: str = "",
+        parent_run_id: str = "", launch_id: str = "", attempt: int = 1,
     ) -> None:
-        """A run ended; the args and request time come along when it ends without having
-        started (its entry is first written here)."""
+        """A run ended; the args, request time and attempt come along when it ends without
+        having started (its entry is first written here)."""
         fields: dict[str, Any] = {
             "state": status.state.value,
             "endedAt": to_ms(status.ended_at),
@@ -49,11 +49,12 @@ class RunHistory:
             fields.update(args=args, parentRunId=parent_run_id)
         if requested_at is not None:
             fields["requestedAt"] = to_ms(requested_at)
-        self._write(run_id, scope_id, process_id, fields, requested_at=status.ended_at)
+        self._write(run_id, scope_id, process_id, fields, requested_at=status.ended_at,
+                    launch_id=launch_id, attempt=attempt)
 
     def _write(
         self, run_id: str, scope_id: str, process_id: str, fields: dict[str, Any],
-        *, requested_at: datetime | None,
+        *, requested_at: datetime | None, launch_id: str = "", attempt: int = 1,
     ) -> None:
         """Upsert: every run id a record names has its history entry, whichever write comes
         first (a launching client that died before writing it, a worker ahead of the client)."""
@@ -67,6 +68,8 @@ class RunHistory:
             "requestedAt": to_ms(requested_at),
             "workerId": "",
             "error": "",
+            "launchId": launch_id or run_id,
+            "attempt": attempt,
         }
         on_insert = {key: value for key, value in on_insert.items() if key not in fields}
         update = {"$set": fields, "$setOnInsert": on_insert}

@@ -95,7 +95,8 @@ class Store:
         if ended is not None or not only_from_seen_state:
             self.runs.ended(record.run_id, record.scope_id, record.process_id, status,
                             args=request.args if request else None,
-                            requested_at=request.created_at if request else None)
+                            requested_at=request.created_at if request else None,
+                            launch_id=record.launch_id, attempt=max(1, record.attempt))
         return ended
 
     def retry_run(self, record: ProcessRecord, ended: ProcessStatus, plan: RetryPlan) -> ProcessRecord | None:

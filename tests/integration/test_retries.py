@@ -98,6 +98,9 @@ def test_a_stop_during_the_backoff_ends_the_retrying(shards_env: ShardsHarness, 
     assert (stopped.state, stopped.attempt) == (State.STOPPED, 2)
     assert shards_env.store.requests.for_runs([stopped.run_id]) == []
     assert len(_journal(journal)) == 1  # the second attempt never ran
+    runs = sorted(shards_env.controller.history("farm", "hopeless"), key=lambda run: run.attempt)
+    assert [(run.attempt, run.state, run.launch_id) for run in runs] == [
+        (1, State.FAILED, runs[0].run_id), (2, State.STOPPED, runs[0].run_id)]
 
 
 def test_a_run_whose_worker_is_lost_is_retried_on_another(shards_env: ShardsHarness, tmp_path: Path) -> None:
