@@ -41,6 +41,7 @@ class ProcessContext:
     runtime: ProcessRuntime
     args: dict[str, Any] = field(default_factory=dict)
     scope_data: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # which attempt of its launch this run is (2 and up: a retry or a hand-off)
 
     def should_continue(self) -> bool:
         """False once a stop was requested: return soon, the run ends Stopped."""

@@ -323,6 +323,7 @@ class Executor:
             runtime=_Runtime(self, execution),
             args=dict(args),
             scope_data=dict(execution.scope_data),
+            attempt=max(1, record.attempt),
         )
         error = ""
         try:

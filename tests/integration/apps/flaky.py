@@ -25,6 +25,7 @@ def _log(ctx: shards.ProcessContext, line: str) -> int:
 def flaky(ctx: shards.ProcessContext) -> None:
     """Fails its first `fail` attempts, then succeeds."""
     started = _log(ctx, f"start {os.getpid()} {ctx.run_id}")
+    assert ctx.attempt == started, f"attempt {ctx.attempt} is start {started}"
     if started <= int(ctx.args.get("fail", 1)):
         _log(ctx, "failed")
         raise RuntimeError(f"flaky failure {started}")
