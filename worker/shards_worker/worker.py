@@ -343,7 +343,9 @@ class Worker:
                 self.executor.stop_all()
             return
         self.lease.renewed(sent)
-        if self._fenced.is_set():
+        # A renewal sent long ago (a slow beat after an outage) may already be half a lease old:
+        # claiming again now would only stop the runs it claims a moment later.
+        if self._fenced.is_set() and not self.lease.runs_must_stop():
             self._fenced.clear()
             log.info("shards.worker: lease renewed; claiming again")
         # The first worker in line reconciles every beat; the others watch the registry less
