@@ -53,6 +53,7 @@ class FaultEvent:
     scope_id: str = ""
     process_id: str = ""
     since: float = 0.0  # a killed client: the wall time it was spawned
+    until: float = 0.0  # a Mongo fault: the wall time Mongo was back
 
 
 def open_executions(exec_log: Path) -> Counter[int]:
@@ -119,6 +120,7 @@ class FaultInjector:
         self.controller = controller
         self.events: list[FaultEvent] = []
         self.mongo_back_at: float | None = None  # monotonic time a killed Mongo restarts
+        self.outage: FaultEvent | None = None  # the Mongo fault in progress
         self.pending_client_kills: dict[int, FaultEvent] = {}  # client pid -> its event
         self.client_kill_misses = 0
         self.missed: list[Planned] = []  # faults to inject again (the drive loop takes them)
@@ -175,7 +177,8 @@ class FaultInjector:
         at = time.time()
         self.mongo.kill()
         self.mongo_back_at = time.monotonic() + outage
-        self.events.append(FaultEvent(fault, at, pids=pids))
+        self.outage = FaultEvent(fault, at, pids=pids)
+        self.events.append(self.outage)
         log.info("chaos: mongo down for %.1fs (%s)", outage, fault.value)
         return True
 
@@ -205,8 +208,7 @@ class FaultInjector:
     def tick(self, now: float) -> None:
         """Bring Mongo back when its outage is over; record client kills as they happen."""
         if self.mongo_back_at is not None and now >= self.mongo_back_at:
-            self.mongo.start()
-            self.mongo_back_at = None
+            self._mongo_back()
         for client in self.launcher.tick(now):
             event = self.pending_client_kills.pop(client.popen.pid, None)
             if event is not None and client.killed_at is not None:
@@ -223,5 +225,12 @@ class FaultInjector:
     def restore(self) -> None:
         """End of the fault phase: Mongo up now."""
         if not self.mongo.up:
-            self.mongo.start()
+            self._mongo_back()
         self.mongo_back_at = None
+
+    def _mongo_back(self) -> None:
+        self.mongo.start()
+        self.mongo_back_at = None
+        if self.outage is not None:
+            self.outage.until = time.time()
+            self.outage = None

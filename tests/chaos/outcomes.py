@@ -6,7 +6,9 @@ A runaway never returns: a forced stop kills it at once, a plain stop after the 
 after the deadline and the grace; each in bounded time, each with its own reason.
 
 A run that an injected fault also hit (a worker killed, Mongo down, a launch client killed) is left
-to the lost, duplicated and stuck rules: how it ended is that fault's story, not this one's.
+to the lost, duplicated and stuck rules: how it ended is that fault's story, not this one's. Mongo
+down hits every run on its workers until a lease after it is back (a worker may still fence its
+runs just after its lease renewed: it stops them, and they end Stopped, killed after the grace).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class Story:
 
 def check_outcomes(
     log: ExecutionLog, history: dict[str, RunRecord], records: dict[str, ProcessRecord],
-    injected: list[FaultEvent], pid_deaths: dict[int, float], grace: float,
+    injected: list[FaultEvent], pid_deaths: dict[int, float], grace: float, lease: float,
 ) -> Outcomes:
     """`injected`: the faults the suite injected (stops included), not workers that left on their
     own; `log` with the ends of killed executions filled in (analysis.close_unended)."""
@@ -86,6 +88,10 @@ def check_outcomes(
     stops = {run_id: event for event in injected if event.kind in STOPS for run_id in event.run_ids}
     hit = {run_id for event in injected if event.kind not in STOPS
            for run_id in victims(event, log, history)}
+    hit |= {execution.run_id for event in injected if event.until
+            for execution in log.executions if execution.pid in event.pids
+            and execution.started <= event.until + lease
+            and (execution.ended is None or execution.ended > event.at)}
     outcomes = Outcomes()
     for run in history.values():
         ended = final_time(run.run_id, history, records)

@@ -61,6 +61,7 @@ class ChaosRun:
         options = [
             "--lease", str(config.lease), "--heartbeat", str(config.heartbeat),
             "--progress-interval", "0.2", "--concurrency", str(config.concurrency),
+            # Process isolation whatever SHARDS_ISOLATION says: crashes and runaways need it.
             "--stop-grace", str(config.stop_grace), "--isolation", "process",
         ]
         self.env = worker_env(self.mongo.uri, self.exec_log)
@@ -189,7 +190,7 @@ class ChaosRun:
         analysis.close_unended(execution_log, history, by_run, self.pool.pid_deaths)
         events = [*injector.events, *self.worker_exits]
         endings = outcomes.check_outcomes(execution_log, history, by_run, injector.events,
-                                          self.pool.pid_deaths, self.config.stop_grace)
+                                          self.pool.pid_deaths, self.config.stop_grace, self.config.lease)
         details: list[dict[str, Any]] = []
         settle = analysis.settle_times(events, execution_log, history, by_run, details)
         # The fault-by-fault story, for whoever chases a defect the table points at.

@@ -74,7 +74,7 @@ def _outcomes(tmp_path: Path, lines: list[str], runs: list[RunRecord], injected:
               pid_deaths: dict[int, float] | None = None) -> outcomes.Outcomes:
     log, history = _log(tmp_path, *lines), {run.run_id: run for run in runs}
     analysis.close_unended(log, history, {}, pid_deaths or {})
-    return outcomes.check_outcomes(log, history, {}, list(injected), pid_deaths or {}, grace=1.0)
+    return outcomes.check_outcomes(log, history, {}, list(injected), pid_deaths or {}, grace=1.0, lease=3.0)
 
 
 def test_a_killed_execution_ends_at_its_runs_end_so_a_relaunch_is_no_duplicate(tmp_path: Path) -> None:
@@ -153,3 +153,14 @@ def test_a_runaway_that_ends_late_early_or_with_the_wrong_reason_is_a_defect(tmp
     assert "late" in found.defects[0] and "(bound 4s)" in found.defects[0]
     assert "early" in found.defects[1] and "before its 2.5 s deadline" in found.defects[1]
     assert "wrong" in found.defects[2] and "not Stopped 'killed by a forced stop'" in found.defects[2]
+
+
+def test_a_runaway_started_just_after_an_outage_is_the_outages_story(tmp_path: Path) -> None:
+    lines = ["start r s runaway 10 106.0", "start late s runaway 10 110.0"]
+    fenced = "killed after 1 s grace"  # its worker fenced it: no stop of the suite's named it
+    runs = [_entry("r", "runaway", State.STOPPED, 106.0, 107.1, fenced, timeout=3.0),
+            _entry("late", "runaway", State.STOPPED, 110.0, 111.1, fenced, timeout=3.0)]
+    outage = FaultEvent("mongo-short", at=104.0, pids=[10], until=105.0)  # a lease (3 s) covers r only
+    found = _outcomes(tmp_path, lines, runs, [outage])
+    assert found.checked == {"runaway, deadline": 1} and len(found.defects) == 2
+    assert all("run late" in defect for defect in found.defects)

@@ -23,7 +23,7 @@ SMALL_FAULTS = {
     Fault.FORCE_STOP: 2,
 }
 # More crashes and runaways than the full run's share, so that 60 launches surely have some of each.
-SMALL_MIX = {**DEFAULT_MIX, **{kind: 0.05 for kind in CRASH_REASONS}, RUNAWAY: 0.4}
+SMALL_MIX = {**DEFAULT_MIX, **{kind: 0.05 for kind in CRASH_REASONS}, RUNAWAY: 0.25}
 
 
 def test_small_chaos_run_loses_duplicates_and_strands_nothing(tmp_path: Path) -> None:
