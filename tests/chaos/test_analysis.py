@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def _entry(run_id: str, process_id: str, state: State, started: float, ended: fl
                      ended_at=datetime.fromtimestamp(ended, UTC))
 
 
-def _outcomes(tmp_path: Path, lines: list[str], runs: list[RunRecord], injected: list[FaultEvent] = (),
+def _outcomes(tmp_path: Path, lines: list[str], runs: list[RunRecord], injected: Sequence[FaultEvent] = (),
               pid_deaths: dict[int, float] | None = None) -> outcomes.Outcomes:
     log, history = _log(tmp_path, *lines), {run.run_id: run for run in runs}
     analysis.close_unended(log, history, {}, pid_deaths or {})
