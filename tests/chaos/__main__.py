@@ -1,5 +1,5 @@
 """`PYTHONPATH=tests python -m chaos`: the full chaos run; exit 1 when anything was lost,
-duplicated or stuck."""
+duplicated or stuck, or a run ended otherwise than it must."""
 
 from __future__ import annotations
 

@@ -105,6 +105,18 @@ def final_time(run_id: str, history: dict[str, RunRecord], records: dict[str, Pr
     return None
 
 
+def close_unended(log: ExecutionLog, history: dict[str, RunRecord], records: dict[str, ProcessRecord],
+                  pid_deaths: dict[int, float]) -> None:
+    """An execution without an `end` line was cut short: its run's OS process crashed or was
+    killed, or its worker died. It ended when its worker died, or else at its run's recorded end
+    (a worker reaps a run's process before it records the run's end), whichever came first."""
+    for execution in log.executions:
+        if execution.ended is None:
+            ends = [pid_deaths.get(execution.pid), final_time(execution.run_id, history, records)]
+            known = [end for end in ends if end is not None]
+            execution.ended = min(known) if known else None
+
+
 def find_lost(
     accepted: list[str], history: dict[str, RunRecord], records: dict[str, ProcessRecord]
 ) -> list[str]:

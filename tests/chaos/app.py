@@ -4,12 +4,16 @@ Every execution appends `start <run_id> <scope> <process_id> <pid> <time>` on en
 `end <run_id> <pid> <time>` on exit (pid: its worker's) to the file named by SHARDS_CHAOS_LOG.
 Each line is one write of well under 4 KiB to a file opened for append, so lines from concurrent
 workers never interleave. The log is the ground truth the suite compares the store's story against.
+A run whose OS process crashes or is killed writes no `end`: its worker has reaped the process
+before it records the run's end, so the analysis takes that end as the execution's.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -105,3 +109,50 @@ def parent(ctx: shards.ProcessContext) -> None:
     ctx.report_progress("running child", 0.3)
     ctx.run_process("quick")
     ctx.report_progress("child done", 0.9)
+
+
+# -- crashes and runaways: these need process isolation (in a thread they would take the worker down)
+RUNAWAY_OWN_TIMEOUT = 8.0  # a backstop: the suite launches each runaway with a shorter timeout=
+RUNAWAY_SECONDS = 600.0  # far beyond any chaos run: if no kill came, the run shows up as stuck
+
+
+def _crash_soon(ctx: shards.ProcessContext) -> None:
+    """Crash a moment after starting, so that the runs beside it are caught mid-flight."""
+    ctx.report_progress("about to crash", 0.5)
+    time.sleep(0.1)
+
+
+@app.process("crash-exit", name="Crash: os._exit")
+@recorded
+def crash_exit(ctx: shards.ProcessContext) -> None:
+    """os._exit skips every handler, this log's `end` line included."""
+    _crash_soon(ctx)
+    os._exit(3)
+
+
+@app.process("crash-segv", name="Crash: segfault")
+@recorded
+def crash_segv(ctx: shards.ProcessContext) -> None:
+    _crash_soon(ctx)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files in the repository
+    ctypes.string_at(0)
+
+
+@app.process("crash-oom", name="Crash: out of memory")
+@recorded
+def crash_oom(ctx: shards.ProcessContext) -> None:
+    """Asks for more memory than any machine has: MemoryError at once, nothing really allocated."""
+    _crash_soon(ctx)
+    hoard = bytearray(1 << 60)
+    ctx.report_progress(f"got {len(hoard)} bytes", 0.9)
+
+
+@app.process("runaway", name="Runaway", timeout=RUNAWAY_OWN_TIMEOUT)
+@recorded
+def runaway(ctx: shards.ProcessContext) -> None:
+    """Never calls should_continue(): only a kill ends it, by a forced stop, or after the grace
+    that follows a stop or its deadline. Sleeps in steps, so it stays cheap however long it lasts."""
+    ctx.report_progress("running away", 0.1)
+    deadline = time.monotonic() + RUNAWAY_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -15,10 +15,19 @@ class Fault(StrEnum):
     MONGO_SHORT = "mongo-short"  # Mongo SIGKILLed, back before a lease runs out
     MONGO_LONG = "mongo-long"  # Mongo SIGKILLed, back after a lease ran out
     STOP = "stop"  # controller.stop on a running process (not a fault, but timed like one)
+    FORCE_STOP = "force-stop"  # controller.stop(force=True) on a running runaway: killed at once
 
 
 # Not injected: a worker that exited on its own (e.g. declared lost); the suite restarts it.
 WORKER_EXIT = "worker-exit"
+
+# Runs that crash their OS process (isolated, so only the run fails), and the reason each must end with.
+CRASH_REASONS: dict[str, str] = {
+    "crash-exit": "exited with code 3",
+    "crash-segv": "killed by signal 11 (SIGSEGV)",
+    "crash-oom": "MemoryError",
+}
+RUNAWAY = "runaway"  # never calls should_continue(): only a kill ends it (a forced stop or its deadline)
 
 # The mix of launched processes: kind -> weight.
 DEFAULT_MIX: dict[str, float] = {
@@ -28,8 +37,12 @@ DEFAULT_MIX: dict[str, float] = {
     "exiting": 0.05,
     "stubborn": 0.1,
     "parent": 0.2,
+    **{kind: 0.03 for kind in CRASH_REASONS},
+    RUNAWAY: 0.06,
 }
-LONGEST_PROCESS_SECONDS = 4.0  # slow runs 2-4 s, stubborn 3 s
+RUNAWAY_TIMEOUT = (2.5, 4.0)  # seconds: the deadline each runaway is launched with, drawn from this
+STOP_GRACE = 1.0  # the workers' --stop-grace: a stopped run that does not return is killed after it
+LONGEST_PROCESS_SECONDS = 4.0  # slow runs 2-4 s, stubborn 3 s; a runaway until its deadline and grace
 
 
 @dataclass
@@ -41,6 +54,7 @@ class ChaosConfig:
     scopes: int = 30
     lease: float = 3.0
     heartbeat: float = 0.5
+    stop_grace: float = STOP_GRACE
     duration: float = 150.0  # seconds over which launches and faults are spread
     faults: dict[Fault, int] = field(
         default_factory=lambda: {
@@ -51,6 +65,7 @@ class ChaosConfig:
             Fault.MONGO_SHORT: 2,
             Fault.MONGO_LONG: 2,
             Fault.STOP: 20,
+            Fault.FORCE_STOP: 8,
         }
     )
     cli_launch_share: float = 0.1  # launches made through a `shards launch` client, not killed
@@ -63,7 +78,8 @@ class ChaosConfig:
 
     @property
     def quiescence_bound(self) -> float:
-        return self.lease + 10.0 + LONGEST_PROCESS_SECONDS + self.quiescence_margin
+        longest = max(LONGEST_PROCESS_SECONDS, RUNAWAY_TIMEOUT[1] + self.stop_grace)
+        return self.lease + 10.0 + longest + self.quiescence_margin
 
     def fault_count(self, fault: Fault) -> int:
         return self.faults.get(fault, 0)

@@ -14,12 +14,14 @@ from shards.states import State
 from shards_controller import Controller
 
 from chaos.cluster import MongoServer, WorkerPool
-from chaos.config import ChaosConfig, Fault
+from chaos.config import RUNAWAY, RUNAWAY_TIMEOUT, ChaosConfig, Fault
 from chaos.launches import Launcher
 
 log = logging.getLogger("chaos")
 
 STOP_TARGETS = ("slow", "stubborn", "parent")  # long enough to be caught running
+FORCE_STOP_TARGETS = (RUNAWAY,)  # never return on their own: the kill is what ends them
+FORCE_STOP_LEAD = 1.0  # seconds between the launch of a forced stop's own runaway and the stop
 MAX_CLIENT_KILL_MISSES = 10  # clients that finished before their kill, re-planned at most this often
 
 
@@ -33,6 +35,7 @@ class Planned:
     process_id: str = ""
     args: dict[str, Any] = field(default_factory=dict)
     via_client: bool = False
+    timeout: float | None = None  # the run's deadline (launch(timeout=)); a runaway's only
     attempts: int = 0  # a fault that found no target is retried a bounded number of times
     deferred: bool = False  # a launch put off while Mongo was known to be down
 
@@ -50,6 +53,7 @@ class FaultEvent:
     scope_id: str = ""
     process_id: str = ""
     since: float = 0.0  # a killed client: the wall time it was spawned
+    until: float = 0.0  # a Mongo fault: the wall time Mongo was back
 
 
 def open_executions(exec_log: Path) -> Counter[int]:
@@ -71,20 +75,36 @@ def plan_timeline(config: ChaosConfig, rng: random.Random, scopes: list[str]) ->
     for index in range(config.launches):
         at = config.duration * (index + rng.random()) / config.launches
         process_id = rng.choices(kinds, weights)[0]
-        args = {"seconds": round(rng.uniform(2.0, 4.0), 2)} if process_id == "slow" else {}
+        args: dict[str, Any] = {}
+        timeout = None
+        if process_id == "slow":
+            args = {"seconds": round(rng.uniform(2.0, 4.0), 2)}
+        elif process_id == RUNAWAY:
+            # The deadline also goes in the args: the analysis reads it back from the run history.
+            timeout = round(rng.uniform(*RUNAWAY_TIMEOUT), 1)
+            args = {"timeout": timeout}
         steps.append(Planned(at, None, rng.choice(scopes), process_id, args,
-                             via_client=rng.random() < config.cli_launch_share))
+                             via_client=rng.random() < config.cli_launch_share, timeout=timeout))
     # Faults other than stops each get a slot of their own between 10% and 85% of the run,
     # so outages do not pile onto each other and each fault's victims can be told apart.
-    spread = [fault for fault in Fault if fault is not Fault.STOP for _ in range(config.fault_count(fault))]
+    timed = (Fault.STOP, Fault.FORCE_STOP)  # stops are spread over the whole run, among the launches
+    spread = [fault for fault in Fault if fault not in timed for _ in range(config.fault_count(fault))]
     rng.shuffle(spread)
     if spread:
         window = 0.75 * config.duration / len(spread)
         for slot, fault in enumerate(spread):
             at = 0.1 * config.duration + window * (slot + 0.5 * rng.random())
             steps.append(Planned(at, fault, rng.choice(scopes), rng.choice(kinds)))
-    for _ in range(config.fault_count(Fault.STOP)):
-        steps.append(Planned(config.duration * rng.uniform(0.05, 0.9), Fault.STOP))
+    for fault in timed:
+        for _ in range(config.fault_count(fault)):
+            at = config.duration * rng.uniform(0.05, 0.9)
+            steps.append(Planned(at, fault))
+            if fault is Fault.FORCE_STOP:
+                # It brings its target: a runaway launched just before, whose deadline comes well
+                # after the stop (runaways of the mix mostly end by their deadline).
+                timeout = RUNAWAY_TIMEOUT[1]
+                steps.append(Planned(max(0.0, at - FORCE_STOP_LEAD), None, rng.choice(scopes), RUNAWAY,
+                                     {"timeout": timeout}, timeout=timeout))
     return sorted(steps, key=lambda step: step.at)
 
 
@@ -100,6 +120,7 @@ class FaultInjector:
         self.controller = controller
         self.events: list[FaultEvent] = []
         self.mongo_back_at: float | None = None  # monotonic time a killed Mongo restarts
+        self.outage: FaultEvent | None = None  # the Mongo fault in progress
         self.pending_client_kills: dict[int, FaultEvent] = {}  # client pid -> its event
         self.client_kill_misses = 0
         self.missed: list[Planned] = []  # faults to inject again (the drive loop takes them)
@@ -117,12 +138,13 @@ class FaultInjector:
             typical = self.launcher.typical_client_seconds()
             low, high = self.config.client_kill_delay
             delay = self.rng.uniform(low, high) * typical if typical else self.rng.uniform(0.3, 0.9)
-            client = self.launcher.launch_client(step.scope_id, step.process_id, {}, kill_after=delay)
+            client = self.launcher.launch_client(step.scope_id, step.process_id, {}, kill_after=delay,
+                                                 timeout=step.timeout)
             event = FaultEvent(fault, 0.0, scope_id=step.scope_id, process_id=step.process_id,
                                since=client.spawned_at)
             self.pending_client_kills[client.popen.pid] = event
             return True
-        return self._stop()
+        return self._stop(force=fault is Fault.FORCE_STOP)
 
     def _worker_fault(self, fault: Fault) -> bool:
         if not self.mongo.up:  # a worker fault during an outage would be two faults in one
@@ -155,26 +177,30 @@ class FaultInjector:
         at = time.time()
         self.mongo.kill()
         self.mongo_back_at = time.monotonic() + outage
-        self.events.append(FaultEvent(fault, at, pids=pids))
+        self.outage = FaultEvent(fault, at, pids=pids)
+        self.events.append(self.outage)
         log.info("chaos: mongo down for %.1fs (%s)", outage, fault.value)
         return True
 
-    def _stop(self) -> bool:
-        """Stop a process that is executing now, preferring the most recent launches."""
+    def _stop(self, *, force: bool) -> bool:
+        """Stop a process that is executing now, preferring the most recent launches; a forced
+        stop only a runaway (a kill of anything else would race with its own end)."""
         if not self.mongo.up:
             return False
-        candidates = [key for key in reversed(self.launcher.accepted_keys) if key[1] in STOP_TARGETS]
+        targets = FORCE_STOP_TARGETS if force else STOP_TARGETS
+        candidates = [key for key in reversed(self.launcher.accepted_keys) if key[1] in targets]
         for scope_id, process_id in list(dict.fromkeys(candidates))[:8]:
             try:
                 record = self.controller.get(scope_id, process_id)
                 if record.state is not State.RUNNING:
                     continue
                 at = time.time()
-                stopped = self.controller.stop(scope_id, process_id)
+                stopped = self.controller.stop(scope_id, process_id, force=force)
             except Exception as error:  # raced with the run's end, or the store flapped
                 log.info("chaos: stop of %s/%s failed: %s", scope_id, process_id, error)
                 continue
-            self.events.append(FaultEvent(Fault.STOP, at, scope_id=scope_id, process_id=process_id,
+            kind = Fault.FORCE_STOP if force else Fault.STOP
+            self.events.append(FaultEvent(kind, at, scope_id=scope_id, process_id=process_id,
                                           run_ids=[stopped.run_id]))
             return True
         return False
@@ -182,8 +208,7 @@ class FaultInjector:
     def tick(self, now: float) -> None:
         """Bring Mongo back when its outage is over; record client kills as they happen."""
         if self.mongo_back_at is not None and now >= self.mongo_back_at:
-            self.mongo.start()
-            self.mongo_back_at = None
+            self._mongo_back()
         for client in self.launcher.tick(now):
             event = self.pending_client_kills.pop(client.popen.pid, None)
             if event is not None and client.killed_at is not None:
@@ -200,5 +225,12 @@ class FaultInjector:
     def restore(self) -> None:
         """End of the fault phase: Mongo up now."""
         if not self.mongo.up:
-            self.mongo.start()
+            self._mongo_back()
         self.mongo_back_at = None
+
+    def _mongo_back(self) -> None:
+        self.mongo.start()
+        self.mongo_back_at = None
+        if self.outage is not None:
+            self.outage.until = time.time()
+            self.outage = None

@@ -50,10 +50,11 @@ class Launcher:
     clients: list[LaunchClient] = field(default_factory=list)
     client_seconds: list[float] = field(default_factory=list)  # spawn to exit of unkilled clients
 
-    def launch(self, scope_id: str, process_id: str, args: dict[str, Any]) -> None:
+    def launch(self, scope_id: str, process_id: str, args: dict[str, Any],
+               timeout: float | None = None) -> None:
         self.counts.attempted += 1
         try:
-            record = self.controller.launch(scope_id, process_id, args=args)
+            record = self.controller.launch(scope_id, process_id, args=args, timeout=timeout)
         except ProcessActive:
             self.counts.refused += 1
             return
@@ -66,12 +67,14 @@ class Launcher:
         self.accepted_keys.append((scope_id, process_id))
 
     def launch_client(
-        self, scope_id: str, process_id: str, args: dict[str, Any], kill_after: float | None = None
+        self, scope_id: str, process_id: str, args: dict[str, Any], kill_after: float | None = None,
+        timeout: float | None = None,
     ) -> LaunchClient:
         self.counts.attempted += 1
         command = [
             sys.executable, "-m", "shards_cli", "launch", process_id,
             "--scope", scope_id, "--args", json.dumps(args),
+            *([] if timeout is None else ["--timeout", str(timeout)]),
         ]
         popen = subprocess.Popen(
             command, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -39,6 +39,8 @@ class Report:
     lost: list[str]
     duplicated: list[str]
     stuck: list[str]
+    wrong_endings: list[str]  # crashes, runaways and their neighbours that ended otherwise than they must
+    endings_checked: Counter[str]  # rule -> runs it checked (see chaos.outcomes)
     settle: dict[str, SettleStats]
     injected: Counter[str]
     worker_exits: list[str]
@@ -48,7 +50,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.stuck)
+        return not (self.lost or self.duplicated or self.stuck or self.wrong_endings)
 
     def state_count(self, state: str) -> int:
         return sum(count for (name, _), count in self.final_states.items() if name == state)
@@ -78,6 +80,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
         ("LOST", len(report.lost)),
         ("DUPLICATED", len(report.duplicated)),
         ("STUCK", len(report.stuck)),
+        *((f"  runs checked: {rule}", count) for rule, count in sorted(report.endings_checked.items())),
+        ("WRONG ENDINGS", len(report.wrong_endings)),
     ]
     for name, value in rows:
         style = "bold red" if name.isupper() and value else None
@@ -105,7 +109,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
     console.print(settle)
 
     for title, items in (("lost", report.lost), ("duplicated", report.duplicated),
-                         ("stuck", report.stuck), ("worker exits", report.worker_exits)):
+                         ("stuck", report.stuck), ("wrong endings", report.wrong_endings),
+                         ("worker exits", report.worker_exits)):
         if items:
             console.print(f"[bold]{title}[/bold] ({len(items)}):")
             for item in items[:EXAMPLES]:

@@ -19,7 +19,7 @@ from shards.states import ACTIVE
 from shards_controller import Controller
 from shards_store import Store, connect
 
-from chaos import analysis
+from chaos import analysis, outcomes
 from chaos.app import app as chaos_app
 from chaos.cluster import MongoServer, WorkerPool, worker_env
 from chaos.config import WORKER_EXIT, ChaosConfig, Fault
@@ -61,6 +61,8 @@ class ChaosRun:
         options = [
             "--lease", str(config.lease), "--heartbeat", str(config.heartbeat),
             "--progress-interval", "0.2", "--concurrency", str(config.concurrency),
+            # Process isolation whatever SHARDS_ISOLATION says: crashes and runaways need it.
+            "--stop-grace", str(config.stop_grace), "--isolation", "process",
         ]
         self.env = worker_env(self.mongo.uri, self.exec_log)
         self.pool = WorkerPool(config.workers, workdir, self.env, options)
@@ -138,9 +140,9 @@ class ChaosRun:
             timeline.sort(key=lambda s: s.at)
             return
         if step.via_client:
-            launcher.launch_client(step.scope_id, step.process_id, step.args)
+            launcher.launch_client(step.scope_id, step.process_id, step.args, timeout=step.timeout)
         else:
-            launcher.launch(step.scope_id, step.process_id, step.args)
+            launcher.launch(step.scope_id, step.process_id, step.args, timeout=step.timeout)
 
     def _restart_exited(self, now: float) -> None:
         for exit in self.pool.tick(now):
@@ -185,7 +187,10 @@ class ChaosRun:
         now = time.time()
         execution_log = analysis.read_execution_log(self.exec_log)
         by_run = {record.run_id: record for record in records if record.run_id}
+        analysis.close_unended(execution_log, history, by_run, self.pool.pid_deaths)
         events = [*injector.events, *self.worker_exits]
+        endings = outcomes.check_outcomes(execution_log, history, by_run, injector.events,
+                                          self.pool.pid_deaths, self.config.stop_grace, self.config.lease)
         details: list[dict[str, Any]] = []
         settle = analysis.settle_times(events, execution_log, history, by_run, details)
         # The fault-by-fault story, for whoever chases a defect the table points at.
@@ -198,6 +203,8 @@ class ChaosRun:
             lost=analysis.find_lost(launcher.accepted_run_ids, history, by_run),
             duplicated=analysis.find_duplicates(execution_log, self.pool.pid_deaths, now),
             stuck=analysis.find_stuck(records),
+            wrong_endings=endings.defects,
+            endings_checked=endings.checked,
             settle=settle,
             injected=Counter(event.kind for event in events),
             worker_exits=[f"{e.worker_id} pid {e.pids[0]} at +{e.at - self.started_at:.1f}s"

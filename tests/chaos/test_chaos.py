@@ -1,4 +1,5 @@
-"""A small seeded chaos run: nothing lost, duplicated or stuck, and every fault really injected.
+"""A small seeded chaos run: nothing lost, duplicated or stuck, no run ended otherwise than it
+must (crashes, runaways, the runs beside a crash), and every fault really injected.
 
 About two minutes: 60 launches over 50 s on 3 workers, lease 3 s, a few faults of each kind,
 then the bounded wait for quiescence. `make chaos` runs the full-size version.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chaos.config import ChaosConfig, Fault
+from chaos.config import CRASH_REASONS, DEFAULT_MIX, RUNAWAY, ChaosConfig, Fault
 from chaos.suite import run_chaos
 
 SMALL_FAULTS = {
@@ -19,13 +20,16 @@ SMALL_FAULTS = {
     Fault.MONGO_SHORT: 1,
     Fault.MONGO_LONG: 1,
     Fault.STOP: 6,
+    Fault.FORCE_STOP: 2,
 }
+# More crashes and runaways than the full run's share, so that 60 launches surely have some of each.
+SMALL_MIX = {**DEFAULT_MIX, **{kind: 0.05 for kind in CRASH_REASONS}, RUNAWAY: 0.25}
 
 
 def test_small_chaos_run_loses_duplicates_and_strands_nothing(tmp_path: Path) -> None:
     config = ChaosConfig(
         seed=7, launches=60, workers=3, concurrency=4, scopes=20, lease=3.0, heartbeat=0.5,
-        duration=50.0, faults=dict(SMALL_FAULTS), workdir=tmp_path,
+        duration=50.0, faults=dict(SMALL_FAULTS), mix=dict(SMALL_MIX), workdir=tmp_path,
     )
     report = run_chaos(config)
 
@@ -35,7 +39,10 @@ def test_small_chaos_run_loses_duplicates_and_strands_nothing(tmp_path: Path) ->
     for state in ("Done", "Stopped", "Failed"):
         assert report.state_count(state) > 0, f"no run ended {state}"
     assert report.launches.accepted > 0
+    for rule in ("crash", "beside a crash", "runaway, deadline", "runaway, forced stop"):
+        assert report.endings_checked[rule] > 0, f"no run checked by the rule {rule!r}"
 
     assert report.lost == [], f"{len(report.lost)} lost runs (logs in {tmp_path})"
     assert report.duplicated == [], f"{len(report.duplicated)} duplicated runs (logs in {tmp_path})"
     assert report.stuck == [], f"{len(report.stuck)} stuck records (logs in {tmp_path})"
+    assert report.wrong_endings == [], f"{report.wrong_endings[:8]} (logs in {tmp_path})"
