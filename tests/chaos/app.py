@@ -96,6 +96,19 @@ def exiting(ctx: shards.ProcessContext) -> None:
     sys.exit(3)
 
 
+FLAKY_BACKOFF = 0.2  # seconds: a flaky launch's first retry waits between half of this and all of it
+FLAKY_ERROR = "flaky on its first attempt"
+
+
+@app.process("flaky", name="Flaky", retries=2, retry_backoff=FLAKY_BACKOFF)
+@recorded
+def flaky(ctx: shards.ProcessContext) -> None:
+    """Fails its first attempt, then succeeds: a retry with backoff, under faults."""
+    time.sleep(0.05)
+    if ctx.attempt == 1:
+        raise RuntimeError(FLAKY_ERROR)
+
+
 @app.process("stubborn", name="Stubborn")
 @recorded
 def stubborn(ctx: shards.ProcessContext) -> None:

@@ -37,6 +37,7 @@ DEFAULT_MIX: dict[str, float] = {
     "exiting": 0.05,
     "stubborn": 0.1,
     "parent": 0.2,
+    "flaky": 0.08,  # fails once, retried after a backoff
     **{kind: 0.03 for kind in CRASH_REASONS},
     RUNAWAY: 0.06,
 }

@@ -19,7 +19,7 @@ from shards.states import ACTIVE
 from shards_controller import Controller
 from shards_store import Store, connect
 
-from chaos import analysis, outcomes
+from chaos import analysis, attempts, outcomes
 from chaos.app import app as chaos_app
 from chaos.cluster import MongoServer, WorkerPool, worker_env
 from chaos.config import WORKER_EXIT, ChaosConfig, Fault
@@ -191,6 +191,7 @@ class ChaosRun:
         events = [*injector.events, *self.worker_exits]
         endings = outcomes.check_outcomes(execution_log, history, by_run, injector.events,
                                           self.pool.pid_deaths, self.config.stop_grace, self.config.lease)
+        attempts.check_attempts(execution_log, history, events, endings)
         details: list[dict[str, Any]] = []
         settle = analysis.settle_times(events, execution_log, history, by_run, details)
         # The fault-by-fault story, for whoever chases a defect the table points at.
