@@ -15,12 +15,13 @@ from typing import Any
 
 from cluster import SCOPE, Cluster
 from shards.errors import ShardsError
-from shards.states import State
+from shards.states import FINAL, State
 from shards_controller import Controller
 from stats import bucket_delta, buckets, by_label, has_metric, histogram_quantile, latency, total
 
 JOBS = 1000  # bench/app.py: noop-0 .. noop-999
 LAUNCH_TIMEOUT = 60.0  # per launch: the bench never hangs on one
+SLOT_FREED = 0.05  # seconds after a run's end is recorded by when its worker has freed the slot
 STARTED = (State.RUNNING, State.DONE, State.STOP_REQUESTED, State.STOPPING, State.STOPPED)
 
 
@@ -77,9 +78,24 @@ def wait_started(controller: Controller, process_id: str, run_id: str, timeout: 
         pause = min(pause * 1.25, 0.01)
 
 
-def sequential(cluster: Cluster, launches: int, warmup: int = 5) -> dict[str, Any]:
+def wait_ended(controller: Controller, process_id: str, run_id: str, timeout: float) -> None:
+    """Until the run has ended, and its worker has let go of its slot (a moment after)."""
+    deadline = time.monotonic() + timeout
+    while (record := controller.store.processes.get(SCOPE, process_id)) is not None \
+            and record.run_id == run_id and record.state not in FINAL:
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{process_id} run {run_id} did not end within {timeout:.0f}s")
+        time.sleep(0.005)
+    time.sleep(SLOT_FREED)
+
+
+def sequential(
+    cluster: Cluster, launches: int, warmup: int = 5, one_at_a_time: bool = False
+) -> dict[str, Any]:
     """Pickup latency over `launches` sequential launches, plus the workers' own figures
-    (claim attempts per launch, the worker-side pickup histogram) when they serve them."""
+    (claim attempts per launch, the worker-side pickup histogram) when they serve them.
+    one_at_a_time: each launch waits for the run before it to end, so the slot that run frees
+    never claims it early (the polling baseline measures polling alone)."""
     controller = cluster.ctl
     clock = InsertClock(controller)
     for n in range(warmup):  # connections, imports, first stream batches: not measured
@@ -101,6 +117,8 @@ def sequential(cluster: Cluster, launches: int, warmup: int = 5) -> dict[str, An
         call_ms.append((running - called) * 1000)
         clocks["insert" if inserted is not None else "launch-call"] += 1
         insert_ms.append((running - (inserted if inserted is not None else called)) * 1000)
+        if one_at_a_time:
+            wait_ended(controller, process_id, record.run_id, LAUNCH_TIMEOUT)
     time.sleep(0.3)  # the last claims and histogram observations are in
     after = cluster.metrics()
     return {
