@@ -88,14 +88,13 @@ def wait_bounds() -> tuple[float, float]:
     return flag_default("--stream-poll-min", 0.002), flag_default("--stream-poll-max", 0.1)
 
 
-def _shards_pickup(workers: int, launches: int, extra: tuple[str, ...] = (), warmup: int = 5,
-                   one_at_a_time: bool = False) -> Callable[[int], dict[str, Any]]:
+def _shards_pickup(workers: int, launches: int, extra: tuple[str, ...] = (), warmup: int = 5) -> Callable[
+        [int], dict[str, Any]]:
     def measure(rep: int) -> dict[str, Any]:
         with Cluster(f"pickup-{workers}w") as cluster:
             cluster.start_workers(workers, extra=extra)
             cluster.ready()
-            return {"workers": workers, **pickup.sequential(cluster, launches, warmup=warmup,
-                                                            one_at_a_time=one_at_a_time)}
+            return {"workers": workers, **pickup.sequential(cluster, launches, warmup=warmup)}
     return measure
 
 
@@ -118,10 +117,7 @@ def figure1(plan: Plan) -> dict[str, Any]:
              f"raw_adaptive pauses {low:g} s after an event, doubling to {high:g} s when idle"]
     polling = supports("--poll-only") and supports("--poll-interval")
     if polling:
-        # One at a time: a launch queued behind a run still going (an isolated no-op takes ~10 ms)
-        # is claimed when that run frees its slot, which is not polling.
-        poll = _shards_pickup(1, plan.f1_poll_launches, ("--poll-only", "--poll-interval", "1"), warmup=2,
-                              one_at_a_time=True)
+        poll = _shards_pickup(1, plan.f1_poll_launches, ("--poll-only", "--poll-interval", "1"), warmup=2)
         configs["shards_polling_1s"] = lambda rep: poll(rep) if rep < plan.f1_poll_repeats else None
         notes.append(f"polling at 1 s: {plan.f1_poll_launches} launches (slow), "
                      f"{min(plan.f1_poll_repeats, plan.repeats)} repeat(s)")

@@ -1,5 +1,6 @@
-"""Pickup: sequential launches through the Controller (launch, wait until the run is Running or
-Done, next), each timed from the insert of its launch request to the record's Running timestamp.
+"""Pickup: sequential launches through the Controller (launch, wait until the run is Running,
+then until it has ended, next: each launch finds an idle worker), each timed from the insert of
+its launch request to the record's Running timestamp.
 
 The clock: the request's own `createdAt` is whole milliseconds, too coarse for a few-ms figure.
 So the bench wraps `store.requests.submit` in its own process and takes time.time() right before
@@ -89,13 +90,12 @@ def wait_ended(controller: Controller, process_id: str, run_id: str, timeout: fl
     time.sleep(SLOT_FREED)
 
 
-def sequential(
-    cluster: Cluster, launches: int, warmup: int = 5, one_at_a_time: bool = False
-) -> dict[str, Any]:
+def sequential(cluster: Cluster, launches: int, warmup: int = 5) -> dict[str, Any]:
     """Pickup latency over `launches` sequential launches, plus the workers' own figures
     (claim attempts per launch, the worker-side pickup histogram) when they serve them.
-    one_at_a_time: each launch waits for the run before it to end, so the slot that run frees
-    never claims it early (the polling baseline measures polling alone)."""
+    Each launch waits for the run before it to end: a launch queued behind a run still going
+    (an isolated no-op takes ~10 ms) would measure that run's rest, and, when polling, be
+    claimed as that run frees its slot instead of by the poll."""
     controller = cluster.ctl
     clock = InsertClock(controller)
     for n in range(warmup):  # connections, imports, first stream batches: not measured
@@ -117,8 +117,7 @@ def sequential(
         call_ms.append((running - called) * 1000)
         clocks["insert" if inserted is not None else "launch-call"] += 1
         insert_ms.append((running - (inserted if inserted is not None else called)) * 1000)
-        if one_at_a_time:
-            wait_ended(controller, process_id, record.run_id, LAUNCH_TIMEOUT)
+        wait_ended(controller, process_id, record.run_id, LAUNCH_TIMEOUT)
     time.sleep(0.3)  # the last claims and histogram observations are in
     after = cluster.metrics()
     return {
