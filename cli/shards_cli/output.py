@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -61,30 +61,42 @@ def when(record: ProcessRecord, now: datetime | None = None) -> str:
     return ""
 
 
-def progress_cell(record: ProcessRecord, waiting: str = "") -> Group:
+def progress_cell(record: ProcessRecord, waiting: str = "") -> Table:
+    """The bar and its percentage on one line, the message (a failed run's error) folded under it.
+
+    A grid, not a Group: a ProgressBar ends no line, so text after it in a Group shares the bar's
+    line and the cell crops it."""
     style = {State.FAILED: "red", State.DONE: "green"}.get(record.state, "blue")
-    bar = ProgressBar(total=1.0, completed=record.progress.rate, width=16, complete_style=style,
+    bar = ProgressBar(total=1.0, completed=record.progress.rate, width=10, complete_style=style,
                       finished_style=style)
     message = record.status.error if record.state is State.FAILED else record.progress.message
     if waiting:
         message = f"waiting: {waiting}"
-    return Group(bar, Text(f"{record.progress.rate:4.0%} {message}".rstrip(), overflow="fold"))
+    line = Table.grid(padding=(0, 1))
+    line.add_row(bar, Text(f"{record.progress.rate:4.0%}", no_wrap=True))
+    cell = Table.grid()
+    cell.add_row(line)
+    if message:
+        cell.add_row(Text(message, overflow="fold"))  # Text, not markup: messages are user text
+    return cell
 
 
 def process_table(
     records: list[ProcessRecord], scope_id: str, waiting: dict[str, str] | None = None
 ) -> Table:
-    """The scope's processes; `waiting` says why Scheduled ones wait, by process id."""
-    table = Table(title=f"scope {scope_id}", title_justify="left", expand=False)
+    """The scope's processes; `waiting` says why Scheduled ones wait, by process id.
+
+    Every cell from users or processes is a Text: a plain string would be read as rich markup."""
+    table = Table(title=Text(f"scope {scope_id}"), title_justify="left", expand=False)
     for column in ("ID", "NAME", "STATE", "PROGRESS", "TIME", "LEVEL", "FLAGS"):
-        table.add_column(column, no_wrap=column in ("ID", "STATE"))
+        table.add_column(column, no_wrap=column == "STATE", overflow="fold")
     now = utcnow()
     for record in records:
         marks = (("special", record.special), ("warning", record.warning))
         flags = " ".join(name for name, on in marks if on)
         table.add_row(
-            record.process_id,
-            record.name,
+            Text(record.process_id),
+            Text(record.name),
             Text(" ".join(filter(None, [record.state.value, record.attempt_label()])),
                  style=STATE_STYLES[record.state]),
             progress_cell(record, (waiting or {}).get(record.process_id, "")),
@@ -106,8 +118,8 @@ def history_table(runs: list[RunRecord]) -> Table:
             Text(run.state.value, style=STATE_STYLES[run.state]),
             _at(run.requested_at),
             "" if run.duration is None else _clock(run.duration),
-            run.worker_id,
-            run.error,
+            Text(run.worker_id),
+            Text(run.error, overflow="fold"),
         )
     return table
 
@@ -118,8 +130,8 @@ def workers_table(workers: list[WorkerRecord]) -> Table:
         table.add_column(column)
     for worker in workers:
         running = f"{worker.running}/{worker.concurrency}"
-        table.add_row(worker.worker_id, worker.pool, worker.host, str(worker.pid), running,
-                      _at(worker.heartbeat_at))
+        table.add_row(Text(worker.worker_id), Text(worker.pool), Text(worker.host), str(worker.pid),
+                      running, _at(worker.heartbeat_at))
     return table
 
 
@@ -130,7 +142,7 @@ def pools_table(summary: dict[str, dict[str, int]]) -> Table:
     for pool, counts in summary.items():
         pending = Text(str(counts["pending"]), style="bold red" if counts["pending"] and
                        not counts["workers"] else "")
-        table.add_row(pool, str(counts["workers"]), str(counts["freeSlots"]), pending)
+        table.add_row(Text(pool), str(counts["workers"]), str(counts["freeSlots"]), pending)
     return table
 
 
