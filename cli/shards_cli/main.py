@@ -37,9 +37,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain click help: rich markup would eat the "[default: ...]" of our help texts.
+    rich_markup_mode=None,
 )
-out = Console()
-err = Console(stderr=True)
+# No markup: what these print holds names, ids and errors users and processes wrote, brackets and all.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 
 class Output(StrEnum):
@@ -218,7 +221,8 @@ def define(
         return
     defined = controller.wait_defined(request, timeout)
     names = ", ".join(defined.process_ids)
-    out.print(f"{scope}: {len(defined.process_ids)} processes defined ({names})", soft_wrap=True)
+    count = len(defined.process_ids)
+    out.print(f"{scope}: {count} process{'' if count == 1 else 'es'} defined ({names})", soft_wrap=True)
 
 
 @app.command()
@@ -336,6 +340,8 @@ def history(
     runs = _controller(mongo).history(scope, process_id, limit)
     if output is Output.json:
         print_json(out, [run.to_json() for run in runs])
+    elif not runs:
+        out.print(f"{scope}/{process_id}: no runs yet")
     else:
         out.print(history_table(runs))
 
