@@ -86,7 +86,7 @@ def _say(record: ProcessRecord, verb: str) -> None:
     out.print(f"{record.scope_id}/{record.process_id}: {verb} ({record.state.value})", soft_wrap=True)
 
 
-@app.command()
+@app.command(short_help="Run the embedded MongoDB server (NX-27017).")
 def mongo(
     port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 27017,
     data: Annotated[Path, typer.Option(help="Data directory (SQLite files).")] = Path(".shards/mongo"),
@@ -103,7 +103,7 @@ def mongo(
     os.execv(command[0], command)
 
 
-@app.command()
+@app.command(short_help="Run a worker for APP: claim, execute, report progress.")
 def worker(
     app_spec: Annotated[str, typer.Argument(
         metavar="APP", envvar="SHARDS_APP", help="module:attribute or file.py:attribute")],
@@ -166,7 +166,7 @@ def worker(
     runner.run()
 
 
-@app.command(name="operator")
+@app.command(name="operator", short_help="Run the Kubernetes operator for ShardProcess resources.")
 def operator_command(
     mongo: MongoOption = None,
     namespace: Annotated[list[str] | None, typer.Option(
@@ -204,7 +204,7 @@ def operator_command(
     run_operator(settings)
 
 
-@app.command()
+@app.command(short_help="Define (or redefine) a scope's processes.")
 def define(
     scope: ScopeOption = "default",
     mongo: MongoOption = None,
@@ -259,7 +259,7 @@ def launch(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Stop a scheduled or running process; --force kills it.")
 def stop(
     process_id: ProcessArg, scope: ScopeOption = "default", mongo: MongoOption = None,
     force: Annotated[bool, typer.Option(
@@ -346,7 +346,7 @@ def history(
         out.print(history_table(runs))
 
 
-@app.command()
+@app.command(short_help="List live workers, then pools with pending launches.")
 def workers(mongo: MongoOption = None, output: OutputOption = Output.table) -> None:
     """List live workers (pool, host, pid, running processes, last heartbeat), then the pools
     with their pending launches."""
@@ -359,7 +359,7 @@ def workers(mongo: MongoOption = None, output: OutputOption = Output.table) -> N
         out.print(pools_table(pool_summary(alive, store.requests.pending_launches())))
 
 
-@app.command()
+@app.command(short_help="Per pool: live workers, free slots, pending launches.")
 def pools(mongo: MongoOption = None, output: OutputOption = Output.table) -> None:
     """Per pool: live workers, free slots and launches waiting for a worker."""
     store = connect(mongo)

@@ -27,6 +27,13 @@ def test_help_keeps_its_defaults() -> None:
     assert "[default: all]" in _help("operator")
 
 
+def test_the_command_list_fits_80_columns_untruncated() -> None:
+    result = runner.invoke(main.app, ["--help"], env={"COLUMNS": "80"})
+    commands = result.output.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 12
+    assert not [line for line in commands if line.endswith("...") or len(line) > 80]
+
+
 class _FakeController:
     """Answers as the real controller would, with names and errors full of brackets."""
 
