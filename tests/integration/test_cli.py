@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,26 @@ def test_a_worker_survives_a_mongo_restart(tmp_path: Path) -> None:
         harness.close()
         server.terminate()
         server.wait(timeout=30)
+
+
+def _column(table: str, index: int) -> str:
+    """One column of a printed table, top to bottom, without spaces: folded cells break words."""
+    rows = [line.split("│") for line in table.splitlines() if line.count("│") > 2]
+    return "".join("".join(row[index].split()) for row in rows)
+
+
+def test_a_failed_runs_error_shows_as_written_in_every_output(shards_env: ShardsHarness) -> None:
+    shards_env.start_workers(1)
+    shards_env.define("farm")
+    why = "bad row [red]42[/red] in table [orders]"
+    failed = shards_env.cli("launch", "fail", "--scope", "farm", "--args", json.dumps({"why": why}), "--wait")
+    assert failed.returncode == 1
+    assert f"farm/fail: ended Failed: boom: {why}" in failed.stdout
+    error = "".join(f"boom: {why}".split())
+    for columns in ("80", "200"):
+        for command, error_column in (("status", 4), ("history", 7)):  # PROGRESS, ERROR
+            result = shards_env.cli(command, "fail", "--scope", "farm", env={"COLUMNS": columns})
+            assert result.returncode == 0, result.stderr
+            shown = result.stdout
+            assert max(map(len, shown.splitlines())) <= int(columns), shown
+            assert error in _column(shown, error_column), shown
