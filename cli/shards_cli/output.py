@@ -89,7 +89,8 @@ def process_table(
     Every cell from users or processes is a Text: a plain string would be read as rich markup."""
     table = Table(title=Text(f"scope {scope_id}"), title_justify="left", expand=False)
     for column in ("ID", "NAME", "STATE", "PROGRESS", "TIME", "LEVEL", "FLAGS"):
-        table.add_column(column, no_wrap=column == "STATE", overflow="fold")
+        # Whole ids: a person copies them into the next command.
+        table.add_column(column, no_wrap=column in ("ID", "STATE"), overflow="fold")
     now = utcnow()
     for record in records:
         marks = (("special", record.special), ("warning", record.warning))

@@ -12,7 +12,7 @@ SCOPED_APP = "tests/integration/apps/scoped.py:app"
 def test_the_catalog_and_scope_data_depend_on_the_scope(shards_env: ShardsHarness) -> None:
     shards_env.start_worker(SCOPED_APP)
     assert "2 processes defined (report, gold-audit)" in shards_env.define("gold-1").stdout
-    assert "1 processes defined (report)" in shards_env.define("basic-1").stdout
+    assert "1 process defined (report)" in shards_env.define("basic-1").stdout
     shards_env.ok("launch", "report", "--scope", "gold-1", "--wait")
     assert shards_env.record("gold-1", "report").progress.message == "All done"
     [run] = shards_env.controller.history("gold-1", "report")
@@ -75,4 +75,4 @@ def test_a_failing_catalog_reports_the_error_to_define(shards_env: ShardsHarness
     assert failed.stderr.strip() == (
         "shards: error: defining scope 'gold-2' failed: duplicate process id 'report' in the catalog"
     )
-    assert "1 processes defined" in shards_env.define("basic-2").stdout  # the worker keeps serving
+    assert "1 process defined" in shards_env.define("basic-2").stdout  # the worker keeps serving
