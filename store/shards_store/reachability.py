@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 
 from pymongo.errors import InvalidURI
 from pymongo.uri_parser import parse_uri
@@ -19,7 +20,10 @@ from shards.errors import ShardsError
 
 DEFAULT_TIMEOUT = 5.0
 TIMEOUT_ENV = "SHARDS_MONGO_TIMEOUT"
-LOOPBACK_PROBE_TIMEOUT = 1.0  # a local listener answers in microseconds; a busy machine may lag
+LOOPBACK_PROBE_TIMEOUT = 0.5  # a local listener answers in microseconds; a busy machine may lag
+# How long a loopback URI may go on refusing: a server started a moment ago (`shards mongo &`
+# then a command) listens within half a second; nothing listening after that is an answer.
+LOOPBACK_GRACE = 1.0
 
 
 def mongo_timeout(timeout: float | None) -> float:
@@ -68,15 +72,20 @@ def listens(host: str, port: int, timeout: float) -> bool:
 
 
 def check_loopback_listens(uri: str, shown_uri: str) -> None:
-    """Fail at once when the URI names only this machine and nothing listens there."""
+    """Fail within about a second when the URI names only this machine and nothing listens
+    there."""
     nodes = loopback_nodes(uri)
-    if not nodes or any(listens(host, port, LOOPBACK_PROBE_TIMEOUT) for host, port in nodes):
+    if not nodes:
         return
-    host, port = nodes[0]
-    raise ShardsError(
-        f"cannot reach MongoDB at {shown_uri}: nothing listens on {host}:{port}; "
-        f"start it with: shards mongo --port {port} (or set SHARDS_MONGO_URI to a running server)"
-    )
+    deadline = time.monotonic() + LOOPBACK_GRACE
+    while not any(listens(host, port, LOOPBACK_PROBE_TIMEOUT) for host, port in nodes):
+        if time.monotonic() >= deadline:
+            host, port = nodes[0]
+            raise ShardsError(
+                f"cannot reach MongoDB at {shown_uri}: nothing listens on {host}:{port}; "
+                f"start it with: shards mongo --port {port} (or set SHARDS_MONGO_URI to a running server)"
+            )
+        time.sleep(0.1)
 
 
 def brief(error: Exception) -> str:
