@@ -9,26 +9,59 @@ SHARDS=".venv/bin/shards"
 work=$(mktemp -d "${TMPDIR:-/tmp}/shards-demo.XXXXXX")
 port=$(.venv/bin/python -c 'from shards_store.embedded import free_port; print(free_port())')
 export SHARDS_MONGO_URI="mongodb://127.0.0.1:${port}/demo"
-pids=()
+mongo_pid=""
+worker_pids=()
+
+# Our child $1 still runs (a zombie, exited but not yet reaped, does not count).
+alive() { local stat; stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]; }
+
+# Stop our children "$@": SIGTERM to all, a bounded wait (10 s) for all, SIGKILL to any left,
+# reap. A pid stays ours until reaped, so no other process can be signalled.
+stop_pids() {
+  local pid
+  [ "$#" -gt 0 ] || return 0
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    local left=no
+    for pid in "$@"; do alive "$pid" && left=yes; done
+    [ "$left" = yes ] || break
+    sleep 0.1
+  done
+  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
+
+# The workers first, while the server is up (they record what they were doing and leave the
+# registry), then the server. The logs go on success and stay, with their path, on failure.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
+  local status=$?
+  trap - EXIT INT TERM
+  set +e
+  stop_pids "${worker_pids[@]}"
+  [ -n "$mongo_pid" ] && stop_pids "$mongo_pid"
+  if [ "$status" = 0 ]; then
+    rm -rf "$work"
+  else
+    echo "demo failed (exit $status); logs kept in $work/" >&2
+  fi
+  exit "$status"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 echo "== embedded MongoDB (NX-27017) on 127.0.0.1:${port}"
 "$SHARDS" mongo --port "$port" --data "$work/mongo" >"$work/mongo.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
+mongo_pid=$!
+for try in $(seq 100); do   # bounded: 10 s
   .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+  [ "$try" = 100 ] && { echo "nothing listens on 127.0.0.1:$port" >&2; exit 1; }
   sleep 0.1
 done
 
 echo "== two workers for examples/sheep.py:app"
 for n in 1 2; do
   "$SHARDS" worker examples/sheep.py:app --concurrency 2 >"$work/worker-$n.log" 2>&1 &
-  pids+=($!)
+  worker_pids+=($!)
 done
 
 echo "== define the scope 'farm'"

@@ -49,6 +49,17 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 
+# Bounded wait ($1 seconds) until no Pod of the release is left, terminating ones included.
+wait_pods_gone() {
+  local pods
+  for _ in $(seq $(($1 * 2))); do
+    pods=$(kubectl get pods -n "$SYSTEM_NS" -l "app.kubernetes.io/instance=$RELEASE" -o name 2>/dev/null)
+    [ -z "$pods" ] && return 0
+    sleep 0.5
+  done
+  echo "Pods of $RELEASE still there after $1 s; stopping the server anyway:" $pods >&2
+}
+
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
@@ -61,18 +72,26 @@ cleanup() {
   say "cleaning up"
   if [ -n "$installed" ]; then
     kubectl logs -n "$SYSTEM_NS" "deploy/$RELEASE-operator" >"$work/operator.log" 2>&1
+    kubectl logs -n "$SYSTEM_NS" -l app.kubernetes.io/component=worker --prefix --tail=-1 >"$work/workers.log" 2>&1
     # The resources go while the operator still runs (its finalizer lets them go), then the release.
     kubectl delete shp --all -n "$NS" --timeout=40s || delete_namespace
     helm uninstall "$RELEASE" -n "$SYSTEM_NS" --wait --timeout 90s
   fi
   delete_namespace --wait=false
   kubectl delete namespace "$SYSTEM_NS" --wait=false --ignore-not-found >/dev/null 2>&1
+  # helm's --wait covers the Deployments, not their Pods: the workers and the operator end while
+  # the server is still up (a worker records its runs and leaves the registry), then the server.
+  [ -n "$installed" ] && wait_pods_gone 60
   stop_pid "$mongo_pid"
   if [ -n "$started_cluster" ]; then
     "${CLUSTER[@]}" down
   fi
-  rm -rf "$work/mongo"
-  echo "logs: $work/"
+  if [ "$status" = 0 ]; then
+    rm -rf "$work/mongo"
+    echo "logs: $work/"
+  else
+    echo "demo failed (exit $status); logs kept in $work/ (the server's own log in $work/mongo/)" >&2
+  fi
   exit "$status"
 }
 trap cleanup EXIT

@@ -20,6 +20,7 @@ from shards_store.changes import ChangeFeed, PollPace
 from shards_store.collection import Collection, Doc, QueryLog
 from shards_store.indexes import INDEXES, OBSOLETE
 from shards_store.processes import ProcessRecords
+from shards_store.reachability import TIMEOUT_ENV, brief, check_loopback_listens, mongo_timeout
 from shards_store.requests import RequestQueue
 from shards_store.runs import RunHistory
 from shards_store.scopes import ScopeCatalog
@@ -151,21 +152,28 @@ class Store:
         self.client.close()
 
 
-def connect(uri: str | None = None, *, timeout: float = 5.0, check: bool = True) -> Store:
-    """Connect and check the server answers; a clear one-line error otherwise. check=False
-    skips the check (the client connects on first use: a run's OS process, during an outage)."""
+def connect(uri: str | None = None, *, timeout: float | None = None, check: bool = True) -> Store:
+    """Connect and check the server answers; a clear one-line error otherwise (at once when a
+    loopback URI has nothing listening). timeout: seconds, else $SHARDS_MONGO_TIMEOUT, else 5.
+    check=False skips the check (the client connects on first use: a run's OS process, during
+    an outage)."""
     uri = uri or default_uri()
+    seconds = mongo_timeout(timeout)
+    if check:
+        check_loopback_listens(uri, redact(uri))
     try:
         client: MongoClient[Doc] = MongoClient(
             uri,
             tz_aware=True,
             appname="shards",
-            serverSelectionTimeoutMS=int(timeout * 1000),
-            connectTimeoutMS=int(timeout * 1000),
+            serverSelectionTimeoutMS=int(seconds * 1000),
+            connectTimeoutMS=int(seconds * 1000),
         )
         if check:
             client.admin.command("ping")
     except (PyMongoError, ValueError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ShardsError(f"cannot reach MongoDB at {redact(uri)}: {first_line[:200]}") from error
+        raise ShardsError(
+            f"cannot reach MongoDB at {redact(uri)} within {seconds:g}s: {brief(error)} "
+            f"(set SHARDS_MONGO_URI to a reachable server, or {TIMEOUT_ENV} for a slower one)"
+        ) from error
     return Store(client, client.get_default_database(DEFAULT_DATABASE), uri)

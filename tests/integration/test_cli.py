@@ -70,9 +70,11 @@ def test_launch_wait_exits_non_zero_when_the_run_fails(shards_env: ShardsHarness
 def test_a_worker_survives_a_mongo_restart(tmp_path: Path) -> None:
     port, data = free_port(), tmp_path / "mongo"
     server = _start_mongo(port, data)
-    harness = ShardsHarness(f"mongodb://127.0.0.1:{port}/outage", tmp_path)
+    harness: ShardsHarness | None = None
     try:
+        # Connecting needs the server listening (a refused loopback URI fails within a second).
         wait_until(lambda: _ping(port), what="the embedded server")
+        harness = ShardsHarness(f"mongodb://127.0.0.1:{port}/outage", tmp_path)
         [worker] = harness.start_workers(1)
         harness.define("farm")
         harness.ok("launch", "quick", "--scope", "farm", "--wait", "--wait-timeout", "60")
@@ -85,7 +87,8 @@ def test_a_worker_survives_a_mongo_restart(tmp_path: Path) -> None:
         assert worker.popen.poll() is None
         assert len(harness.controller.history("farm", "quick")) == 2
     finally:
-        harness.close()
+        if harness is not None:
+            harness.close()
         server.terminate()
         server.wait(timeout=30)
 
