@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import difflib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shards.errors import (
@@ -20,6 +21,7 @@ from shards.errors import (
     ProcessActive,
     ShardsError,
     StoreUnavailable,
+    TimedOut,
     UnknownProcess,
     UnknownScope,
 )
@@ -31,8 +33,15 @@ from shards_store import Store
 from shards_controller.inputs import check_args, check_id, launch_options
 
 
-def unknown_scope(scope_id: str) -> UnknownScope:
-    return UnknownScope(f"unknown scope {scope_id!r} (define it first: shards define --scope {scope_id})")
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for a near miss among `known`, else ""."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_scope(scope_id: str, known: Iterable[str] = ()) -> UnknownScope:
+    hint = did_you_mean(scope_id, known) or f" (define it first: shards define --scope {scope_id})"
+    return UnknownScope(f"unknown scope {scope_id!r}{hint}")
 
 
 def matches(
@@ -110,9 +119,14 @@ class Controller:
         record = self.store.processes.get(scope_id, process_id)
         if record is not None:
             return record
-        if self.store.scopes.get(scope_id) is None and not self.store.processes.in_scope(scope_id):
-            raise unknown_scope(scope_id)
-        raise UnknownProcess(f"unknown process {process_id!r} in scope {scope_id!r}")
+        in_scope = self.store.processes.in_scope(scope_id)
+        if self.store.scopes.get(scope_id) is None and not in_scope:
+            raise unknown_scope(scope_id, self.scope_ids())
+        hint = did_you_mean(process_id, [r.process_id for r in in_scope])
+        raise UnknownProcess(f"unknown process {process_id!r} in scope {scope_id!r}{hint}")
+
+    def scope_ids(self) -> builtins.list[str]:
+        return [scope.scope_id for scope in self.store.scopes.all()]
 
     def list(
         self,
@@ -125,7 +139,7 @@ class Controller:
     ) -> list[ProcessRecord]:
         records = self.store.processes.in_scope(scope_id)
         if not records and self.store.scopes.get(scope_id) is None:
-            raise unknown_scope(scope_id)
+            raise unknown_scope(scope_id, self.scope_ids())
         return [
             r
             for r in records
@@ -286,9 +300,15 @@ class Controller:
     def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Clear error and progress; back to Idle."""
         record = self.get(scope_id, process_id)
+        if record.state in (State.STOP_REQUESTED, State.STOPPING):
+            raise ProcessActive(
+                f"process {process_id!r} in scope {scope_id!r} is {record.state.value}; dismiss it once "
+                f"it has stopped (shards wait {process_id} --scope {scope_id})"
+            )
         if record.state in ACTIVE:
             raise ProcessActive(
-                f"process {process_id!r} in scope {scope_id!r} is {record.state.value}; stop it first"
+                f"process {process_id!r} in scope {scope_id!r} is {record.state.value}; stop it first "
+                f"(shards stop {process_id} --scope {scope_id} --wait)"
             )
         dismissed = self.store.processes.dismiss(scope_id, process_id)
         return dismissed or self.get(scope_id, process_id)
@@ -323,6 +343,6 @@ def _wait(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, 
         if done(value):
             return value
         if time.monotonic() >= deadline:
-            raise ShardsError(message)
+            raise TimedOut(message)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)

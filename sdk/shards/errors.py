@@ -41,6 +41,10 @@ class NotActive(ShardsError):
     """Stopping a process that is not scheduled or running."""
 
 
+class TimedOut(ShardsError):
+    """A bounded wait ended before its condition held (the thing waited for may still happen)."""
+
+
 class StoreUnavailable(ShardsError):
     """MongoDB could not be reached; the message is one line ("MongoDB unreachable: ...")."""
 

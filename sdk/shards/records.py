@@ -338,6 +338,16 @@ class ScopeRecord:
             defined_by=doc.get("definedBy", ""),
         )
 
+    def to_json(self) -> Document:
+        return {
+            "scope": self.scope_id,
+            "state": self.state,
+            "processIds": self.process_ids,
+            "error": self.error,
+            "definedAt": iso(self.defined_at),
+            "definedBy": self.defined_by,
+        }
+
 
 @dataclass
 class WorkerRecord:

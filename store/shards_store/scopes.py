@@ -15,6 +15,11 @@ class ScopeCatalog:
         doc = self.collection.find_one({"_id": scope_id})
         return ScopeRecord.from_doc(doc) if doc else None
 
+    def all(self) -> list[ScopeRecord]:
+        """Every scope that was ever defined, by id (a few per tenant: a scan of the _id index)."""
+        scopes = [ScopeRecord.from_doc(doc) for doc in self.collection.find({})]
+        return sorted(scopes, key=lambda scope: scope.scope_id)
+
     def defined(
         self,
         scope_id: str,
