@@ -69,7 +69,8 @@ def test_bad_requests_are_refused_in_one_line(
          "No module named 'no_such_module'"),
         ("tests/integration/apps/testapp.py:nothing", "tests/integration/apps/testapp.py:nothing "
          "is not a shards.App (found nothing)"),
-        ("testapp", "APP must be module:attribute or path/to/file.py:attribute, got 'testapp'"),
+        ("testapp:", "APP must be module[:attribute] or path/to/file.py[:attribute], got 'testapp:'"),
+        ("testapp", "cannot import testapp: ModuleNotFoundError: No module named 'testapp'"),
     ],
 )
 def test_a_worker_refuses_an_app_that_does_not_load(
@@ -93,11 +94,12 @@ def test_secrets_in_the_uri_are_not_printed(shards_env: ShardsHarness) -> None:
     assert "shards:***@127.0.0.1:1" in result.stderr
 
 
-def test_define_without_a_worker_times_out_clearly(shards_env: ShardsHarness) -> None:
-    result = shards_env.cli("define", "--scope", "farm", "--timeout", "1")
-    assert_one_line_error(
-        result, "no worker handled the define of scope 'farm' within 1s (is a worker running?)"
-    )
+def test_define_without_a_worker_says_so_in_one_line(shards_env: ShardsHarness) -> None:
+    result = shards_env.cli("define", "--scope", "farm", "--timeout", "600")
+    assert result.returncode == 6  # queued, no live worker: at once, not after the timeout
+    assert result.stderr.splitlines() == [
+        "shards: warning: farm: no worker is alive; the define is queued and runs when one starts "
+        "(shards worker APP)"]
 
 
 def test_dismissing_an_active_process_is_refused(shards_env: ShardsHarness) -> None:
@@ -107,7 +109,8 @@ def test_dismissing_an_active_process_is_refused(shards_env: ShardsHarness) -> N
     shards_env.wait_state("farm", "wait-for-stop", State.RUNNING)
     assert_one_line_error(
         shards_env.cli("dismiss", "wait-for-stop", "--scope", "farm"),
-        "process 'wait-for-stop' in scope 'farm' is Running; stop it first",
+        "process 'wait-for-stop' in scope 'farm' is Running; stop it first "
+        "(shards stop wait-for-stop --scope farm --wait)",
     )
     shards_env.ok("stop", "wait-for-stop", "--scope", "farm")
     shards_env.wait_state("farm", "wait-for-stop", State.STOPPED)

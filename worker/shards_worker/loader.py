@@ -11,11 +11,13 @@ from types import ModuleType
 from shards.app import App
 from shards.errors import InvalidDefinition, ShardsError
 
+DEFAULT_ATTRIBUTE = "app"  # `shards worker myapp` means myapp:app
+
 
 def load_app(spec: str) -> App:
-    target, sep, attribute = spec.rpartition(":")
+    target, sep, attribute = spec.rpartition(":") if ":" in spec else (spec, ":", DEFAULT_ATTRIBUTE)
     if not sep or not target or not attribute:
-        raise ShardsError(f"APP must be module:attribute or path/to/file.py:attribute, got {spec!r}")
+        raise ShardsError(f"APP must be module[:attribute] or path/to/file.py[:attribute], got {spec!r}")
     try:
         module = _import_file(Path(target)) if target.endswith(".py") else _import_module(target)
     except InvalidDefinition as error:
