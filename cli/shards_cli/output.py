@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from rich.console import Console
-from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
-from shards.records import ProcessRecord, RunRecord, WorkerRecord, utcnow
-from shards.states import ACTIVE, State
+from shards.records import ProcessRecord, RunRecord, ScopeRecord, WorkerRecord, utcnow
+from shards.states import State
+
+from shards_cli.ages import ago
 
 STATE_STYLES = {
     State.IDLE: "dim",
@@ -28,36 +24,24 @@ STATE_STYLES = {
 }
 
 
-def print_json(console: Console, value: Any) -> None:
-    console.print_json(json.dumps(value))
-
-
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes:02d}:{secs:02d}"
 
 
-def _at(moment: datetime | None, now: datetime | None = None) -> str:
-    """Time of day for today's moments, the date too for older ones."""
-    if moment is None:
-        return "?"
-    today = (now or utcnow()).date() == moment.date()
-    return moment.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S")
-
-
 def when(record: ProcessRecord, now: datetime | None = None) -> str:
     """The seed GUI's time column: a running clock, finished at, stopped at, failed at."""
-    status = record.status
+    status, now = record.status, now or utcnow()
     if record.state in (State.RUNNING, State.STOP_REQUESTED, State.STOPPING) and status.running_since:
-        return _clock(((now or utcnow()) - status.running_since).total_seconds())
+        return _clock((now - status.running_since).total_seconds())
     if record.state is State.DONE:
-        return f"finished {_at(status.done_at, now)} in {_clock(status.duration or 0)}"
+        return f"finished {ago(status.done_at, now)} in {_clock(status.duration or 0)}"
     if record.state is State.STOPPED:
-        return f"stopped {_at(status.stopped_at, now)}"
+        return f"stopped {ago(status.stopped_at, now)}"
     if record.state is State.FAILED:
-        return f"failed {_at(status.failed_at, now)}"
+        return f"failed {ago(status.failed_at, now)}"
     if record.state is State.SCHEDULED and status.retry_at:
-        return f"retry at {_at(status.retry_at, now)}"
+        return f"retry {ago(status.retry_at, now)}"
     return ""
 
 
@@ -108,8 +92,8 @@ def process_table(
     return table
 
 
-def history_table(runs: list[RunRecord]) -> Table:
-    table = Table(expand=False)
+def history_table(runs: list[RunRecord], now: datetime | None = None) -> Table:
+    table, now = Table(expand=False), now or utcnow()
     for column in ("RUN", "ATTEMPT", "STATE", "REQUESTED", "DURATION", "WORKER", "ERROR"):
         table.add_column(column)
     for run in runs:
@@ -117,7 +101,7 @@ def history_table(runs: list[RunRecord]) -> Table:
             run.run_id[:12] if run.attempt <= 1 else f"{run.launch_id[:12]}.{run.attempt}",
             str(run.attempt),
             Text(run.state.value, style=STATE_STYLES[run.state]),
-            _at(run.requested_at),
+            ago(run.requested_at, now),
             "" if run.duration is None else _clock(run.duration),
             Text(run.worker_id),
             Text(run.error, overflow="fold"),
@@ -125,14 +109,25 @@ def history_table(runs: list[RunRecord]) -> Table:
     return table
 
 
-def workers_table(workers: list[WorkerRecord]) -> Table:
-    table = Table(expand=False)
+def scopes_table(scopes: list[ScopeRecord], now: datetime | None = None) -> Table:
+    table, now = Table(expand=False), now or utcnow()
+    for column in ("SCOPE", "STATE", "PROCESSES", "DEFINED", "BY"):
+        table.add_column(column, overflow="fold")
+    for scope in scopes:
+        detail = scope.error if scope.state == "Failed" else str(len(scope.process_ids))
+        table.add_row(Text(scope.scope_id), scope.state, Text(detail), ago(scope.defined_at, now),
+                      Text(scope.defined_by))
+    return table
+
+
+def workers_table(workers: list[WorkerRecord], now: datetime | None = None) -> Table:
+    table, now = Table(expand=False), now or utcnow()
     for column in ("WORKER", "POOL", "HOST", "PID", "RUNNING", "LAST HEARTBEAT"):
         table.add_column(column)
     for worker in workers:
         running = f"{worker.running}/{worker.concurrency}"
         table.add_row(Text(worker.worker_id), Text(worker.pool), Text(worker.host), str(worker.pid),
-                      running, _at(worker.heartbeat_at))
+                      running, ago(worker.heartbeat_at, now))
     return table
 
 
@@ -145,16 +140,3 @@ def pools_table(summary: dict[str, dict[str, int]]) -> Table:
                        not counts["workers"] else "")
         table.add_row(Text(pool), str(counts["workers"]), str(counts["freeSlots"]), pending)
     return table
-
-
-def watch_table(console: Console, read: Callable[[], list[ProcessRecord]],
-                table: Callable[[list[ProcessRecord]], Table], timeout: float) -> None:
-    """Live progress bars until nothing is active, or `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    with Live(table(read()), console=console, refresh_per_second=4) as live:
-        while time.monotonic() < deadline:
-            records = read()
-            live.update(table(records))
-            if not any(r.state in ACTIVE for r in records):
-                return
-            time.sleep(0.25)

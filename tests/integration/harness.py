@@ -133,6 +133,9 @@ class ShardsHarness:
         return started
 
     def define(self, scope: str, *flags: str) -> CliResult:
+        """Define once a worker this test started is alive (with none, define exits 6 at once)."""
+        if self.workers:
+            wait_until(lambda: self.store.workers.alive(), what="a live worker to define the scope")
         return self.ok("define", "--scope", scope, *flags)
 
     def record(self, scope: str, process_id: str) -> ProcessRecord:

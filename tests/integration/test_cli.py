@@ -63,7 +63,7 @@ def test_launch_wait_exits_non_zero_when_the_run_fails(shards_env: ShardsHarness
     shards_env.start_workers(1)
     shards_env.define("farm")
     failed = shards_env.cli("launch", "fail", "--scope", "farm", "--wait")
-    assert failed.returncode == 1
+    assert failed.returncode == 3  # Failed
     assert "farm/fail: ended Failed: boom: no reason" in failed.stdout
 
 
@@ -104,7 +104,7 @@ def test_a_failed_runs_error_shows_as_written_in_every_output(shards_env: Shards
     shards_env.define("farm")
     why = "bad row [red]42[/red] in table [orders]"
     failed = shards_env.cli("launch", "fail", "--scope", "farm", "--args", json.dumps({"why": why}), "--wait")
-    assert failed.returncode == 1
+    assert failed.returncode == 3  # Failed
     assert f"farm/fail: ended Failed: boom: {why}" in failed.stdout
     error = "".join(f"boom: {why}".split())
     for columns in ("80", "200"):

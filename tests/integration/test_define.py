@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shards.states import State
 
-from integration.harness import ShardsHarness
+from integration.harness import ShardsHarness, wait_until
 
 SCOPED_APP = "tests/integration/apps/scoped.py:app"
 
@@ -70,6 +70,7 @@ def test_list_filters_like_the_seed_gui(shards_env: ShardsHarness) -> None:
 
 def test_a_failing_catalog_reports_the_error_to_define(shards_env: ShardsHarness) -> None:
     shards_env.start_worker(SCOPED_APP, env={"SHARDS_TEST_DUPLICATE_IN_SCOPE": "1"})
+    wait_until(lambda: shards_env.store.workers.alive(), what="the worker")
     failed = shards_env.cli("define", "--scope", "gold-2")
     assert failed.returncode == 1
     assert failed.stderr.strip() == (

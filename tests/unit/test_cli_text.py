@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from shards.records import ProcessRecord, ProcessStatus, RunRecord, ScopeRecord
 from shards.states import State
-from shards_cli import main
+from shards_cli import actions, main, views
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -30,7 +31,7 @@ def test_help_keeps_its_defaults() -> None:
 def test_the_command_list_fits_80_columns_untruncated() -> None:
     result = runner.invoke(main.app, ["--help"], env={"COLUMNS": "80"})
     commands = result.output.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 12
+    assert len(commands) == 14
     assert not [line for line in commands if line.endswith("...") or len(line) > 80]
 
 
@@ -48,6 +49,13 @@ class _FakeController:
         return ProcessRecord("farm [eu]", "reindex [fast]", "Reindex [fast]", status=ProcessStatus(
             state=State.FAILED, error="bad row [red]42[/red] in table [orders]"))
 
+    def waiting_reasons(self, records: list[ProcessRecord], **_: Any) -> dict[str, str]:
+        return {}
+
+    @property
+    def store(self) -> Any:  # one live worker
+        return SimpleNamespace(workers=SimpleNamespace(alive=lambda: ["worker"]))
+
     def define(self, scope: str, **_: Any) -> str:
         return "request"
 
@@ -61,13 +69,14 @@ class _FakeController:
 @pytest.fixture
 def controller(monkeypatch: pytest.MonkeyPatch) -> _FakeController:
     fake = _FakeController()
-    monkeypatch.setattr(main, "_controller", lambda mongo: fake)
+    for module in (actions, views):
+        monkeypatch.setattr(module, "controller", lambda mongo: fake)
     return fake
 
 
 def test_printed_lines_show_names_and_errors_as_written(controller: _FakeController) -> None:
     result = runner.invoke(main.app, ["launch", "reindex [fast]", "--scope", "farm [eu]", "--wait"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # Failed
     assert "farm [eu]/reindex [fast]: launched (Scheduled)" in result.output
     assert "farm [eu]/reindex [fast]: ended Failed: bad row [red]42[/red] in table [orders]" in result.output
 
