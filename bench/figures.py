@@ -15,6 +15,7 @@ from typing import Any
 import baselines
 import isolation
 import pickup
+import startup
 import throughput
 from cluster import SCOPE, Cluster, flag_default, supports, wait_until
 from shards.states import State
@@ -44,13 +45,15 @@ class Plan:
     f5_spread_s: float = 3.0
     f7_runs: int = 200
     f7_throughput_runs: int = 400
+    f8_runs: int = 20
     notes: list[str] = field(default_factory=list)
 
     @classmethod
     def smoke(cls) -> Plan:
         return cls(repeats=1, f1_launches=20, f1_poll_launches=3, f1_poll_repeats=1, f2_runs=40,
                    f3_workers=(1, 2, 3), f3_launches=10, f3_idle_window=3.0, f4_history=200,
-                   f4_launches=10, f5_calls=1000, f5_spread_s=1.2, f7_runs=10, f7_throughput_runs=20)
+                   f4_launches=10, f5_calls=1000, f5_spread_s=1.2, f7_runs=10, f7_throughput_runs=20,
+                   f8_runs=3)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -295,4 +298,5 @@ FIGURES: dict[int, tuple[str, Callable[[Plan], dict[str, Any]]]] = {
     4: ("history: 100k finished runs", figure4),
     5: ("progress: report_progress cost", figure5),
     7: ("isolation: no-op run cost, process vs thread", lambda plan: isolation.figure7(plan, _repeat)),
+    8: ("CLI start-up: a command's time to exit", lambda plan: startup.figure8(plan, _repeat)),
 }

@@ -225,8 +225,19 @@ def rows_figure7(fig: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rows_figure8(fig: dict[str, Any]) -> list[Row]:
+    configs, rows = fig["configs"], []
+    for key, what, target in (("help_ms", "shards --help", 150.0), ("status_ms", "shards status PROC", 300.0),
+                              ("list_json_ms", "shards list -o json, 1,000 processes", None)):
+        p50, p99 = summarize(configs, key, "p50")["startup"], summarize(configs, key, "p99")["startup"]
+        rows.append(_row(f"8 {what}: start to exit p50 / p99", f"{_cell(p50, ' ms')} / {_cell(p99, ' ms')}",
+                         target=f"p50 <= {target:.0f} ms" if target else "",
+                         met=_check(_med(p50), (_med(p50) or 0) <= target) if target else None))
+    return rows
+
+
 ROWS = {1: rows_figure1, 2: rows_figure2, 3: rows_figure3, 4: rows_figure4, 5: rows_figure5, 6: rows_figure6,
-        7: rows_figure7}
+        7: rows_figure7, 8: rows_figure8}
 
 
 def table(figures: dict[str, dict[str, Any]]) -> list[Row]:

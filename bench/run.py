@@ -9,10 +9,11 @@ measurement, each repeated (min and median of the repeats):
   5 100,000 report_progress calls: added time and writes
   6 the operator path (bench/operator_path.py, merged)
   7 process isolation: a no-op run's cost and throughput, threads vs forkserver vs spawn (bench/isolation.py)
+  8 CLI start-up: `shards --help`, `status PROC` and `list -o json`, start to exit (bench/startup.py)
 
 Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
-  python bench/run.py                 # figures 1-6 (6 needs `make tools`)
+  python bench/run.py                 # figures 1-8 (6 needs `make tools`)
   python bench/run.py --smoke         # tiny counts, 1 repeat, no figure 6 (checks the harness)
   python bench/run.py --only 1,3 --repeats 1
   python bench/run.py --code-root DIR # measure the Shards packages in DIR (e.g. a `git archive`)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)
-    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7]
+    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8]
     if 6 in wanted and args.smoke and not args.with_operator and not args.only:
         wanted.remove(6)
     result: dict[str, Any] = {
