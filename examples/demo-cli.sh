@@ -64,6 +64,12 @@ for n in 1 2; do
   worker_pids+=($!)
 done
 
+for try in $(seq 150); do   # bounded: 15 s for both to register (a define with no live worker exits 6)
+  [ "$("$SHARDS" workers -o json | .venv/bin/python -c 'import json, sys; print(len(json.load(sys.stdin)))')" = 2 ] && break
+  [ "$try" = 150 ] && { echo "the workers did not register; see $work/worker-*.log" >&2; exit 1; }
+  sleep 0.1
+done
+
 echo "== define the scope 'farm'"
 "$SHARDS" define --scope farm
 "$SHARDS" list --scope farm
