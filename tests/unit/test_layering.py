@@ -4,6 +4,8 @@ imports pymongo. Checked on the source, so a stray import anywhere fails here.""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,13 @@ def test_modules_stay_small() -> None:
     sources = [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
     too_long = {str(p.relative_to(REPO)): n for p in sources if (n := len(p.read_text().splitlines())) > 400}
     assert too_long == {}
+
+
+def test_the_cli_loads_the_store_controller_and_worker_only_for_a_command_that_needs_them() -> None:
+    """`shards --help` and a typo stay fast (figure 8 of `make bench` times them): registering
+    the commands imports neither pymongo nor the packages behind it."""
+    probe = ("import sys; import shards_cli.main; "
+             "print(sorted(m for m in ('pymongo', 'shards_store', 'shards_controller', 'shards_worker', "
+             "'prometheus_client', 'kopf', 'yaml') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
