@@ -105,7 +105,10 @@ def define(
               "(shards worker APP)")
         raise typer.Exit(Code.NO_WORKER)
     if not wait:
-        out().print(f"{scope}: define requested")
+        if output is Output.table:
+            out().print(f"{scope}: define requested")
+        else:
+            emit({"scope": scope, "requestId": str(request.id)}, output)
         return
     defined = ctl.wait_defined(request, timeout)
     if output is not Output.table:

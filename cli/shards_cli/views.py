@@ -37,6 +37,9 @@ def status(
     """Show state and progress of one process, or of the whole scope."""
     from shards_cli.output import process_table
 
+    if watch and output is Output.yaml:
+        raise typer.BadParameter("--watch shows a table or streams JSON lines (-o json), not YAML",
+                                 param_hint="--output")
     ctl = controller(mongo)
 
     def read() -> list[ProcessRecord]:
@@ -45,7 +48,7 @@ def status(
     def table(records: list[ProcessRecord]) -> Any:
         return process_table(records, scope, ctl.waiting_reasons(records, max_age=1.0))
 
-    if watch and output is not Output.yaml:
+    if watch:
         from shards_cli.watch import watch as follow
 
         code = follow(read, table, lambda records: _documents(ctl, records), timeout,
