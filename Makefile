@@ -4,13 +4,31 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
+.PHONY: venv venv-demo venv-cli lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+## One venv, installed in levels, each including the one before (extras in pyproject.toml):
+##   cli   .[embedded]  the `shards` CLI and the embedded MongoDB: make demo-cli
+##   demo  .[demo]      + the operator's packages and the local cluster's tooling: make demo, the
+##                      cluster and image targets
+##   dev   .[dev]       + pytest, hypothesis, ruff, mypy: make test and everything else
+## $(VENV)/.installed-LEVEL stamps a level; an up-to-date stamp of a higher level satisfies a lower
+## one (nothing is installed twice), and a pyproject.toml newer than the stamps reinstalls.
+VENV_LEVELS  := cli demo dev
+EXTRAS_cli   := embedded
+EXTRAS_demo  := demo
+EXTRAS_dev   := dev
+
+venv: $(VENV)/.installed-dev
+venv-demo: $(VENV)/.installed-demo
+venv-cli: $(VENV)/.installed-cli
+$(VENV)/.installed-%: pyproject.toml
+	@levels='$(VENV_LEVELS)'; for up in $${levels#*$*}; do \
+	  if [ $(VENV)/.installed-$$up -nt pyproject.toml ]; then touch $@; exit 0; fi; \
+	done; \
+	set -ex; \
+	$(PYTHON) -m venv $(VENV); \
+	$(BIN)/pip install -q --upgrade pip; \
+	$(BIN)/pip install -q -e '.[$(EXTRAS_$*)]'; \
 	touch $@
 
 lint: venv
@@ -35,11 +53,11 @@ test-e2e: venv tools
 
 ## The Kubernetes path: local control plane, embedded MongoDB, operator, two workers,
 ## `kubectl apply -f deploy/examples/`, a live `kubectl get shp` until every process is Done.
-demo: venv tools
+demo: venv-demo tools
 	examples/demo.sh
 
 ## The same processes through the `shards` CLI, no Kubernetes.
-demo-cli: venv
+demo-cli: venv-cli
 	examples/demo-cli.sh
 
 ## Timing targets live here, not in the tests: issue 8's figures 1-6 beside their baselines and

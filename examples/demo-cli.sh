@@ -49,8 +49,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Our children run in sessions of their own (setsid: the same pid, no fork, in a script): a Ctrl-C
+# reaches only this script, whose cleanup stops them in order, and not the server and the workers
+# at once (the server would go first: the workers could not record their ends, 15 s of retries).
 echo "== embedded MongoDB (NX-27017) on 127.0.0.1:${port}"
-"$SHARDS" mongo --port "$port" --data "$work/mongo" >"$work/mongo.log" 2>&1 &
+setsid "$SHARDS" mongo --port "$port" --data "$work/mongo" >"$work/mongo.log" 2>&1 &
 mongo_pid=$!
 for try in $(seq 100); do   # bounded: 10 s
   .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
@@ -60,7 +63,7 @@ done
 
 echo "== two workers for examples/sheep.py:app"
 for n in 1 2; do
-  "$SHARDS" worker examples/sheep.py:app --concurrency 2 >"$work/worker-$n.log" 2>&1 &
+  setsid "$SHARDS" worker examples/sheep.py:app --concurrency 2 >"$work/worker-$n.log" 2>&1 &
   worker_pids+=($!)
 done
 

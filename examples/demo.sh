@@ -13,7 +13,9 @@
 #   5. deploy/examples/ applied to namespace shards-demo: one of them waits for a confirmation,
 #      which the demo then gives; a live table until all have ended.
 # Everything it starts it stops again (helm uninstall, processes by pid), also on Ctrl-C or a
-# failure. Logs stay in .shards/demo/. Exits non-zero unless every process ends Done.
+# failure: the release's Pods first, then the server, then the cluster. The operator's and the
+# workers' logs (to their Pods' end) and the server's stay in .shards/demo/; on a failure the
+# server's own log and data too. Exits non-zero unless every process ends Done.
 # The same without Kubernetes, through the `shards` CLI: examples/demo-cli.sh (`make demo-cli`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,7 @@ work=.shards/demo
 rm -rf "$work" && mkdir -p "$work"
 started_cluster=""            # what the demo started, to stop at the end
 mongo_pid=""
+followers=()                  # `kubectl logs -f` of the operator and the workers
 installed=""
 finished=""
 
@@ -70,9 +73,12 @@ cleanup() {
     kubectl logs -n "$SYSTEM_NS" -l app.kubernetes.io/component=worker --tail=10 --prefix >&2
   fi
   say "cleaning up"
-  if [ -n "$installed" ]; then
+  local since=$SECONDS
+  if [ -n "$installed" ] && [ "${#followers[@]}" = 0 ]; then   # the Pods' logs, if not followed
     kubectl logs -n "$SYSTEM_NS" "deploy/$RELEASE-operator" >"$work/operator.log" 2>&1
     kubectl logs -n "$SYSTEM_NS" -l app.kubernetes.io/component=worker --prefix --tail=-1 >"$work/workers.log" 2>&1
+  fi
+  if [ -n "$installed" ]; then
     # The resources go while the operator still runs (its finalizer lets them go), then the release.
     kubectl delete shp --all -n "$NS" --timeout=40s || delete_namespace
     helm uninstall "$RELEASE" -n "$SYSTEM_NS" --wait --timeout 90s
@@ -82,10 +88,12 @@ cleanup() {
   # helm's --wait covers the Deployments, not their Pods: the workers and the operator end while
   # the server is still up (a worker records its runs and leaves the registry), then the server.
   [ -n "$installed" ] && wait_pods_gone 60
+  for pid in "${followers[@]}"; do stop_pid "$pid"; done   # their Pods are gone: they have ended
   stop_pid "$mongo_pid"
   if [ -n "$started_cluster" ]; then
     "${CLUSTER[@]}" down
   fi
+  echo "cleaned up in $((SECONDS - since)) s"
   if [ "$status" = 0 ]; then
     rm -rf "$work/mongo"
     echo "logs: $work/"
@@ -171,7 +179,10 @@ PYTHON
 port=$(.venv/bin/python -c 'from shards_store.embedded import free_port; print(free_port())')
 MONGO="mongodb://${NODE_IP}:${port}/shards-demo"
 say "3. embedded MongoDB (NX-27017) on the node address ${NODE_IP}:${port}"
-"$SHARDS" mongo --host "$NODE_IP" --port "$port" --data "$work/mongo" >"$work/mongo.log" 2>&1 &
+# In a session of its own (setsid: the same pid, no fork, in a script): a Ctrl-C reaches this
+# script, whose cleanup stops the server last, and not the server at once (NX-27017 exits on
+# SIGINT) while the worker Pods still need it to record their ends.
+setsid "$SHARDS" mongo --host "$NODE_IP" --port "$port" --data "$work/mongo" >"$work/mongo.log" 2>&1 &
 mongo_pid=$!
 for try in $(seq 100); do   # bounded: 10 s
   .venv/bin/python -c "import socket; socket.create_connection(('$NODE_IP', $port), 0.2)" 2>/dev/null && break
@@ -198,6 +209,12 @@ helm install "$RELEASE" . -n "$SYSTEM_NS" --create-namespace \
   --set "workers[0].image.tag=$VERSION" --set 'workers[0].image.pullPolicy=Never'
 kubectl rollout status -n "$SYSTEM_NS" "deploy/$RELEASE-operator" --timeout=120s
 kubectl rollout status -n "$SYSTEM_NS" "deploy/$RELEASE-worker-default" --timeout=120s
+# The Pods' logs into $work, followed to the Pods' end, so their shutdown is in them too.
+setsid kubectl logs -n "$SYSTEM_NS" -f "deploy/$RELEASE-operator" >"$work/operator.log" 2>&1 &
+followers+=($!)
+setsid kubectl logs -n "$SYSTEM_NS" -f -l app.kubernetes.io/component=worker --prefix --tail=-1 \
+  >"$work/workers.log" 2>&1 &
+followers+=($!)
 kubectl get pods -n "$SYSTEM_NS" -o wide | sed 's/^/  /'
 for try in $(seq 100); do   # bounded: about 20 s
   [ "$("$SHARDS" pools --mongo "$MONGO" -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin).get("default", {}).get("workers", 0))')" = 2 ] && break

@@ -1,6 +1,6 @@
 # Local Kubernetes control plane (etcd + kube-apiserver + kube-controller-manager) for the
 # e2e tests and the demo. Included by the top-level Makefile, which defines VENV, BIN and
-# the `venv` target. Details: tests/tooling/cluster/README.md.
+# the `venv-demo` target. Details: tests/tooling/cluster/README.md.
 #
 #   make tools          build the pinned binaries once per machine (cached in ~/.cache/shards)
 #   make cluster-up     start on loopback, write .cluster/kubeconfig, return once /readyz is ok
@@ -21,16 +21,16 @@ CLUSTER_CLI = PYTHONPATH=tests $(BIN)/python -m tooling.cluster
 
 .PHONY: tools cluster-up cluster-down cluster-status
 
-tools: venv
+tools: venv-demo
 	$(CLUSTER_CLI) tools
 
 NODE ?=
 
-cluster-up: venv
+cluster-up: venv-demo
 	$(CLUSTER_CLI) up $(if $(filter-out 0,$(NODE)),--node)
 
-cluster-down: venv
+cluster-down: venv-demo
 	$(CLUSTER_CLI) down
 
-cluster-status: venv
+cluster-status: venv-demo
 	$(CLUSTER_CLI) status

@@ -1,6 +1,6 @@
 # Container images (issue 10): shards-worker, shards-operator and shards-example-sheep, built with
 # buildah on a local debootstrap base (no image registry needed). Included by the top-level
-# Makefile, which defines VENV, BIN and the `venv` target. Details: deploy/images/README.md.
+# Makefile, which defines VENV, BIN and the `venv-demo` target. Details: deploy/images/README.md.
 #
 #   make images                    base (once per machine), wheels, the three images and their
 #                                  docker-archives in ~/.cache/shards/images; unchanged inputs rebuild nothing
@@ -11,12 +11,12 @@ IMAGES_CLI = PYTHONPATH=tests $(BIN)/python -m tooling.images
 
 .PHONY: images image-context image-archives
 
-images: venv
+images: venv-demo
 	$(IMAGES_CLI) build
 
-image-context: venv
+image-context: venv-demo
 	@test -n "$(DIR)" || { echo "usage: make image-context DIR=path" >&2; exit 2; }
 	$(IMAGES_CLI) context $(DIR)
 
-image-archives: venv
+image-archives: venv-demo
 	$(IMAGES_CLI) archives

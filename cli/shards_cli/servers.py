@@ -150,7 +150,8 @@ def operator_command(
         from shards_operator.resource import parse_grants
         from shards_operator.runtime import OperatorSettings, run_operator
     except ImportError as error:
-        needs = "the operator needs kopf and kubernetes: pip install 'shards[operator]'"
+        needs = ("the operator needs kopf and kubernetes: pip install kopf kubernetes"
+                 " (or, in a Shards checkout, pip install -e '.[operator]')")
         raise ShardsError(f"{needs} ({error})") from error
     serving()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -199,3 +199,12 @@ def test_the_tooling_builds_each_dockerfile() -> None:
     from tooling.images.builder import IMAGES
 
     assert {spec.name: spec.dockerfile for spec in IMAGES} == {**DEPLOY, "shards-example-sheep": EXAMPLE}
+
+
+def test_the_wheels_key_ignores_what_the_images_do_not_hold() -> None:
+    # `make demo`'s venv has no test or lint tools, `make test`'s has: the same images either way
+    from tooling.images.wheels import needed
+
+    names = needed()
+    assert {"pymongo", "typer", "kopf", "kubernetes"} <= names
+    assert not names & {"shards", "pytest", "hypothesis", "ruff", "mypy", "nx-27017", "cryptography"}

@@ -9,6 +9,7 @@ the constraints and the interpreter tag.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import sys
@@ -40,11 +41,44 @@ def source_files() -> list[Path]:
     return files
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def needed() -> set[str]:
+    """Canonical names of the distributions ``shards[EXTRAS]`` needs, transitively, as installed in
+    the running venv (the shards project itself excluded)."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # not every venv has it; pip, which this module runs anyway, does
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+    todo: list[tuple[str, frozenset[str]]] = [("shards", frozenset(EXTRAS.split(",")))]
+    visited: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in visited:
+            continue
+        visited.add((name, extras))
+        try:
+            requires = importlib.metadata.distribution(name).requires or []
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here: pip wheel resolves it unconstrained
+        for text in requires:
+            req = Requirement(text)
+            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in extras or {""}):
+                continue
+            todo.append((_canonical(req.name), frozenset(req.extras)))
+    return {name for name, _ in visited} - {"shards"}
+
+
 def constraints() -> str:
-    """``name==version`` of what the running venv has installed (the shards project itself excluded)."""
+    """``name==version`` of what the running venv has installed of :func:`needed`: the images get
+    the versions the tests ran with, and tools the images do not hold (pytest, ruff; absent from
+    `make demo`'s venv) do not change the key."""
     proc = run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], timeout=120)
+    keep = needed()
     lines = [line for line in proc.stdout.splitlines()
-             if re.match(r"^[A-Za-z0-9._-]+==\S+$", line) and not line.lower().startswith("shards==")]
+             if re.match(r"^[A-Za-z0-9._-]+==\S+$", line) and _canonical(line.split("==")[0]) in keep]
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
 
 
