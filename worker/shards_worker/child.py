@@ -77,6 +77,11 @@ class Link:
             self._closed = True
             self.conn.send(message)
 
+    @property
+    def done(self) -> bool:
+        """The final message is sent: the worker may close the pipe, this process is exiting."""
+        return self._closed
+
 
 class LazyStore:
     """Connects on first use: most runs start no child, and never need MongoDB here (a client
@@ -183,6 +188,8 @@ def _listen(conn: Connection, executor: ChildExecutor) -> None:
         try:
             kind, *rest = conn.recv()
         except (EOFError, OSError):
+            if executor.link.done:  # the run's end went out: the main thread exits meanwhile
+                return
             log.error("the worker is gone; ending runs %s with it",
                       ", ".join(e.run_id for e in executor.executions()))
             _exit(EXIT_ORPHANED)
