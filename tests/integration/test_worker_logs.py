@@ -134,7 +134,8 @@ def test_text_lines_and_a_warning_level(shards_env: ShardsHarness) -> None:
     run_id = shards_env.wait_state("farm", "talk", State.DONE, State.FAILED).run_id
     assert worker.terminate() == 0
     lines = worker.output().splitlines()
-    line = re.compile(r"^(\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+) (\[run=\S+ scope=\S+ process=\S+\] )?")
+    line = re.compile(r"^(\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+) "
+                      r"(\[run=\S+ scope=\S+ process=\S+\] )?")
     for text in lines:
         match = line.match(text)
         assert match and TIME.match(match[1]), text
