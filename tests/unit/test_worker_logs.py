@@ -220,3 +220,10 @@ def test_logging_from_a_print_handler_cannot_loop(restore_root: None) -> None:
         captured.write("printed\n")
     [line] = real.getvalue().splitlines()
     assert line.endswith(" WARNING shards.stderr [run=r-1.2 scope=farm process=count] printed")
+
+
+def test_a_captured_stream_still_looks_like_its_stream() -> None:
+    real = io.TextIOWrapper(io.BytesIO(), encoding="latin-1", errors="replace")
+    out = logs.RunOutput(real, "shards.stdout", logging.INFO)
+    assert (out.encoding, out.errors, out.buffer) == ("latin-1", "replace", real.buffer)
+    assert not out.isatty()

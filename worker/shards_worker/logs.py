@@ -246,7 +246,15 @@ class RunOutput(io.TextIOBase):
     def fileno(self) -> int:
         return self.stream.fileno()
 
-    def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer...: the stream's
+    @property
+    def encoding(self) -> Any:  # type: ignore[override]
+        return self.stream.encoding
+
+    @property
+    def errors(self) -> Any:  # type: ignore[override]
+        return self.stream.errors
+
+    def __getattr__(self, name: str) -> Any:  # buffer, line_buffering...: the stream's
         return getattr(self.stream, name)
 
 
