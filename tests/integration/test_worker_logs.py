@@ -61,9 +61,12 @@ def _has(events: list[dict[str, Any]], logger: str, message: str) -> dict[str, A
     return found[0]
 
 
-@pytest.mark.parametrize("isolation", ["process", "thread"])
-def test_json_lines_name_the_run_they_are_about(shards_env: ShardsHarness, isolation: str) -> None:
-    worker, stdout = _start(shards_env, "--log-format", "json", "--isolation", isolation)
+@pytest.mark.parametrize(("isolation", "level"), [("process", "info"), ("thread", "debug")])
+def test_json_lines_name_the_run_they_are_about(
+    shards_env: ShardsHarness, isolation: str, level: str
+) -> None:
+    worker, stdout = _start(shards_env, "--log-format", "json", "--isolation", isolation,
+                            "--log-level", level)
     shards_env.ok("launch", "talk", "--scope", "farm")
     run_id = shards_env.wait_state("farm", "talk", State.DONE, State.FAILED).run_id
     shards_env.ok("launch", "wait", "--scope", "farm")
@@ -83,9 +86,13 @@ def test_json_lines_name_the_run_they_are_about(shards_env: ShardsHarness, isola
     assert caught["level"] == "ERROR" and f"ValueError: raised\nby {run_id}" in caught["exc"]
     assert _has(about, "shards.stdout", f"printed by {run_id}")["level"] == "INFO"
     assert _has(about, "shards.stderr", f"to stderr by {run_id}")["level"] == "WARNING"
-    # Nothing about the run goes without its id; nothing at debug level; nothing printed is lost.
+    # Nothing about the run goes without its id; nothing printed is lost.
     assert [e for e in events if run_id in e["message"] and e.get("run") != run_id] == []
-    assert not [e for e in events if e["level"] == "DEBUG"]
+    if level == "debug":
+        assert _has(about, "chatty_logs", f"debug by {run_id}")["level"] == "DEBUG"
+        assert [e for e in about if e["message"].startswith("claimed (")]
+    else:
+        assert not [e for e in events if e["level"] == "DEBUG"]
     assert stdout.read_text() == ""
 
     stopped = _about(events, waited)

@@ -148,8 +148,8 @@ def _root_to(stream: io.StringIO, level: str, fmt: str) -> logging.Logger:
 @pytest.fixture
 def restore_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(logs, "_settings", logs.settings())
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    root, pymongo = logging.getLogger(), logging.getLogger("pymongo")
+    handlers, level, pymongo_level = list(root.handlers), root.level, pymongo.level
     try:
         yield
     finally:
@@ -158,6 +158,7 @@ def restore_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         for handler in handlers:
             root.addHandler(handler)
         root.setLevel(level)
+        pymongo.setLevel(pymongo_level)
 
 
 def test_configure_logging_installs_one_handler_and_filters_by_level(restore_root: None) -> None:
@@ -176,7 +177,9 @@ def test_configure_logging_installs_one_handler_and_filters_by_level(restore_roo
     log = _root_to(stream, "debug", "text")
     assert len(logging.getLogger().handlers) == 1
     log.debug("now %s", "shown")
+    logging.getLogger("pymongo.command").debug("every command")
     assert stream.getvalue().endswith(" DEBUG shards.worker now shown\n")
+    assert "every command" not in stream.getvalue()
 
 
 @pytest.mark.parametrize(("level", "fmt", "error"), [

@@ -362,7 +362,7 @@ class Executor:
             self.flush_endings()
         except StoreUnavailable as outage:  # kept: the heartbeat records it once MongoDB is back
             self._on_outage(outage)
-        log.info("ended %s in %.3fs%s", state.value, status.duration or 0.0,
+        log.info("ended %s in %.3fs%s%s", state.value, status.duration or 0.0, f": {error}" if error else "",
                  f"; {retry.message}" if retry else "", extra=about(record))
 
     def _write_end(self, ending: Ending) -> None:

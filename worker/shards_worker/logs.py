@@ -163,7 +163,8 @@ def make_handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Han
 
 def configure_logging(level: str = "info", fmt: str = "text", *, stream: TextIO | None = None) -> None:
     """One handler on the root logger, writing to stderr (or `stream`) in this format; the
-    handlers there before are removed. Either name in any case; a bad one raises ShardsError."""
+    handlers there before are removed. Either name in any case; a bad one raises ShardsError.
+    pymongo logs from INFO up whatever the level."""
     global _settings
     level, fmt = level.lower(), fmt.lower()
     if level not in LEVELS:
@@ -174,6 +175,9 @@ def configure_logging(level: str = "info", fmt: str = "text", *, stream: TextIO 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # pymongo's DEBUG is every command and its reply (the change stream's polls too), a line each
+    # few milliseconds: "debug" means the worker's and the app's own debug lines.
+    logging.getLogger("pymongo").setLevel(max(root.level, logging.INFO))
     _settings = (level, fmt)
 
 

@@ -266,6 +266,7 @@ class Worker:
     def _start(self, launch: Request, seen: float | None) -> None:
         """Hand a claimed launch to a thread of its own (a slot was free)."""
         self._may_own_records = True
+        log.debug("claimed (%s)", "by a sweep" if seen is None else "from its event", extra=about(launch))
         with self._busy_lock:  # the caller checked that a slot is free
             self._busy += 1
             full = self._busy >= self.settings.concurrency
