@@ -136,7 +136,7 @@ class Supervisor:
         if result is not None:  # it ended on its own, before a kill could matter
             self.execution.killed = False
             return result
-        log.warning("its OS process ended without an end: %s", reason, extra=logs.about(record))
+        log.warning("its OS process exited before the run ended: %s", reason, extra=logs.about(record))
         return State.FAILED, reason
 
     def _follow(self, conn: Connection, process: BaseProcess) -> tuple[State, str] | None:
