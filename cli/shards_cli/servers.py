@@ -99,13 +99,20 @@ def worker(
         min=0.0, envvar="SHARDS_STOP_GRACE",
         help="Seconds an isolated run gets to stop after a stop request or its deadline; then "
              "it is killed.")] = 10.0,
+    log_level: Annotated[str, typer.Option(
+        envvar="SHARDS_LOG_LEVEL", help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[str, typer.Option(
+        envvar="SHARDS_LOG_FORMAT", help="text (one line per event) or json (an object per line).",
+    )] = "text",
 ) -> None:
     """Run a worker for APP: claim requests, execute processes, report progress."""
     from shards_store import connect
     from shards_worker import Worker, WorkerSettings, load_app
+    from shards_worker.logs import capture_prints, configure_logging
 
     serving()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(log_level, log_format)  # a bad value: one line, before anything else
+    capture_prints()  # under --isolation thread, what a run prints is logged about the run
     application = load_app(app_spec)
     settings = WorkerSettings(
         pool=pool, concurrency=concurrency, lease=lease, heartbeat_interval=heartbeat,

@@ -24,6 +24,7 @@ from shards.records import ProcessRecord, Progress
 from shards.states import State
 from shards_store import Store, connect
 
+from shards_worker import logs
 from shards_worker.execution import Executor
 from shards_worker.loader import load_app
 from shards_worker.running import Execution, one_line
@@ -32,6 +33,7 @@ log = logging.getLogger("shards.worker")
 
 EXIT_ORPHANED = 70  # the worker's end of the pipe closed: the worker is gone
 APP_ENV = "SHARDS_ISOLATION_APP"  # the app the fork server imports before it forks (preload.py)
+LOG_ENV = "SHARDS_ISOLATION_LOG"  # "level:format" of the worker's logs, for the fork server
 
 _apps: dict[str, App] = {}  # loaded once per process (in the fork server, before any fork)
 
@@ -53,6 +55,7 @@ class Job:
     args: dict[str, Any]
     scope_data: dict[str, Any]
     pump_interval: float = 0.05  # seconds between progress messages to the worker
+    log: tuple[str, str] = ("info", "text")  # the worker's log level and format (logs.settings())
 
 
 class Link:
@@ -73,6 +76,11 @@ class Link:
         with self._lock:
             self._closed = True
             self.conn.send(message)
+
+    @property
+    def done(self) -> bool:
+        """The final message is sent: the worker may close the pipe, this process is exiting."""
+        return self._closed
 
 
 class LazyStore:
@@ -117,6 +125,10 @@ class ChildExecutor(Executor):
         else:
             self.link.send("end", execution.run_id, state, error, progress)
 
+    def announce(self, execution: Execution) -> None:
+        if execution.parent is not None:  # the worker announced the run it started here
+            super().announce(execution)
+
     def run_started(self, record: ProcessRecord, definition: ProcessDefinition,
                     catalog: dict[str, ProcessDefinition], scope_data: dict[str, Any],
                     args: dict[str, Any]) -> None:
@@ -139,9 +151,11 @@ class ChildExecutor(Executor):
 def main(conn: Connection, job: Job) -> None:
     """The entry point of a run's OS process; it always ends with os._exit (no lingering threads)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its runs stop
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    link = Link(conn)
     record = job.record
+    logs.configure_logging(*job.log)  # as the worker logs; every line here is about this run,
+    logs.set_process_run(record)  # from any thread, prints included
+    logs.capture_prints()
+    link = Link(conn)
     try:
         app = app_for(job.app_spec)
         catalog = app.catalog(job.scope_data)
@@ -161,6 +175,8 @@ def main(conn: Connection, job: Job) -> None:
 
 def _exit(code: int) -> None:
     """Exit at once (threads the process left behind must not keep it), with its output written."""
+    with contextlib.suppress(Exception):
+        logs.drain_prints()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -172,7 +188,9 @@ def _listen(conn: Connection, executor: ChildExecutor) -> None:
         try:
             kind, *rest = conn.recv()
         except (EOFError, OSError):
-            log.error("shards.worker: the worker is gone; ending runs %s with it",
+            if executor.link.done:  # the run's end went out: the main thread exits meanwhile
+                return
+            log.error("the worker is gone; ending runs %s with it",
                       ", ".join(e.run_id for e in executor.executions()))
             _exit(EXIT_ORPHANED)
         if kind == "stop":

@@ -24,14 +24,14 @@ class Connectivity:
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
-        log.warning("shards.worker: %s; retrying, unrecorded ends are kept until it is back", error)
+        log.warning("%s; retrying, unrecorded ends are kept until it is back", error)
 
     def ok(self) -> None:
         with self._lock:
             if self._down_since is None:
                 return
             down, self._down_since = time.monotonic() - self._down_since, None
-        log.info("shards.worker: MongoDB reachable again after %.1fs", down)
+        log.info("MongoDB reachable again after %.1fs", down)
 
     @property
     def down(self) -> bool:

@@ -26,7 +26,7 @@ def define_scope(store: Store, app: App, request: Request, worker_id: str) -> No
         catalog = app.catalog(app.scope_data(scope_id))
     except Exception as error:  # the app's catalog code failed: report it, keep serving
         message = one_line(error)
-        log.warning("shards.worker: define of scope %s failed: %s", scope_id, message)
+        log.warning("define of scope %s failed: %s", scope_id, message)
         store.scopes.defined(
             scope_id, process_ids=[], request_id=request_id, worker_id=worker_id, error=message
         )
@@ -41,4 +41,4 @@ def define_scope(store: Store, app: App, request: Request, worker_id: str) -> No
         scope_id, process_ids=list(catalog), request_id=request_id, worker_id=worker_id
     )
     store.requests.complete(request)
-    log.info("shards.worker: defined scope %s: %d processes, %d removed", scope_id, len(catalog), removed)
+    log.info("defined scope %s: %d processes, %d removed", scope_id, len(catalog), removed)

@@ -19,6 +19,7 @@ from shards.states import State
 from shards_store import Store
 
 from shards_worker import metrics
+from shards_worker.logs import about, run_context
 from shards_worker.policy import RunClock, decide, outcome
 from shards_worker.running import Ending, Execution, describe_failure, one_line
 
@@ -98,7 +99,7 @@ class Executor:
         execution.ask_stop(force=force)
         record = execution.record
         self.store.processes.move(record.scope_id, record.process_id, State.STOPPING, run_id=run_id)
-        log.info("shards.worker: stopping %s/%s run %s", record.scope_id, record.process_id, run_id)
+        log.info("stopping%s", " (forced: killed at once)" if force else "", extra=about(record))
         return True
 
     def stop_all(self, reason: str = "", ended_by: Cause | None = None) -> None:
@@ -131,11 +132,10 @@ class Executor:
             if action is not None and action.kind == "stop":
                 execution.clock.deadline_hit = True
                 execution.ask_stop(action.reason)
-                log.info("shards.worker: %s/%s run %s: %s; asking it to stop", record.scope_id,
-                         record.process_id, record.run_id, action.reason)
+                log.info("%s; asking it to stop", action.reason, extra=about(record))
             elif action is not None and execution.kill is not None:
-                log.warning("shards.worker: killing %s/%s run %s (%s)", record.scope_id, record.process_id,
-                            record.run_id, "forced stop" if execution.clock.forced else "grace is over")
+                log.warning("killing its process (%s)", "forced stop" if execution.clock.forced
+                            else "grace is over", extra=about(record))
                 execution.killed = True
                 execution.kill()
 
@@ -290,21 +290,31 @@ class Executor:
             clock=RunClock(timeout=timeout, started=time.monotonic()),
         )
         execution.progress.report("Starting...", 0.0)
-        self.adopt(execution)
-        log.info("shards.worker: running %s/%s run %s", record.scope_id, record.process_id, record.run_id)
-        if parent is None and self.isolation is not None:
-            state, error = self.isolation.run(self, execution, args, bookkeeping)
-        else:
-            bookkeeping()
-            state, error = self._run_body(execution, args)
-        if parent is None:
-            state, error = outcome(execution.clock, state, error, killed=execution.killed,
-                                   grace=self.stop_grace)
-        if state is State.STOPPED and not error:
-            error = execution.stop_reason
-        self.record_end(execution, state, error)
+        with run_context(record):  # what is logged (and printed) meanwhile is about this run
+            self.adopt(execution)
+            self.announce(execution)
+            if parent is None and self.isolation is not None:
+                state, error = self.isolation.run(self, execution, args, bookkeeping)
+            else:
+                bookkeeping()
+                state, error = self._run_body(execution, args)
+            if parent is None:
+                state, error = outcome(execution.clock, state, error, killed=execution.killed,
+                                       grace=self.stop_grace)
+            if state is State.STOPPED and not error:
+                error = execution.stop_reason
+            self.record_end(execution, state, error)
         metrics.RUNS_ENDED.labels(state.value).inc()
         return state
+
+    def announce(self, execution: Execution) -> None:
+        """The run's start line."""
+        record = execution.record
+        if execution.parent is None:
+            label = record.attempt_label()
+            log.info("started%s", f" ({label})" if label else "", extra=about(record))
+        else:
+            log.info("started (inline child of run %s)", execution.parent.run_id, extra=about(record))
 
     def adopt(self, execution: Execution) -> None:
         """A run executes here from now on: it is held, its progress written, its stops delivered."""
@@ -334,7 +344,7 @@ class Executor:
         except BaseException as failure:
             state, error = State.FAILED, describe_failure(failure)
             execution.permanent = isinstance(failure, Permanent)
-            log.warning("shards.worker: %s/%s failed: %s", record.scope_id, record.process_id, error,
+            log.warning("failed: %s", error, extra=about(record),
                         exc_info=not isinstance(failure, SystemExit | KeyboardInterrupt))
         return state, error
 
@@ -352,18 +362,16 @@ class Executor:
             self.flush_endings()
         except StoreUnavailable as outage:  # kept: the heartbeat records it once MongoDB is back
             self._on_outage(outage)
-        log.info("shards.worker: %s/%s ended %s in %.3fs%s", record.scope_id, record.process_id,
-                 state.value, status.duration or 0.0, f"; {retry.message}" if retry else "")
+        log.info("ended %s in %.3fs%s%s", state.value, status.duration or 0.0, f": {error}" if error else "",
+                 f"; {retry.message}" if retry else "", extra=about(record))
 
     def _write_end(self, ending: Ending) -> None:
         record = ending.record
         if ending.retry is not None and self.store.retry_run(record, ending.status, ending.retry) is not None:
             return
         if self.store.end_run(record, ending.status, ending.progress) is None:
-            log.warning(
-                "shards.worker: %s/%s run %s ended %s but its record had moved on",
-                record.scope_id, record.process_id, record.run_id, ending.status.state.value,
-            )
+            log.warning("ended %s but its record had moved on", ending.status.state.value,
+                        extra=about(record))
 
     def _end_unstarted(self, request: Request, error: str) -> None:
         """End a launch that never started here: failed (error), stopped (a stop arrived
@@ -374,10 +382,9 @@ class Executor:
         if record is not None and unstarted and (error or record.state is State.STOP_REQUESTED):
             self.store.end_unstarted(record, error, only_from_seen_state=True, request=request)
             if error:
-                log.warning("shards.worker: launch of %s/%s failed: %s", record.scope_id,
-                            record.process_id, error)
+                log.warning("launch failed: %s", error, extra=about(request))
         elif not error:
-            log.info("shards.worker: launch %s/%s was superseded", request.scope_id, request.process_id)
+            log.info("launch was superseded", extra=about(request))
         self.store.requests.complete(request)
 
 
@@ -386,6 +393,5 @@ def launch_timeout(request: Request, definition: ProcessDefinition) -> float | N
     try:
         return check_timeout(request.options.get("timeout")) or definition.timeout
     except InvalidDefinition as error:
-        log.warning("shards.worker: launch of %s/%s: %s; using the process's default",
-                    request.scope_id, request.process_id, error)
+        log.warning("launch: %s; using the process's default", error, extra=about(request))
         return definition.timeout

@@ -27,7 +27,7 @@ from shards.errors import ShardsError
 from shards.records import ProcessRecord, Progress
 from shards.states import State
 
-from shards_worker import child
+from shards_worker import child, logs
 from shards_worker.running import Execution, one_line
 from shards_worker.settings import WorkerSettings
 
@@ -79,6 +79,7 @@ class ProcessIsolation:
         self.context: Any = multiprocessing.get_context(method)
         if method == "forkserver":
             os.environ[child.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
+            os.environ[child.LOG_ENV] = ":".join(logs.settings())  # ...logging as this worker does
             self.context.set_forkserver_preload(["shards_worker.preload"])
 
     def warm(self) -> None:
@@ -111,7 +112,8 @@ class Supervisor:
     def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> tuple[State, str]:
         record = self.execution.record
         job = child.Job(self.isolation.app_spec, self.isolation.mongo_uri, self.executor.worker_id,
-                        record, dict(args), dict(self.execution.scope_data), self.isolation.pump_interval)
+                        record, dict(args), dict(self.execution.scope_data), self.isolation.pump_interval,
+                        logs.settings())
         here, there = self.isolation.context.Pipe()
         process = self.isolation.context.Process(target=child.main, args=(there, job),
                                                  name=f"shards-run-{record.run_id[:8]}")
@@ -134,8 +136,7 @@ class Supervisor:
         if result is not None:  # it ended on its own, before a kill could matter
             self.execution.killed = False
             return result
-        log.warning("shards.worker: %s/%s run %s: %s", record.scope_id, record.process_id,
-                    record.run_id, reason)
+        log.warning("its OS process exited before the run ended: %s", reason, extra=logs.about(record))
         return State.FAILED, reason
 
     def _follow(self, conn: Connection, process: BaseProcess) -> tuple[State, str] | None:

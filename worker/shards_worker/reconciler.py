@@ -22,6 +22,8 @@ from shards.states import EXECUTING, State
 from shards_store import Store
 from shards_store.workers import ALIVE, GONE, LOST, REPLACED
 
+from shards_worker.logs import about
+
 if TYPE_CHECKING:
     from shards_worker.execution import Executor
 
@@ -92,7 +94,7 @@ class Reconciler:
                 continue
             reason = f"worker {worker.worker_id} was lost (no heartbeat for {worker.lease:g}s)"
             if self.store.workers.retire(worker.worker_id, LOST, reason, beat=worker.beat):
-                log.warning("shards.worker: %s", reason)
+                log.warning("%s", reason)
                 settle_worker(self.store, worker.worker_id, reason)
                 reaped.append(worker.worker_id)
         self._beats.keep_only(worker.worker_id for worker in alive)
@@ -156,13 +158,12 @@ def settle_record(
     if cause is not None and record.worker_id and record.state is State.RUNNING:
         retry = plan_retry(record.launch_state(), cause, verdict.error)
     if retry is not None and store.retry_run(record, status, retry) is not None:
-        log.warning("shards.worker: %s/%s run %s: %s; %s", record.scope_id, record.process_id,
-                    record.run_id, verdict.error, retry.message)
+        log.warning("settled: %s; %s", verdict.error, retry.message, extra=about(record))
         return True
     if store.end_run(record, status, only_from_seen_state=True) is None:
         return False
-    log.warning("shards.worker: %s/%s run %s ended %s: %s", record.scope_id, record.process_id,
-                record.run_id, verdict.state.value, verdict.error or "stopped before it started")
+    log.warning("settled: ended %s: %s", verdict.state.value, verdict.error or "stopped before it started",
+                extra=about(record))
     return True
 
 
@@ -195,7 +196,7 @@ def replace_predecessors(store: Store, name: str, worker_id: str) -> list[str]:
             continue
         reason = f"worker {old.worker_id} was replaced by a restart of {name}"
         if store.workers.retire(old.worker_id, REPLACED, reason):
-            log.warning("shards.worker: %s", reason)
+            log.warning("%s", reason)
             settle_worker(store, old.worker_id, reason)
             replaced.append(old.worker_id)
     return replaced

@@ -80,7 +80,7 @@ class Wakeups:
                     self._broke(error)
                     continue
                 except Exception as error:  # a bug must not silence the stream for good
-                    log.exception("shards.worker: reading the change stream failed")
+                    log.exception("reading the change stream failed")
                     self._broke(ChangeFeedError(f"change stream reader failed: {error}"))
                     continue
                 if change is not None:

@@ -22,6 +22,7 @@ from shards_worker.definition import define_scope
 from shards_worker.execution import Executor
 from shards_worker.isolation import isolation_for
 from shards_worker.lease import Lease
+from shards_worker.logs import about
 from shards_worker.offers import Offer, Offers, advertised
 from shards_worker.reconciler import Reconciler, check_own, replace_predecessors
 from shards_worker.settings import WorkerSettings
@@ -101,7 +102,7 @@ class Worker:
         for target, name in ((self._heartbeat_loop, "shards-heartbeat"), (self._watch_lease, "shards-lease"),
                              (self._police, "shards-police")):
             threading.Thread(target=target, name=name, daemon=True).start()
-        log.info("shards.worker: %s started (pool %s, concurrency %d, %s isolation, processes %s)", self.id,
+        log.info("%s started (pool %s, concurrency %d, %s isolation, processes %s)", self.id,
                  self.settings.pool, self.settings.concurrency, self.settings.isolation,
                  ", ".join(self.catalog) or "per scope")
 
@@ -193,9 +194,9 @@ class Worker:
                           f"(after {self.settings.shutdown_grace:g}s)")
             self.store.workers.retire(self.id, GONE, reason)
         except StoreUnavailable as error:
-            log.warning("shards.worker: could not leave the registry (%s); another worker "
+            log.warning("could not leave the registry (%s); another worker "
                         "settles what is left after the lease", error)
-        log.info("shards.worker: %s stopped", self.id)
+        log.info("%s stopped", self.id)
 
     def request_shutdown(self) -> None:
         self._stopping.set()
@@ -204,14 +205,14 @@ class Worker:
     # -- claims -----------------------------------------------------------------------------
     def _open_feed(self) -> ChangeFeed | None:
         if self.settings.poll_only:
-            log.info("shards.worker: polling every %.1fs (no change stream)", self.settings.poll_interval)
+            log.info("polling every %.1fs (no change stream)", self.settings.poll_interval)
             return None
         pace = PollPace(self.settings.stream_poll_min, self.settings.stream_poll_max)
         feed = self.store.request_feed(self.id, self.settings.pool, pace)
         try:
             feed.open()
         except ChangeFeedError as error:
-            log.warning("shards.worker: %s; polling every %.1fs instead", error, self.settings.poll_interval)
+            log.warning("%s; polling every %.1fs instead", error, self.settings.poll_interval)
             return None
         return feed
 
@@ -220,7 +221,7 @@ class Worker:
         if isinstance(error, StoreUnavailable):
             self.connectivity.failed(error)
         else:
-            log.warning("shards.worker: %s; reopening after a sweep", error)
+            log.warning("%s; reopening after a sweep", error)
 
     def _claim(self, kind: str, *, addressed: bool = False) -> Request | None:
         """The oldest pending request of a kind (a sweep): finding none is "empty"."""
@@ -265,6 +266,7 @@ class Worker:
     def _start(self, launch: Request, seen: float | None) -> None:
         """Hand a claimed launch to a thread of its own (a slot was free)."""
         self._may_own_records = True
+        log.debug("claimed (%s)", "by a sweep" if seen is None else "from its event", extra=about(launch))
         with self._busy_lock:  # the caller checked that a slot is free
             self._busy += 1
             full = self._busy >= self.settings.concurrency
@@ -304,8 +306,7 @@ class Worker:
         except StoreUnavailable as error:  # not started, or its start unconfirmed: see _check_own
             self.connectivity.failed(error)
         except BaseException:  # a bug must not kill the worker; _check_own settles the record
-            log.exception("shards.worker: launch of %s/%s could not be completed",
-                          launch.scope_id, launch.process_id)
+            log.exception("the launch could not be completed", extra=about(launch))
         finally:
             self.executor.let_go(launch.run_id)
             with self._busy_lock:
@@ -332,13 +333,13 @@ class Worker:
             except StoreUnavailable as error:
                 self.connectivity.failed(error)
             except Exception:  # a bug must not end the heartbeat
-                log.exception("shards.worker: heartbeat failed")
+                log.exception("heartbeat failed")
 
     def _beat(self) -> None:
         sent = time.monotonic()
         if not self.store.workers.heartbeat(self.id, len(self.executor.executions())):
             if not self._stopping.is_set():
-                log.error("shards.worker: %s was declared lost by another worker; shutting down", self.id)
+                log.error("%s was declared lost by another worker; shutting down", self.id)
                 self._stopping.set()
                 self.executor.stop_all()
             return
@@ -347,7 +348,7 @@ class Worker:
         # claiming again now would only stop the runs it claims a moment later.
         if self._fenced.is_set() and not self.lease.runs_must_stop():
             self._fenced.clear()
-            log.info("shards.worker: lease renewed; claiming again")
+            log.info("lease renewed; claiming again")
         # The first worker in line reconciles every beat; the others watch the registry less
         # often (they can still reap a silent worker, the first one included) and check their
         # own records as often as they sweep: the cost of idle workers stays small.
@@ -374,7 +375,7 @@ class Worker:
             try:
                 self.executor.police(time.monotonic())
             except Exception:  # a bug must not end the policing
-                log.exception("shards.worker: policing runs failed")
+                log.exception("policing runs failed")
 
     def _watch_lease(self) -> None:
         """Never touches the store, so a hung store call cannot delay it."""
@@ -382,13 +383,13 @@ class Worker:
             if self.lease.runs_must_stop() and not self._fenced.is_set():
                 self._fenced.set()
                 silence = self.lease.silence()
-                log.warning("shards.worker: no heartbeat for %.1fs; stopping %d runs so that none "
+                log.warning("no heartbeat for %.1fs; stopping %d runs so that none "
                             "outlives the lease (%gs)", silence, len(self.executor.executions()),
                             self.settings.lease)
                 self.executor.stop_all(f"stopped: worker {self.id} lost contact with MongoDB for "
                                        f"{silence:.0f}s, so it could not keep its lease", Cause.WORKER_LOST)
             if self.lease.process_must_exit() and self.executor.executions():
-                log.critical("shards.worker: %d runs still execute at the end of the lease; exiting "
+                log.critical("%d runs still execute at the end of the lease; exiting "
                              "so that they cannot overlap with a relaunch elsewhere",
                              len(self.executor.executions()))
                 logging.shutdown()
