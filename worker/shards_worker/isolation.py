@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -39,6 +40,7 @@ log = logging.getLogger("shards.worker")
 START_METHODS = ("forkserver", "spawn")
 POLL = 0.05  # seconds between looks at stops to forward while the run's process is quiet
 JOIN = 5.0  # seconds a run's process gets to exit after its end (then it is killed)
+BOOKKEEPING_WAIT = 30.0  # seconds the end waits for the start's history writes (each is bounded by the store)
 
 
 def exit_reason(code: int | None) -> str:
@@ -125,12 +127,17 @@ class Supervisor:
         finally:
             there.close()
         self.execution.kill = process.kill
+        # The history's writes go beside the run, not before following it: in an outage they wait
+        # for the server (seconds), and stops (a lease's end among them) must reach the run meanwhile.
+        keeper = threading.Thread(target=bookkeeping, name=f"shards-history-{record.run_id[:8]}", daemon=True)
+        keeper.start()
         try:
-            bookkeeping()
             result = self._follow(here, process)
         finally:
             here.close()
             _reap(process)
+            self.execution.body_over = True  # nothing of it runs any more, whatever the store does
+            keeper.join(BOOKKEEPING_WAIT)  # the start's entry before the end's
         reason = exit_reason(process.exitcode)
         self._end_children(reason)
         if result is not None:  # it ended on its own, before a kill could matter

@@ -34,6 +34,7 @@ class Execution:
     clock: RunClock = field(default_factory=RunClock)  # deadline, stop and grace (top-level runs)
     kill: Callable[[], None] | None = None  # set while the run executes in an OS process of its own
     killed: bool = False
+    body_over: bool = False  # the process function has returned (or its OS process is gone)
     permanent: bool = False  # it raised shards.Permanent: not retried
     ended_by: Cause | None = None  # the worker ended it (shutting down, or losing its lease)
 

@@ -388,10 +388,9 @@ class Worker:
                             self.settings.lease)
                 self.executor.stop_all(f"stopped: worker {self.id} lost contact with MongoDB for "
                                        f"{silence:.0f}s, so it could not keep its lease", Cause.WORKER_LOST)
-            if self.lease.process_must_exit() and self.executor.executions():
+            if self.lease.process_must_exit() and (running := self.executor.bodies_running()):
                 log.critical("%d runs still execute at the end of the lease; exiting "
-                             "so that they cannot overlap with a relaunch elsewhere",
-                             len(self.executor.executions()))
+                             "so that they cannot overlap with a relaunch elsewhere", len(running))
                 logging.shutdown()
                 os._exit(EXIT_LEASE_LOST)
 
