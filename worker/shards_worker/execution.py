@@ -74,10 +74,6 @@ class Executor:
         with self._lock:
             return list(self._running.values())
 
-    def bodies_running(self) -> list[Execution]:
-        """The runs whose code still executes (an ended one may still be writing its history)."""
-        return [execution for execution in self.executions() if not execution.body_over]
-
     def hold(self, run_id: str) -> None:
         with self._lock:
             self._held.add(run_id)

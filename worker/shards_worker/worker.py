@@ -388,7 +388,8 @@ class Worker:
                             self.settings.lease)
                 self.executor.stop_all(f"stopped: worker {self.id} lost contact with MongoDB for "
                                        f"{silence:.0f}s, so it could not keep its lease", Cause.WORKER_LOST)
-            if self.lease.process_must_exit() and (running := self.executor.bodies_running()):
+            if self.lease.process_must_exit() and (  # code still executing: not an ended run's history write
+                    running := [e for e in self.executor.executions() if not e.body_over]):
                 log.critical("%d runs still execute at the end of the lease; exiting "
                              "so that they cannot overlap with a relaunch elsewhere", len(running))
                 logging.shutdown()
