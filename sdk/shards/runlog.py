@@ -68,7 +68,7 @@ def run_logger(process_id: str, sink: Sink | None) -> logging.Logger:
     """A Logger for one run: not registered by name (logging keeps registered loggers for ever),
     a child of "shards.run", so its lines also reach the worker's own log with the run's fields
     (the level is the worker's --log-level unless the process sets another on ctx.log)."""
-    logger = logging.Logger(f"{RUN_LOGGER}.{process_id}")
+    logger = logging.Logger(f"{RUN_LOGGER}.{process_id}")  # noqa: LOG001 (one per run: not kept)
     logger.parent = logging.getLogger(RUN_LOGGER)
     if sink is not None:
         logger.addHandler(RunLogHandler(sink))

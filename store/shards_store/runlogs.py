@@ -41,7 +41,8 @@ class RunLogs:
         try:
             self.collection.update_one({"_id": run_id}, update, upsert=True)
         except DuplicateKeyError:  # an upsert racing with another: the document exists now
-            self.collection.update_one({"_id": run_id}, {k: v for k, v in update.items() if k != "$setOnInsert"})
+            update.pop("$setOnInsert")
+            self.collection.update_one({"_id": run_id}, update)
 
     def get(self, run_id: str) -> tuple[list[str], int] | None:
         """(lines, dropped) of a run, or None if it has logged nothing."""

@@ -18,8 +18,13 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shards.runlog import MAX_BYTES, MAX_LINES, clip
+
+if TYPE_CHECKING:
+    from shards.records import ProcessRecord
+    from shards_store import Store
 
 
 @dataclass(frozen=True)
@@ -113,3 +118,12 @@ class LogBuffer:
             self._pending_bytes += sum(size for _, size in taken)
             self._skipped += skipped
             self._bound()
+
+
+def write_log(store: Store, record: ProcessRecord, buffer: LogBuffer) -> bool:
+    """Write the run's new lines in one update (nothing if none came); whether it wrote."""
+    def deliver(batch: LogBatch) -> None:
+        store.runlogs.append(record.run_id, record.scope_id, record.process_id, batch.lines,
+                             keep=batch.keep, dropped=batch.dropped)
+
+    return buffer.flush(deliver)
