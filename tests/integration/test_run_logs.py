@@ -21,8 +21,8 @@ def _wait_in_history(env: ShardsHarness) -> None:
 
 
 def _follow(env: ShardsHarness, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "shards_cli", "logs", "log-slowly", "--scope", "farm", "-f",
-                             *extra], cwd=REPO, env=env.env, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "shards_cli", "logs", "log-slowly", "--scope", "farm", "-f", *extra]
+    return subprocess.Popen(command, cwd=REPO, env=env.env, stdout=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("isolation", ["process", "thread"])
