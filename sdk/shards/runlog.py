@@ -75,11 +75,16 @@ def run_logger(process_id: str, sink: Sink | None) -> logging.Logger:
     return logger
 
 
-def entry(level: int, message: str, failure: BaseException | None = None) -> str:
-    """An entry the worker itself adds to a run's log (its uncaught exception, a lost process)."""
+def entry(level: int, message: str, failure: BaseException | None = None, *, skip: int = 0) -> str:
+    """An entry the worker itself adds to a run's log (its uncaught exception, a lost process);
+    `skip`: the traceback's outermost frames to leave out (the worker's own call of the process)."""
     text = f"{stamp(datetime.now(UTC).timestamp())} {logging.getLevelName(level)} {message}"
     if failure is not None and not isinstance(failure, SystemExit | KeyboardInterrupt):
-        text = f"{text}\n{''.join(traceback.format_exception(failure)).rstrip()}"
+        frames = failure.__traceback__
+        for _ in range(skip):
+            frames = frames.tb_next if frames is not None and frames.tb_next is not None else frames
+        lines = traceback.format_exception(type(failure), failure, frames)
+        text = f"{text}\n{''.join(lines).rstrip()}"
     return clip(text)
 
 

@@ -42,6 +42,7 @@ def test_a_failed_runs_lines_and_traceback_are_kept_and_printed(
     assert "not recorded" not in printed
     failure = printed[printed.index("ERROR the run failed: gave up after 5 lines"):]
     assert "Traceback (most recent call last):" in failure and "ValueError: gave up after 5 lines" in failure
+    assert "shards_worker" not in failure  # the process's own frames, not the worker's call of it
     document = shards_env.ok("logs", "log-lines", "--scope", "farm", "--run", run_id, "-o", "json").json()
     assert (document["runId"], document["state"], document["active"], document["dropped"]) == (
         run_id, "Failed", False, 0)

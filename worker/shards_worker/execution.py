@@ -339,7 +339,7 @@ class Executor:
             execution.permanent = isinstance(failure, Permanent)
             log.warning("failed: %s", error, extra=about(record),
                         exc_info=not isinstance(failure, SystemExit | KeyboardInterrupt))
-            execution.logs.append(entry(logging.ERROR, f"the run failed: {error}", failure))
+            execution.logs.append(entry(logging.ERROR, f"the run failed: {error}", failure, skip=1))
         return state, error
 
     def record_end(self, execution: Execution, state: State, error: str) -> None:
