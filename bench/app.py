@@ -1,5 +1,5 @@
 """The benchmark catalog: many no-op processes, some that wait to be stopped, and one that
-calls report_progress in a tight loop (figure 5)."""
+calls report_progress, then ctx.log.info, in a tight loop (figure 5)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,17 @@ def _progress(ctx: shards.ProcessContext) -> None:
     for i in range(n):
         report("step", i / n)
     reported = time.perf_counter() - began
+    logged = min(n, 20_000)  # ctx.log.info calls: each also a line in the worker's own log
+    began = time.perf_counter()
+    for i in range(logged):
+        ctx.log.info("step %d", i)
+    with_log = time.perf_counter() - began
     spread_calls, until = 0, time.perf_counter() + spread
     while time.perf_counter() < until:
         report("spread", spread_calls % 100 / 100)
         spread_calls += 1
-    result = {"n": n, "plain_s": plain, "with_calls_s": reported, "sink": sink, "spread_calls": spread_calls}
+    result = {"n": n, "plain_s": plain, "with_calls_s": reported, "sink": sink, "spread_calls": spread_calls,
+              "log_n": logged, "with_log_s": with_log}
     out = ctx.args.get("out")
     if out:
         Path(str(out)).write_text(json.dumps(result))

@@ -276,6 +276,8 @@ def figure5(plan: Plan) -> dict[str, Any]:
                 "with_calls_s": timings["with_calls_s"],
                 "per_call_us": (timings["with_calls_s"] - timings["plain_s"]) / timings["n"] * 1e6,
                 "plain_per_iteration_us": timings["plain_s"] / timings["n"] * 1e6,
+                "log_calls": timings.get("log_n"),
+                "log_per_call_us": timings["with_log_s"] / max(1, timings.get("log_n") or 0) * 1e6,
                 "run_duration_s": duration,
                 "progress_interval_s": interval,
                 "writes": writes,
@@ -287,7 +289,9 @@ def figure5(plan: Plan) -> dict[str, Any]:
              f"same loop without the call, then calls without pause for {plan.f5_spread_s:g} s so the run "
              "spans several intervals; writes from shards_progress_writes_total (heartbeat flushes; "
              "the final progress written with the run's end is not counted); per interval = writes / "
-             "ceil(run duration / --progress-interval)"]
+             "ceil(run duration / --progress-interval)",
+             "log_per_call_us: one ctx.log.info call (kept in the run's log, written in batches, and a "
+             "line in the worker's own log), 20,000 calls after the report_progress loop"]
     return {"configs": _repeat(plan.repeats, {"progress": measure}), "notes": notes}
 
 

@@ -23,10 +23,12 @@ from shards.errors import (
     StoreUnavailable,
     TimedOut,
     UnknownProcess,
+    UnknownRun,
     UnknownScope,
 )
 from shards.records import LaunchSpec, ProcessRecord, RunRecord, ScopeRecord, WorkerRecord
 from shards.requests import Request, RequestKind
+from shards.runlog import RunLog
 from shards.states import ACTIVE, FINAL, State
 from shards_store import Store
 
@@ -316,6 +318,24 @@ class Controller:
     def history(self, scope_id: str, process_id: str, limit: int = 20) -> builtins.list[RunRecord]:
         self.get(scope_id, process_id)
         return self.store.runs.of_process(scope_id, process_id, limit)
+
+    def run_logs(self, scope_id: str, process_id: str, run_id: str | None = None) -> RunLog:
+        """A run's log (default: the process's latest run): its last lines, how many earlier
+        ones were dropped, and whether the run is still going (more lines may come)."""
+        if run_id:
+            run = self.store.runs.get(run_id)
+            if run is None or (run.scope_id, run.process_id) != (scope_id, process_id):
+                self.get(scope_id, process_id)  # an unknown scope or process says so first
+                raise UnknownRun(f"no run {run_id!r} of process {process_id!r} in scope {scope_id!r} "
+                                 f"(its runs: shards history {process_id} --scope {scope_id})")
+        else:
+            latest = self.history(scope_id, process_id, 1)
+            if not latest:
+                raise UnknownRun(f"process {process_id!r} in scope {scope_id!r} has no runs yet")
+            run = latest[0]
+        lines, dropped = self.store.runlogs.get(run.run_id) or ([], 0)
+        return RunLog(run.run_id, scope_id, process_id, run.state.value, active=run.state not in FINAL,
+                      lines=lines, dropped=dropped)
 
     def wait(
         self,

@@ -24,6 +24,9 @@ from shards_operator.resource import Outcome, Resource, current_run, launch_of, 
 
 log = logging.getLogger("shards.operator")
 
+EVENT_LINES = 10  # a Failed run's Event ends with its last log lines...
+EVENT_MESSAGE = 1024  # ...within the Event's message (bytes; the API server keeps 1 KiB)
+
 EVENT_ON_STATE = {
     State.STOPPING: ("Normal", "Stopping"),
     State.STOPPED: ("Normal", "Stopped"),
@@ -175,6 +178,8 @@ class StatusMirror:
             message = f"the run ended {new_state}" + (f": {error}" if error else "")
             if State(new_state) not in FINAL:
                 message = "the run is stopping"
+            elif State(new_state) is State.FAILED:
+                message = self._with_last_lines(message, resource, str(status.get("runId") or ""))
             self._post_event(resource, kind, reason, message)
 
     def _with_runs(self, resource: Resource) -> Resource:
@@ -186,6 +191,16 @@ class StatusMirror:
             return resource
         return Resource(resource.namespace, resource.name, resource.uid, resource.generation,
                         resource.spec, {**resource.status, "runs": runs})
+
+    def _with_last_lines(self, message: str, resource: Resource, run_id: str) -> str:
+        """The run's last log lines after the message (the status keeps only the error)."""
+        try:
+            run_log = self.controller.run_logs(resource.scope, str(resource.spec["process"]), run_id or None)
+        except Exception:  # no log, or MongoDB away: the Event goes without it
+            log.debug("shards.operator: no log lines for the Failed event of %s/%s", resource.namespace,
+                      resource.name, exc_info=True)
+            return message
+        return last_lines(message, run_log.lines)
 
     def _post_event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
         try:
@@ -202,6 +217,20 @@ def retry_event(ended: dict[str, Any], attempt: int) -> tuple[str, str, str]:
     kind = "Warning" if ended.get("state") == State.FAILED.value else "Normal"
     message = f"attempt {ended.get('attempt')} ended {ended.get('state')}{error}; attempt {attempt} follows"
     return kind, "Retrying", message
+
+
+def last_lines(message: str, lines: list[str], count: int = EVENT_LINES, limit: int = EVENT_MESSAGE) -> str:
+    """`message`, then the last `count` lines of a run's log (a traceback counts line by line),
+    cut at the front so that the whole stays within `limit` bytes."""
+    tail = "\n".join("\n".join(lines[-count:]).splitlines()[-count:])
+    head = f"{message}\nlast log lines:\n"
+    room = limit - len(head.encode())
+    if not tail or room < 40:
+        return message
+    encoded = tail.encode()
+    if len(encoded) > room:
+        tail = "…" + encoded[len(encoded) - room + len("…".encode()):].decode(errors="ignore")
+    return head + tail
 
 
 def uid_of_launch(launch_id: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shards.errors import ChildProcessFailed
+from shards.runlog import run_logger
 from shards.states import State
 
 
@@ -25,6 +27,9 @@ class ProcessRuntime(Protocol):
         """Run a child process of the same scope inline; return its end state and name."""
         ...
 
+    # A runtime may also have log_line(line: str) -> None: where ctx.log's entries go (a worker's
+    # runtime buffers them for the run's log); without it ctx.log only reaches the logging tree.
+
 
 def clamp_rate(rate: float) -> float:
     """Progress rates live in 0..1; a NaN or non-number is a programming error."""
@@ -42,6 +47,12 @@ class ProcessContext:
     args: dict[str, Any] = field(default_factory=dict)
     scope_data: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1  # which attempt of its launch this run is (2 and up: a retry or a hand-off)
+    # The run's log (`shards logs`): a standard Logger, cheap to call often (lines are buffered
+    # and written in batches; a run keeps its last 1,000 lines / 256 KiB).
+    log: logging.Logger = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.log = run_logger(self.process_id, getattr(self.runtime, "log_line", None))
 
     def should_continue(self) -> bool:
         """False once a stop was requested: return soon, the run ends Stopped."""

@@ -13,6 +13,10 @@ class UnknownProcess(ShardsError):
     pass
 
 
+class UnknownRun(ShardsError):
+    """A run id that is not in the history of the process named with it."""
+
+
 class ProcessActive(ShardsError):
     """Launching (or redefining) a process that is scheduled, running or stopping."""
 

@@ -27,6 +27,7 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
         ("name", ["name", "state"], False),
     ],
     "scopes": [],
+    "runlogs": [],  # read and written by _id (the run id) only
 }
 
 # Indexes an earlier version declared: dropped when the indexes are ensured.

@@ -22,6 +22,7 @@ from shards_store.indexes import INDEXES, OBSOLETE
 from shards_store.processes import ProcessRecords
 from shards_store.reachability import TIMEOUT_ENV, brief, check_loopback_listens, mongo_timeout
 from shards_store.requests import RequestQueue
+from shards_store.runlogs import RunLogs
 from shards_store.runs import RunHistory
 from shards_store.scopes import ScopeCatalog
 from shards_store.workers import WorkerRegistry
@@ -48,6 +49,7 @@ class Store:
         self.processes = ProcessRecords(self._collection("processes"))
         self.requests = RequestQueue(self._collection("requests"))
         self.runs = RunHistory(self._collection("runs"))
+        self.runlogs = RunLogs(self._collection("runlogs"))
         self.workers = WorkerRegistry(self._collection("workers"))
         self.scopes = ScopeCatalog(self._collection("scopes"))
 

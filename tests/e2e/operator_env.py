@@ -104,6 +104,12 @@ class OperatorEnv:
         )
         return [str(item.get("reason")) for item in listed.get("items", [])]  # type: ignore[union-attr]
 
+    def event_messages(self, name: str, reason: str) -> list[str]:
+        selector = f"involvedObject.name={name},reason={reason}"
+        listed = self.cluster.kubectl_json("get", "events", "-n", self.namespace, "--field-selector",
+                                           selector)
+        return [str(item.get("message")) for item in listed.get("items", [])]  # type: ignore[union-attr]
+
     def close(self) -> None:
         self.stop_operator()
         self.shards.close()

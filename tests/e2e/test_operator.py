@@ -60,6 +60,20 @@ def test_args_reach_the_process_and_a_failure_reads_in_status(env: OperatorEnv, 
     wait_until(lambda: "Failed" in env.events("fail"), what="a Failed event")
 
 
+def test_a_failed_runs_event_carries_its_last_log_lines(env: OperatorEnv) -> None:
+    env.start_workers(1, app="tests/integration/apps/runlogs.py:app")
+    env.start_operator()
+    env.apply(env.shp("talk", process="log-lines", args={"n": 20, "fail": True}))
+    failed = env.wait_state("talk", "Failed")
+    assert failed["error"] == "gave up after 20 lines"  # the status keeps the error only
+    messages = wait_until(lambda: env.event_messages("talk", "Failed"), what="a Failed event")
+    head, lines = messages[0].split("\nlast log lines:\n")
+    assert head == "the run ended Failed: gave up after 20 lines"
+    assert lines.splitlines()[-1] == "ValueError: gave up after 20 lines"
+    assert len(lines.splitlines()) == 10 and "_run_body" not in lines  # the process's frames only
+    assert len(messages[0].encode()) <= 1024
+
+
 def test_stop_mid_run_walks_to_stopped(env: OperatorEnv) -> None:
     env.start_workers(1, app=TEST_APP)
     env.start_operator()

@@ -486,6 +486,33 @@ def test_push_each_with_slice(mongo_db: Database) -> None:
     assert coll.find_one({"_id": "j"}) == {"_id": "j", "events": ["e3", "e4", "e5"], "counts": [2, 3]}
 
 
+def test_push_each_with_slice_in_an_upsert_beside_set_and_set_on_insert(mongo_db: Database) -> None:
+    """A run's log (shards_store.runlogs): the first batch creates the document, later ones
+    append to its array and keep only its last lines; an empty $each with $slice only trims."""
+    coll = mongo_db["runlogs"]
+
+    def append(lines: list[str], keep: int, dropped: int) -> None:
+        coll.update_one({"_id": "run-1"}, {
+            "$push": {"lines": {"$each": lines, "$slice": -keep}},
+            "$set": {"dropped": dropped, "updatedAt": 1},
+            "$setOnInsert": {"scopeId": "s", "processId": "p"},
+        }, upsert=True)
+
+    append(["l1", "l2", "l3"], keep=3, dropped=0)
+    assert coll.find_one({"_id": "run-1"}) == {"_id": "run-1", "lines": ["l1", "l2", "l3"], "dropped": 0,
+                                               "updatedAt": 1, "scopeId": "s", "processId": "p"}
+    long = "l5 \u00e9 \u2026\nwith a second line"
+    append(["l4", long], keep=4, dropped=1)
+    doc = coll.find_one({"_id": "run-1"})
+    assert doc is not None
+    assert (doc["lines"], doc["dropped"], doc["scopeId"]) == (
+        ["l2", "l3", "l4", long], 1, "s")
+    append([], keep=2, dropped=3)
+    doc = coll.find_one({"_id": "run-1"})
+    assert doc is not None and (doc["lines"], doc["dropped"]) == (["l4", long], 3)
+    assert coll.count_documents({}) == 1
+
+
 @deviates_on(
     nx="$push stores embedded documents and datetimes as JSON strings, e.g. "
     "'{\"at\":{\"$date\":\"2026-01-02T03:07:05.678000\"},\"msg\":\"m3\"}'"
@@ -956,6 +983,23 @@ def test_watch_match_for_a_target_without_looking_documents_up(mongo_db: Databas
             ("insert", "r2"), ("insert", "r3"), ("update", "r3")
         ]
         assert events[0]["fullDocument"] == {"_id": "r2", "targetWorker": "w1"}
+        assert_no_more_events(stream)
+
+
+def test_watch_match_on_a_looked_up_field_of_upserts_and_updates(mongo_db: Database) -> None:
+    """`shards logs -f` follows one run's log: the events of one document, matched on a field of
+    its looked-up post-image (documentKey is a known quirk), whether an upsert inserted it or an
+    update_one with $push changed it."""
+    coll = mongo_db["watched"]
+    pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]},
+                            "fullDocument.runId": "r2"}}]
+    with watch(coll, pipeline) as stream:
+        for key in ("r1", "r2", "r1", "r2"):
+            coll.update_one({"_id": key}, {"$push": {"lines": {"$each": ["x"], "$slice": -5}},
+                                           "$setOnInsert": {"runId": key}}, upsert=True)
+        events = [next_event(stream) for _ in range(2)]
+        assert [(e["operationType"], e["fullDocument"]["lines"]) for e in events] == [
+            ("insert", ["x"]), ("update", ["x", "x"])]
         assert_no_more_events(stream)
 
 

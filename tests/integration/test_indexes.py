@@ -37,6 +37,7 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
         controller.wait("farm", "parent", lambda r: r.state is State.STOPPED, 30)
         controller.launch("farm", "fail")
         controller.wait("farm", "fail", lambda r: r.state is State.FAILED, 30)
+        assert "RuntimeError: boom" in controller.run_logs("farm", "fail").lines[-1]  # its traceback, by _id
         controller.dismiss("farm", "fail")
         controller.list("farm", search="x")
         controller.history("farm", "parent")

@@ -210,3 +210,18 @@ def test_a_run_that_ended_before_its_resource_was_tracked_still_reports_its_end(
     res = resource()
     mirror.update(res, apply(controller, res))
     assert patcher.states == ["Done"]
+
+
+def test_a_failed_runs_event_ends_with_its_last_log_lines_within_1_kib() -> None:
+    from shards_operator.mirror import last_lines
+
+    lines = [f"2026-01-02T03:04:05.000Z INFO line {i}" for i in range(30)]
+    lines.append("2026-01-02T03:04:06.000Z ERROR the run failed: boom\nTraceback (most recent call last):\n"
+                 "  File \"app.py\", line 3, in count\nRuntimeError: boom")
+    message = last_lines("the run ended Failed: boom", lines)
+    shown = message.split("\nlast log lines:\n")[1].splitlines()
+    assert message.startswith("the run ended Failed: boom\nlast log lines:\n")
+    assert len(shown) == 10 and shown[-1] == "RuntimeError: boom" and shown[0].endswith("INFO line 24")
+    huge = last_lines("the run ended Failed", ["é" * 5000])
+    assert len(huge.encode()) <= 1024 and huge.endswith("é" * 100)
+    assert last_lines("the run ended Failed", []) == "the run ended Failed"

@@ -2,9 +2,10 @@
 
 The run executes as it would in a thread (the same Executor code, so the SDK is unchanged);
 its inline children run here too, with their records written through this process's own
-store. What the worker must know crosses the pipe: progress, the start and end of each inline
-child (the worker records every end), and the run's own end. Stops come the other way. If the
-worker goes away (the pipe closes), this process exits at once: a run never outlives its worker.
+store. What the worker must know crosses the pipe: progress and log lines (a batch per pump),
+the start and end of each inline child (the worker records every end), and the run's own end.
+Stops come the other way. If the worker goes away (the pipe closes), this process exits at once:
+a run never outlives its worker.
 """
 
 from __future__ import annotations
@@ -115,7 +116,9 @@ class ChildExecutor(Executor):
         super().adopt(execution)
 
     def record_end(self, execution: Execution, state: State, error: str) -> None:
-        """The worker records every end (with its outage handling): send it there."""
+        """The worker records every end (with its outage handling): send it there, after the
+        run's last log lines (the traceback of a failure among them)."""
+        self._send_logs(execution)
         with self._lock:
             self._running.pop(execution.run_id, None)
             self._held.discard(execution.run_id)
@@ -146,6 +149,12 @@ class ChildExecutor(Executor):
             progress = execution.progress.take()
             if progress is not None:
                 self.link.send("progress", execution.run_id, progress)
+            self._send_logs(execution)
+
+    def _send_logs(self, execution: Execution) -> None:
+        """The lines logged since the last pump, as one message (bounded as the store bounds them)."""
+        run_id = execution.run_id
+        execution.logs.flush(lambda batch: self.link.send("logs", run_id, batch.lines, batch.skipped))
 
 
 def main(conn: Connection, job: Job) -> None:

@@ -15,13 +15,15 @@ from shards.errors import InvalidDefinition, Permanent, ProcessActive, StoreUnav
 from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
 from shards.requests import Request
 from shards.retries import Cause, plan_retry
+from shards.runlog import entry
 from shards.states import State
 from shards_store import Store
 
 from shards_worker import metrics
 from shards_worker.logs import about, run_context
 from shards_worker.policy import RunClock, decide, outcome
-from shards_worker.running import Ending, Execution, describe_failure, one_line
+from shards_worker.runlogs import write_log
+from shards_worker.running import Ending, Execution, Runtime, describe_failure, one_line
 
 if TYPE_CHECKING:
     from shards_worker.isolation import ProcessIsolation
@@ -29,23 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Ending", "Execution", "Executor", "describe_failure", "one_line"]
 
 log = logging.getLogger("shards.worker")
-
-
-class _Runtime:
-    """The ProcessRuntime a context calls into."""
-
-    def __init__(self, executor: Executor, execution: Execution) -> None:
-        self._executor = executor
-        self._execution = execution
-
-    def should_continue(self) -> bool:
-        return not self._execution.stop_requested()
-
-    def report_progress(self, message: str, rate: float) -> None:
-        self._execution.progress.report(message, rate)
-
-    def run_child(self, process_id: str, args: dict[str, Any]) -> tuple[State, str]:
-        return self._executor.run_child(self._execution, process_id, args)
 
 
 class Executor:
@@ -158,6 +143,10 @@ class Executor:
                 )
                 writes += 1
         return writes
+
+    def flush_logs(self) -> int:
+        """Write each run's new log lines as one batch; returns how many writes were made."""
+        return sum(write_log(self.store, e.record, e.logs) for e in self.executions())
 
     def flush_endings(self) -> int:
         """Record the ends the store missed, oldest first; raises StoreUnavailable if it still
@@ -330,7 +319,7 @@ class Executor:
             scope_id=record.scope_id,
             process_id=record.process_id,
             run_id=record.run_id,
-            runtime=_Runtime(self, execution),
+            runtime=Runtime(self, execution),
             args=dict(args),
             scope_data=dict(execution.scope_data),
             attempt=max(1, record.attempt),
@@ -346,6 +335,7 @@ class Executor:
             execution.permanent = isinstance(failure, Permanent)
             log.warning("failed: %s", error, extra=about(record),
                         exc_info=not isinstance(failure, SystemExit | KeyboardInterrupt))
+            execution.logs.append(entry(logging.ERROR, f"the run failed: {error}", failure, skip=1))
         return state, error
 
     def record_end(self, execution: Execution, state: State, error: str) -> None:
@@ -353,7 +343,7 @@ class Executor:
         status = ProcessStatus.ended(state, error=error, running_since=execution.started_at)
         progress = Progress("All done", 1.0) if state is State.DONE else execution.progress.latest()
         retry = None if execution.parent else plan_retry(record.launch_state(), execution.cause(state), error)
-        ending = Ending(record, status, progress, retry)
+        ending = Ending(record, status, progress, retry, execution.logs)
         with self._lock:
             self._running.pop(record.run_id, None)
             self._endings.append(ending)
@@ -367,6 +357,8 @@ class Executor:
 
     def _write_end(self, ending: Ending) -> None:
         record = ending.record
+        if ending.logs is not None:  # the last lines land before the end: a follower then has them all
+            write_log(self.store, record, ending.logs)
         if ending.retry is not None and self.store.retry_run(record, ending.status, ending.retry) is not None:
             return
         if self.store.end_run(record, ending.status, ending.progress) is None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from shards.errors import ShardsError
 from shards.records import ProcessRecord, Progress
+from shards.runlog import entry
 from shards.states import State
 
 from shards_worker import child, logs
@@ -144,6 +145,8 @@ class Supervisor:
             self.execution.killed = False
             return result
         log.warning("its OS process exited before the run ended: %s", reason, extra=logs.about(record))
+        self.execution.logs.append(entry(
+            logging.ERROR, f"its OS process exited before the run ended: {reason}"))
         return State.FAILED, reason
 
     def _follow(self, conn: Connection, process: BaseProcess) -> tuple[State, str] | None:
@@ -165,7 +168,11 @@ class Supervisor:
             self._relay(kind, rest)
 
     def _relay(self, kind: str, rest: list[Any]) -> None:
-        if kind == "progress":
+        if kind == "logs":
+            run_id, lines, skipped = rest
+            if (execution := self.runs.get(run_id)) is not None:
+                execution.logs.extend(lines, skipped)
+        elif kind == "progress":
             run_id, progress = rest
             if (execution := self.runs.get(run_id)) is not None:
                 self._report(execution, progress)

@@ -15,6 +15,7 @@ PICKUP = Histogram("shards_pickup_seconds", "From a launch's change event reachi
 RUNS_ENDED = Counter("shards_runs_ended", "Runs that ended on this worker", ["state"])
 RUNS_ACTIVE = Gauge("shards_runs_active", "Runs executing on this worker (children included)")
 PROGRESS_WRITES = Counter("shards_progress_writes", "Coalesced progress writes to the store")
+LOG_WRITES = Counter("shards_log_writes", "Batched run log writes to the store (one per run per interval)")
 SETTLED = Counter("shards_settled", "Lost workers and ownerless runs this worker's reconciler settled")
 STREAM_ERRORS = Counter("shards_change_stream_errors", "Change stream failures (followed by a sweep)")
 

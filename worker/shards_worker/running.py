@@ -1,4 +1,5 @@
-"""What one run on this worker is: its record, stop flag, progress buffer and clock."""
+"""What one run on this worker is: its record, stop flag, progress and log buffers, and clock;
+and the runtime its context calls into."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shards.app import ProcessDefinition
 from shards.records import ProcessRecord, ProcessStatus, Progress
@@ -16,6 +17,10 @@ from shards.states import State
 
 from shards_worker.policy import RunClock
 from shards_worker.progress import ProgressBuffer
+from shards_worker.runlogs import LogBuffer
+
+if TYPE_CHECKING:
+    from shards_worker.execution import Executor
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Execution:
     stop_flag: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""  # recorded as the error of a run stopped by the worker itself
     progress: ProgressBuffer = field(default_factory=ProgressBuffer)
+    logs: LogBuffer = field(default_factory=LogBuffer)  # ctx.log's lines, until a flush writes them
     clock: RunClock = field(default_factory=RunClock)  # deadline, stop and grace (top-level runs)
     kill: Callable[[], None] | None = None  # set while the run executes in an OS process of its own
     killed: bool = False
@@ -67,6 +73,24 @@ class Execution:
         return True
 
 
+class Runtime:
+    """The ProcessRuntime a context calls into."""
+
+    def __init__(self, executor: Executor, execution: Execution) -> None:
+        self._executor = executor
+        self._execution = execution
+        self.log_line = execution.logs.append  # ctx.log's sink: no call of ours in between
+
+    def should_continue(self) -> bool:
+        return not self._execution.stop_requested()
+
+    def report_progress(self, message: str, rate: float) -> None:
+        self._execution.progress.report(message, rate)
+
+    def run_child(self, process_id: str, args: dict[str, Any]) -> tuple[State, str]:
+        return self._executor.run_child(self._execution, process_id, args)
+
+
 @dataclass
 class Ending:
     """How a run ended, kept until the store has recorded it."""
@@ -75,6 +99,7 @@ class Ending:
     status: ProcessStatus
     progress: Progress
     retry: RetryPlan | None = None  # the launch's next attempt, queued with this end
+    logs: LogBuffer | None = None  # the run's last lines: written before its end
 
 
 def one_line(error: BaseException) -> str:

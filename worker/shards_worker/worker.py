@@ -326,6 +326,7 @@ class Worker:
             try:
                 self.executor.flush_endings()
                 metrics.PROGRESS_WRITES.inc(self.executor.flush_progress())
+                metrics.LOG_WRITES.inc(self.executor.flush_logs())
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + settings.heartbeat_interval
                     self._beat()
