@@ -251,6 +251,7 @@ def build_app(dashboard: Dashboard, bound_host: str = "127.0.0.1") -> ASGI:
     process = "/api/scopes/{scope}/processes/{pid}"
     routes = [
         Route("/", d.index),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/api/config", d.config),
         Route("/api/scopes", d.scopes),
         Route("/api/workers", d.workers),
