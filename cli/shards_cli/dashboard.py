@@ -10,7 +10,7 @@ import typer
 from shards_cli.app import MongoOption, app, serving
 
 
-@app.command(short_help="Serve the process dashboard: a live web page of a scope's processes.")
+@app.command(short_help="The process table as a live web page (127.0.0.1:8765).")
 def dashboard(
     mongo: MongoOption = None,
     scope: Annotated[str, typer.Option(
