@@ -63,9 +63,12 @@ def farm(shards_env: ShardsHarness) -> Iterator[tuple[ShardsHarness, Dashboard]]
 
 
 def wait(driver: Driver, condition: Callable[[Driver], Any], what: str, timeout: float = WAIT) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition, message=what)
+    # A row is rebuilt whenever its process changes: an element read a moment ago may be gone.
+    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[
+        StaleElementReferenceException]).until(condition, message=what)
 
 
 def row(driver: Driver, pid: str) -> Any:
@@ -73,7 +76,15 @@ def row(driver: Driver, pid: str) -> Any:
 
 
 def state_of(driver: Driver, pid: str) -> str:
-    return str(row(driver, pid).get_attribute("data-state"))
+    return str(driver.execute_script(
+        "return document.querySelector(`tr[data-id='${arguments[0]}']`).dataset.state", pid))
+
+
+def text(driver: Driver, pid: str, selector: str) -> str:
+    """The text of one element of a row, read in one step (rows are rebuilt as they change)."""
+    return str(driver.execute_script(
+        "const e = document.querySelector(`tr[data-id='${arguments[0]}'] ${arguments[1]}`);"
+        "return e ? e.textContent : ''", pid, selector))
 
 
 def in_state(pid: str, state: str) -> Callable[[Driver], bool]:
@@ -85,8 +96,15 @@ def visible_ids(driver: Driver) -> set[str]:
     return {str(tr.get_attribute("data-id")) for tr in rows if tr.is_displayed()}
 
 
+def click(driver: Driver, pid: str, selector: str) -> None:
+    """Click a button of a row, again if the row was rebuilt under the click."""
+    wait(driver, lambda d: row(d, pid).find_element("css selector", selector).click() or True,
+         f"a click on {selector} of {pid}")
+
+
 def bar_width(driver: Driver, pid: str) -> float:
-    return float(row(driver, pid).find_element("css selector", ".fill").value_of_css_property("width")[:-2])
+    return float(driver.execute_script(
+        "return parseFloat(document.querySelector(`tr[data-id='${arguments[0]}'] .fill`).style.width)", pid))
 
 
 def test_the_dashboard_in_a_browser(farm: tuple[ShardsHarness, Dashboard],
@@ -126,31 +144,31 @@ def test_the_dashboard_in_a_browser(farm: tuple[ShardsHarness, Dashboard],
     first.find_element("id", "confirm-ok").click()
     wait(first, in_state("slow-danger", "Running"), "Running on the first page")
     wait(second, in_state("slow-danger", "Running"), "Running on the second page, live")
-    assert row(first, "slow-danger").find_element("css selector", "button.run").get_attribute("disabled")
+    assert first.execute_script(
+        "return document.querySelector(`tr[data-id='slow-danger'] button.run`).disabled")
 
     # The bar moves and the clock runs.
-    width, clock = bar_width(first, "slow-danger"), row(first, "slow-danger").find_element(
-        "css selector", ".clock").text
+    width, clock = bar_width(first, "slow-danger"), text(first, "slow-danger", ".clock")
+    assert clock.startswith("00:")
     wait(first, lambda d: bar_width(d, "slow-danger") > width, "the bar to move")
-    wait(first, lambda d: row(d, "slow-danger").find_element("css selector", ".clock").text != clock,
-         "the clock to run")
-    assert "of 400" in row(second, "slow-danger").find_element("css selector", ".message").text
+    wait(first, lambda d: text(d, "slow-danger", ".clock") != clock, "the clock to run")
+    assert "of 400" in text(second, "slow-danger", ".message")
 
     # Stop: Stopped, with its time; then Dismiss: back to Idle, on both pages.
-    row(first, "slow-danger").find_element("css selector", "button.stop").click()
+    click(first, "slow-danger", "button.stop")
     wait(first, in_state("slow-danger", "Stopped"), "Stopped")
-    assert row(first, "slow-danger").find_element("css selector", ".outcome").text.startswith("Stopped at ")
+    assert text(first, "slow-danger", ".outcome").startswith("Stopped at ")
     wait(second, in_state("slow-danger", "Stopped"), "Stopped on the second page")
-    row(first, "slow-danger").find_element("css selector", "button.dismiss").click()
+    click(first, "slow-danger", "button.dismiss")
     wait(first, in_state("slow-danger", "Idle"), "Idle after dismiss")
     wait(second, in_state("slow-danger", "Idle"), "Idle on the second page")
 
     # A failed run: its error with its time in the table, and in its history with the logs panel.
-    row(first, "broken").find_element("css selector", "button.run").click()
+    click(first, "broken", "button.run")
     wait(first, in_state("broken", "Failed"), "Failed")
-    outcome = row(first, "broken").find_element("css selector", ".outcome").text
+    outcome = text(first, "broken", ".outcome")
     assert outcome.startswith("Failed at ") and "the fence is down" in outcome
-    row(first, "broken").find_element("css selector", "a.name").click()
+    click(first, "broken", "a.name")
     wait(first, lambda d: d.find_elements("css selector", "#runs tbody tr"), "the run history")
     run_row = first.find_element("css selector", "#runs tbody tr")
     assert "Failed" in run_row.text and "the fence is down" in run_row.text
@@ -160,13 +178,12 @@ def test_the_dashboard_in_a_browser(farm: tuple[ShardsHarness, Dashboard],
     first.find_element("id", "history-close").click()
 
     # HTML in a name, a message and an error is shown as text, never run.
-    row(first, "xss").find_element("css selector", "button.run").click()
+    click(first, "xss", "button.run")
     wait(second, in_state("xss", "Failed"), "the HTML process to end, on the second page")
     for driver in (first, second):
-        xss_row = row(driver, "xss")
-        assert '<img src=x onerror="window.__xss=1">' in xss_row.find_element("css selector", "a.name").text
-        assert "<script>window.__xss=2</script>" in xss_row.find_element("css selector", ".message").text
-        assert "failed with <img" in xss_row.find_element("css selector", ".outcome").text
+        assert '<img src=x onerror="window.__xss=1">' in text(driver, "xss", "a.name")
+        assert "<script>window.__xss=2</script>" in text(driver, "xss", ".message")
+        assert "failed with <img" in text(driver, "xss", ".outcome")
         assert driver.find_elements("css selector", "#processes img, #processes script, #processes b") == []
         assert driver.execute_script("return window.__xss === undefined && window.__sameDocument === true")
     errors = [entry for entry in first.get_log("browser") if entry["level"] == "SEVERE"]
