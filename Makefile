@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv venv-demo venv-cli lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
+.PHONY: venv venv-demo venv-cli browser lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
 
 ## One venv, installed in levels, each including the one before (extras in pyproject.toml):
 ##   cli   .[embedded]  the `shards` CLI and the embedded MongoDB: make demo-cli
@@ -42,8 +42,15 @@ test: lint test-unit test-integration test-java test-chaos test-bench test-e2e
 test-unit: venv
 	$(PYTEST) tests/unit
 
-test-integration: venv
+test-integration: venv browser
 	SHARDS_TEST_MONGO_SERVER=nx $(PYTEST) tests/integration
+
+## Debian's chromium and chromium-driver, for the dashboard's browser tests (installed when missing;
+## the tests' fixture does the same when run alone).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  set -x; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	fi
 
 test-java: venv
 	SHARDS_TEST_MONGO_SERVER=java $(PYTEST) tests/integration

@@ -14,6 +14,7 @@ from typing import Any
 
 import baselines
 import isolation
+import live_page
 import pickup
 import startup
 import throughput
@@ -46,6 +47,9 @@ class Plan:
     f7_runs: int = 200
     f7_throughput_runs: int = 400
     f8_runs: int = 20
+    f9_markers: int = 200
+    f9_pages: int = 10
+    f9_window: float = 20.0
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -53,7 +57,7 @@ class Plan:
         return cls(repeats=1, f1_launches=20, f1_poll_launches=3, f1_poll_repeats=1, f2_runs=40,
                    f3_workers=(1, 2, 3), f3_launches=10, f3_idle_window=3.0, f4_history=200,
                    f4_launches=10, f5_calls=1000, f5_spread_s=1.2, f7_runs=10, f7_throughput_runs=20,
-                   f8_runs=3)
+                   f8_runs=3, f9_markers=10, f9_pages=2, f9_window=2.0)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,4 +307,5 @@ FIGURES: dict[int, tuple[str, Callable[[Plan], dict[str, Any]]]] = {
     5: ("progress: report_progress cost", figure5),
     7: ("isolation: no-op run cost, process vs thread", lambda plan: isolation.figure7(plan, _repeat)),
     8: ("CLI start-up: a command's time to exit", lambda plan: startup.figure8(plan, _repeat)),
+    9: ("dashboard: change -> page, CPU with 10 pages", lambda plan: live_page.figure9(plan, _repeat)),
 }

@@ -10,11 +10,12 @@ measurement, each repeated (min and median of the repeats):
   6 the operator path (bench/operator_path.py, merged)
   7 process isolation: a no-op run's cost and throughput, threads vs forkserver vs spawn (bench/isolation.py)
   8 CLI start-up: `shards --help`, `status PROC` and `list -o json`, start to exit (bench/startup.py)
+  9 the dashboard: a change in MongoDB -> 10 open pages, p50/p99; its CPU under load (bench/live_page.py)
 
 Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
-  python bench/run.py                 # figures 1-8 (6 needs `make tools`)
-  python bench/run.py --smoke         # tiny counts, 1 repeat, no figure 6 (checks the harness)
+  python bench/run.py                 # figures 1-9 (6 needs `make tools`)
+  python bench/run.py --smoke         # tiny counts, 1 repeat, no figures 6 and 9 (checks the harness)
   python bench/run.py --only 1,3 --repeats 1
   python bench/run.py --code-root DIR # measure the Shards packages in DIR (e.g. a `git archive`)
 """
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-PARTS = ("sdk", "store", "controller", "worker", "cli", "operator")
+PARTS = ("sdk", "store", "controller", "worker", "cli", "operator", "dashboard")
 OPERATOR_TIMEOUT = 1500.0
 
 
@@ -94,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)
-    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8]
+    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9]
     if 6 in wanted and args.smoke and not args.with_operator and not args.only:
         wanted.remove(6)
+    if 9 in wanted and args.smoke and not args.only:
+        wanted.remove(9)  # `--smoke --only 9` checks it
     result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "kind": "smoke" if args.smoke else "full",

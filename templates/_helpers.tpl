@@ -213,3 +213,13 @@ capabilities:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{/* Dashboard names. */}}
+{{- define "shards.dashboard.fullname" -}}
+{{- printf "%s-dashboard" (include "shards.fullname" .) -}}
+{{- end -}}
+
+{{- define "shards.dashboard.selectorLabels" -}}
+{{ include "shards.selectorLabels" . }}
+app.kubernetes.io/component: dashboard
+{{- end -}}

@@ -15,7 +15,8 @@ import typer
 
 from shards_cli.app import Code, Lifetime, app
 
-for _module in ("servers", "actions", "views", "logs"):  # each registers its commands, listed in this order
+# Each registers its commands, listed in this order.
+for _module in ("servers", "actions", "views", "logs", "dashboard"):
     importlib.import_module(f"shards_cli.{_module}")
 
 

@@ -68,6 +68,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
     }},
     "plain": yaml.safe_load((DEPLOY / "helm" / "values-plain.yaml").read_text()),
+    "dashboard": {**MONGO, "dashboard": {"enabled": True, "token": {"existingSecret": "dash-token"}}},
+    "dashboard-read-only": {**MONGO, "dashboard": {"enabled": True, "readOnly": True, "poll": 2}},
 }
 
 
@@ -236,7 +238,9 @@ def assert_hardened(docs: list[dict[str, Any]]) -> None:
             assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
             env = {var["name"]: var for var in container["env"]}
             assert "secretKeyRef" in env["SHARDS_MONGO_URI"]["valueFrom"]  # never a literal URI
-            assert container["livenessProbe"]["httpGet"]["port"] in ("health", "metrics")
+            assert container["livenessProbe"]["httpGet"]["port"] in ("health", "metrics", "http")
+        if deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboard":
+            assert pod["automountServiceAccountToken"] is False
         if deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "worker":
             assert pod["automountServiceAccountToken"] is False
             args = pod["containers"][0]["args"]
@@ -329,6 +333,34 @@ def test_keda_query_is_the_stores_pending_launches_filter(kube_cluster: KubeClus
     assert "replicas" not in by_kind(docs, "Deployment")["shards-worker-default"]["spec"]
 
 
+def test_the_dashboard_is_off_by_default_and_safe_when_on(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+    assert not [d for d in objects(template(kube_cluster, tmp_path, MONGO).stdout)
+                if d["metadata"]["name"].endswith("-dashboard")]
+    docs = objects(template(kube_cluster, tmp_path, VALUE_SETS["dashboard"]).stdout)
+    deployment = by_kind(docs, "Deployment")["shards-dashboard"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+    [container] = pod["containers"]
+    assert container["image"] == "shards-operator:0.1.0"  # the operator image carries the dashboard
+    assert container["command"] == ["shards"]
+    assert container["args"] == ["dashboard", "--host", "0.0.0.0", "--port", "8765", "--scope", "default"]
+    env = {var["name"]: var for var in container["env"]}
+    assert env["SHARDS_DASHBOARD_TOKEN"] == {"name": "SHARDS_DASHBOARD_TOKEN", "valueFrom": {
+        "secretKeyRef": {"name": "dash-token", "key": "token"}}}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/api/config", "port": "http"}
+    service = by_kind(docs, "Service")["shards-dashboard"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "dashboard"
+    assert_hardened(docs)
+
+    read_only = by_kind(objects(template(kube_cluster, tmp_path, VALUE_SETS["dashboard-read-only"]).stdout),
+                        "Deployment")["shards-dashboard"]
+    [container] = read_only["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-3:] == ["--poll", "2", "--read-only"]
+    assert "SHARDS_DASHBOARD_TOKEN" not in {var["name"] for var in container["env"]}
+
+
 # --- values the schema or the templates refuse --------------------------------------------------
 
 REFUSED = [
@@ -350,6 +382,10 @@ REFUSED = [
     ("duplicate-pools", {**MONGO, "workers": [SHEEP_POOL, SHEEP_POOL]}, ['two pools are named "default"']),
     ("network-policy-without-mongo", {**MONGO, "networkPolicy": {"enabled": True}},
      ["networkPolicy.mongo.to is required"]),
+    ("dashboard-without-token", {**MONGO, "dashboard": {"enabled": True}},
+     ["set dashboard.token.existingSecret", "or dashboard.readOnly"]),
+    ("dashboard-literal-token", {**MONGO, "dashboard": {"enabled": True, "token": {"value": "x"}}},
+     ["/dashboard/token", "additional properties 'value' not allowed"]),
 ]
 
 

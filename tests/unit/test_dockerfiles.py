@@ -160,9 +160,10 @@ def test_extras_per_image() -> None:
     worker = " ".join(parse(DEPLOY["shards-worker"]).stages[0].all("RUN"))
     operator = " ".join(parse(DEPLOY["shards-operator"]).stages[0].all("RUN"))
     assert re.search(r"--find-links /wheels shards(\s|$)", worker)  # no extras
-    assert "'shards[operator]'" in operator and "operator" in extras
+    assert "'shards[operator,dashboard]'" in operator and "operator" in extras and "dashboard" in extras
     plain = PYPROJECT["project"]["dependencies"]
-    assert not any(dep.startswith(("kopf", "kubernetes", "nx-27017")) for dep in plain)
+    heavy = ("kopf", "kubernetes", "nx-27017", "starlette", "uvicorn")
+    assert not any(dep.startswith(heavy) for dep in plain)
 
 
 def test_worker_image_layout() -> None:

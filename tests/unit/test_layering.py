@@ -22,6 +22,8 @@ PACKAGES = {
     "store/shards_store": {"kopf", "kubernetes", "shards_worker", "shards_controller", "shards_cli",
                            "shards_operator"},
     "operator/shards_operator": {"pymongo", "bson", "shards_worker", "shards_cli"},
+    "dashboard/shards_dashboard": {"pymongo", "bson", "kopf", "kubernetes", "shards_worker", "shards_cli",
+                                   "shards_operator"},
 }
 # The operator's decisions are plain Python: only its handlers, runtime and API client see
 # kopf or the Kubernetes client.
@@ -71,6 +73,7 @@ def test_the_cli_loads_the_store_controller_and_worker_only_for_a_command_that_n
     the commands imports neither pymongo nor the packages behind it."""
     probe = ("import sys; import shards_cli.main; "
              "print(sorted(m for m in ('pymongo', 'shards_store', 'shards_controller', 'shards_worker', "
-             "'prometheus_client', 'kopf', 'yaml') if m in sys.modules))")
+             "'prometheus_client', 'kopf', 'yaml', 'shards_dashboard', 'starlette', 'uvicorn') "
+             "if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ._common import REPO_ROOT, ImageError, cache_root, digest, log, run, step
 
-# The union the images need: the worker installs `shards`, the operator `shards[operator]`.
-EXTRAS = "operator"
+# The union the images need: the worker installs `shards`, the operator `shards[operator,dashboard]`.
+EXTRAS = "operator,dashboard"
 RECIPE_VERSION = "1"
 PIP_TIMEOUT_S = 15 * 60
 

@@ -1,0 +1,280 @@
+"""The dashboard's routes: the page, its JSON API, and one Server-Sent Events channel per page.
+
+Every action goes through the controller, so the CLI's validation and guards apply; errors are
+one-line JSON ({"error": ..., "kind": ...}). Blocking store calls run in the thread pool (plain
+`def` endpoints); only the event stream is async."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from shards.errors import (
+    ConfirmationRequired,
+    InvalidArgs,
+    NotActive,
+    ProcessActive,
+    ShardsError,
+    StoreUnavailable,
+    TimedOut,
+    UnknownProcess,
+    UnknownScope,
+)
+from shards_controller import Controller
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from shards_dashboard import views
+from shards_dashboard.auth import Guard, Refused, host_allowed
+from shards_dashboard.feed import Follower
+from shards_dashboard.hub import Hub
+
+STATIC = Path(__file__).resolve().parent / "static"
+HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet event stream
+PURGE_TIMEOUT = 30.0
+STATUS = {UnknownScope: 404, UnknownProcess: 404, ConfirmationRequired: 409, ProcessActive: 409,
+          NotActive: 409, InvalidArgs: 400, StoreUnavailable: 503, TimedOut: 504}
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+     b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def problem(error: ShardsError) -> JSONResponse:
+    status = error.status if isinstance(error, Refused) else next(
+        (code for kind, code in STATUS.items() if isinstance(error, kind)), 400)
+    return JSONResponse({"error": str(error), "kind": type(error).__name__}, status_code=status)
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class Dashboard:
+    """The routes, over one controller, hub and guard."""
+
+    def __init__(self, controller: Controller, hub: Hub, guard: Guard, *, scope: str = "default",
+                 follower: Follower | None = None) -> None:
+        self.controller = controller
+        self.hub = hub
+        self.guard = guard
+        self.scope = scope
+        self.follower = follower
+
+    # -- reads ----------------------------------------------------------------------------------
+    def index(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    def config(self, request: Request) -> Response:
+        return JSONResponse({"scope": self.scope, "readOnly": self.guard.read_only,
+                             "tokenRequired": self.guard.token_required})
+
+    def scopes(self, request: Request) -> Response:
+        return self._answer(lambda: {"scopes": self.controller.scope_ids()})
+
+    def processes(self, request: Request) -> Response:
+        scope = request.path_params["scope"]
+        wanted = views.filters(request.query_params)
+        return self._answer(lambda: {"scope": scope, "now": views.now_iso(),
+                                     "records": views.process_docs(self.controller.list(scope, **wanted))})
+
+    def history(self, request: Request) -> Response:
+        scope, pid = request.path_params["scope"], request.path_params["pid"]
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", "20")), 200))
+        except ValueError:
+            limit = 20
+        return self._answer(lambda: views.history(self.controller, scope, pid, limit))
+
+    def logs(self, request: Request) -> Response:
+        """A hook for run logs (issue 13's other half): the process must exist; no lines yet."""
+        scope, pid, run = (request.path_params[k] for k in ("scope", "pid", "run"))
+
+        def read() -> dict[str, Any]:
+            self.controller.get(scope, pid)
+            return {"scope": scope, "id": pid, "runId": run, **views.LOGS_NOT_KEPT}
+        return self._answer(read)
+
+    def workers(self, request: Request) -> Response:
+        return self._answer(lambda: views.workers(self.controller))
+
+    def stats(self, request: Request) -> Response:
+        pages = self.hub.pages()
+        return JSONResponse({"pages": len(pages), "changes": self.follower.changes if self.follower else 0,
+                             "offered": sum(p.offered for p in pages), "sent": sum(p.sent for p in pages)})
+
+    # -- actions --------------------------------------------------------------------------------
+    async def launch(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        scope, pid = request.path_params["scope"], request.path_params["pid"]
+        confirm = body.get("confirm") is True
+        return await run_in_threadpool(self._answer, lambda: {
+            "record": self.controller.launch(scope, pid, confirm=confirm).to_json()})
+
+    async def stop(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        scope, pid = request.path_params["scope"], request.path_params["pid"]
+        force = body.get("force") is True
+        return await run_in_threadpool(self._answer, lambda: {
+            "record": self.controller.stop(scope, pid, force=force).to_json()})
+
+    async def dismiss(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        scope, pid = request.path_params["scope"], request.path_params["pid"]
+        return await run_in_threadpool(self._answer, lambda: {
+            "record": self.controller.dismiss(scope, pid).to_json()})
+
+    async def purge(self, request: Request) -> Response:
+        """Redefine the scope from scratch (define --clean): idle records go, the catalog is
+        written again; active processes stay."""
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        scope = request.path_params["scope"]
+
+        def redefine() -> dict[str, Any]:
+            self.controller.list(scope)  # an unknown scope says so, rather than being defined here
+            defined = self.controller.wait_defined(self.controller.define(scope, clean=True), PURGE_TIMEOUT)
+            self.hub.resync(scope)
+            return {"scope": defined.to_json()}
+        return await run_in_threadpool(self._answer, redefine)
+
+    async def _body(self, request: Request) -> dict[str, Any] | Response:
+        try:
+            self.guard.check_action(request.headers.get("authorization"), request.headers.get("content-type"),
+                                    request.headers.get("origin"), request.headers.get("host"))
+        except Refused as refused:
+            return problem(refused)
+        raw = await request.body()
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "the body must be a JSON object", "kind": "BadRequest"},
+                                status_code=400)
+        return body
+
+    @staticmethod
+    def _answer(compute: Callable[[], dict[str, Any]]) -> Response:
+        try:
+            return JSONResponse(compute())
+        except ShardsError as error:
+            return problem(error)
+
+    # -- the push channel -----------------------------------------------------------------------
+    async def events(self, request: Request) -> Response:
+        scope = request.path_params["scope"]
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def wake() -> None:  # from the feed's thread
+            loop.call_soon_threadsafe(woken.set)
+        page = self.hub.subscribe(scope, wake)
+        return StreamingResponse(self._stream(page, woken), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def _snapshot(self, scope: str) -> str:
+        try:
+            return sse("snapshot", await run_in_threadpool(views.snapshot, self.controller, scope))
+        except ShardsError as error:  # an unknown scope: empty until it is defined
+            empty = {"scope": scope, "now": views.now_iso(), "records": [], "problem": str(error)}
+            return sse("snapshot", empty)
+
+    async def _stream(self, page: Any, woken: asyncio.Event) -> AsyncIterator[str]:
+        try:
+            yield "retry: 1000\n" + await self._snapshot(page.scope)
+            while True:
+                try:
+                    await asyncio.wait_for(woken.wait(), HEARTBEAT)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                delay = page.delay(time.monotonic())
+                if delay:
+                    await asyncio.sleep(delay)
+                woken.clear()
+                docs, resync = page.take(time.monotonic())
+                if resync:
+                    yield await self._snapshot(page.scope)
+                elif docs:
+                    yield sse("changes", {"now": views.now_iso(), "records": docs})
+        finally:
+            self.hub.unsubscribe(page)
+
+
+def guarded(app: ASGI, bound_host: str) -> ASGI:
+    """Security headers on every response; on a loopback-bound server, a Host that is not
+    loopback (DNS rebinding) is refused."""
+    async def call(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if not host_allowed(host, bound_host):
+            await JSONResponse({"error": f"unexpected Host {host!r}", "kind": "Refused"},
+                               status_code=421)(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+        await app(scope, receive, send_with_headers)
+    return call
+
+
+def build_app(dashboard: Dashboard, bound_host: str = "127.0.0.1") -> ASGI:
+    d = dashboard
+    process = "/api/scopes/{scope}/processes/{pid}"
+    routes = [
+        Route("/", d.index),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/api/config", d.config),
+        Route("/api/scopes", d.scopes),
+        Route("/api/workers", d.workers),
+        Route("/api/stats", d.stats),
+        Route("/api/scopes/{scope}/processes", d.processes),
+        Route("/api/scopes/{scope}/events", d.events),
+        Route("/api/scopes/{scope}/purge", d.purge, methods=["POST"]),
+        Route(f"{process}/history", d.history),
+        Route(process + "/runs/{run}/logs", d.logs),
+        Route(f"{process}/launch", d.launch, methods=["POST"]),
+        Route(f"{process}/stop", d.stop, methods=["POST"]),
+        Route(f"{process}/dismiss", d.dismiss, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if d.follower is not None:
+            d.follower.start()
+        try:
+            yield
+        finally:
+            if d.follower is not None:
+                await run_in_threadpool(d.follower.stop)
+
+    return guarded(Starlette(routes=routes, lifespan=lifespan), bound_host)

@@ -1,0 +1,56 @@
+"""What the page reads, as JSON: process records, run history, workers and pools."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shards.records import ProcessRecord, iso
+from shards_controller import Controller
+from shards_controller.controller import pool_summary
+
+LOGS_NOT_KEPT = {"lines": [], "note": "run logs are not kept yet"}
+
+
+def now_iso() -> str:
+    return iso(datetime.now(UTC)) or ""
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
+def filters(params: Any) -> dict[str, Any]:
+    """The seed's filters from query parameters: search, active, hideDetails, hideSpecial."""
+    return {
+        "search": params.get("search", ""),
+        "active_only": truthy(params.get("active")),
+        "max_detail_level": 1 if truthy(params.get("hideDetails")) else 4,
+        "include_special": not truthy(params.get("hideSpecial")),
+    }
+
+
+def process_docs(records: list[ProcessRecord]) -> list[dict[str, Any]]:
+    return [record.to_json() for record in records]
+
+
+def snapshot(controller: Controller, scope: str) -> dict[str, Any]:
+    """Every record of the scope (the page filters them itself) and the server's clock."""
+    return {"scope": scope, "now": now_iso(), "records": process_docs(controller.list(scope))}
+
+
+def history(controller: Controller, scope: str, process_id: str, limit: int) -> dict[str, Any]:
+    runs = controller.history(scope, process_id, limit)
+    return {"scope": scope, "id": process_id, "runs": [run.to_json() for run in runs]}
+
+
+def workers(controller: Controller) -> dict[str, Any]:
+    """Live workers (with their heartbeats and running counts) and, per pool, workers, free slots
+    and pending launches."""
+    alive = controller.store.workers.alive()
+    pending = controller.store.requests.pending_launches()
+    return {
+        "now": now_iso(),
+        "workers": [{**w.to_json(), "beat": w.beat, "lease": w.lease} for w in alive],
+        "pools": [{"pool": pool, **counts} for pool, counts in pool_summary(alive, pending).items()],
+    }

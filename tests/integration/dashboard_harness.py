@@ -1,0 +1,148 @@
+"""The real `shards dashboard` OS process on a test's database, and small HTTP and SSE clients
+(the standard library only)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from integration.harness import REPO, WAIT, ShardsHarness, wait_until
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Dashboard:
+    """`shards dashboard --port 0` started by pid, its address read from its first line."""
+
+    def __init__(self, env: ShardsHarness, *args: str, poll: float = 0.0,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.log = env.workdir / f"dashboard-{time.monotonic_ns()}.log"
+        command = [sys.executable, "-m", "shards_cli", "dashboard", "--port", "0", *args]
+        if poll:
+            command += ["--poll", str(poll)]
+        with self.log.open("wb") as sink:
+            self.popen = subprocess.Popen(command, cwd=REPO, env={**env.env, **(extra_env or {})},
+                                          stdout=sink, stderr=subprocess.STDOUT)
+        found = wait_until(
+            lambda: self.popen.poll() is not None or re.search(r"dashboard on http://([^/]+)/",
+                                                               self.output()),
+            what=lambda: f"the dashboard to start: {self.output()}")
+        if self.popen.poll() is not None:
+            raise AssertionError(f"the dashboard exited with {self.popen.returncode}: {self.output()}")
+        assert not isinstance(found, bool)
+        self.address = found.group(1)
+        self.host, _, port = self.address.rpartition(":")
+        self.port = int(port)
+        self.url = f"http://{self.address}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> Answer:
+        conn = http.client.HTTPConnection(self.host.strip("[]"), self.port, timeout=WAIT)
+        try:
+            sent = {"Content-Type": "application/json", **(headers or {})}
+            conn.request(method, path, body=None if body is None else json.dumps(body), headers=sent)
+            response = conn.getresponse()
+            raw = response.read()
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = raw.decode(errors="replace")
+            return Answer(response.status, parsed, {k.lower(): v for k, v in response.getheaders()})
+        finally:
+            conn.close()
+
+    def get(self, path: str) -> Answer:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any = None, **headers: str) -> Answer:
+        return self.request("POST", path, {} if body is None else body, headers)
+
+    def events(self, scope: str, timeout: float = WAIT) -> EventStream:
+        return EventStream(self.host.strip("[]"), self.port, f"/api/scopes/{scope}/events", timeout)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=WAIT)
+
+
+class EventStream:
+    """A Server-Sent Events client: (event, data) pairs, comments skipped."""
+
+    def __init__(self, host: str, port: int, path: str, timeout: float) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.conn.request("GET", path, headers={"Accept": "text/event-stream"})
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200, self.response.status
+        assert self.response.getheader("Content-Type", "").startswith("text/event-stream")
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        event, data = "message", ""
+        while True:
+            line = self.response.readline()
+            if not line:
+                return
+            text = line.decode().rstrip("\r\n")
+            if not text:
+                if data:
+                    yield event, json.loads(data)
+                event, data = "message", ""
+            elif text.startswith("event:"):
+                event = text[6:].strip()
+            elif text.startswith("data:"):
+                data += text[5:].strip()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def until_record(stream: EventStream, process_id: str, check: Any, deadline: float) -> dict[str, Any]:
+    """Read events until one carries a document of process_id that passes check."""
+    for _event, data in stream:
+        for record in data.get("records", []):
+            if record["id"] == process_id and check(record):
+                return dict(record)
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no event for {process_id} passed the check in time")
+
+
+def ensure_chromium() -> tuple[str, str]:
+    """Debian's chromium and its driver; installed with apt-get when missing (CI runs as root
+    on Debian, with Debian's packages reachable)."""
+    import shutil
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], check=False,
+                       env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                       stdout=subprocess.DEVNULL, timeout=900)
+        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        subprocess.run(["apt-get", "update", "-q"], check=False, stdout=subprocess.DEVNULL, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], check=True,
+                       env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                       stdout=subprocess.DEVNULL, timeout=900)
+        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver, "chromium and chromedriver are not installed"
+    return browser, driver
+

@@ -1,0 +1,211 @@
+"""The dashboard in a real headless browser: Debian's chromium driven by Selenium through
+chromium-driver (installed with apt-get when missing). Two pages on one scope: filters, a launch
+through the confirm dialog, a bar that moves and a clock that runs, stop, dismiss, a failed run's
+error, history and logs panel, HTML shown as text, and the second page following live.
+
+The page is the same whichever server is behind it: these run in the NX-27017 pass only (the API
+and the push channel are tested on both servers in test_dashboard.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from shards.states import State
+from tooling.mongo_servers import MongoServerInfo
+
+from integration.dashboard_harness import Dashboard, ensure_chromium
+from integration.harness import WAIT, ShardsHarness
+
+APP = "tests/integration/apps/dashapp.py:app"
+Driver = Any
+
+
+@pytest.fixture
+def browsers(mongo_server: MongoServerInfo) -> Iterator[Callable[[], Driver]]:
+    if mongo_server.kind == "java":
+        pytest.skip("the page is the same on any server: the browser tests run in the NX-27017 pass")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver_path = ensure_chromium()
+    opened: list[Driver] = []
+
+    def open_one() -> Driver:
+        options = webdriver.ChromeOptions()
+        options.binary_location = browser
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                     "--disable-gpu", "--no-first-run"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        driver.set_page_load_timeout(WAIT)
+        opened.append(driver)
+        return driver
+
+    try:
+        yield open_one
+    finally:
+        for driver in opened:
+            driver.quit()
+
+
+@pytest.fixture
+def farm(shards_env: ShardsHarness) -> Iterator[tuple[ShardsHarness, Dashboard]]:
+    shards_env.start_worker(APP, concurrency=3)
+    shards_env.define("farm")
+    page = Dashboard(shards_env, "--scope", "farm")
+    try:
+        yield shards_env, page
+    finally:
+        page.stop()
+
+
+def wait(driver: Driver, condition: Callable[[Driver], Any], what: str, timeout: float = WAIT) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # A row is rebuilt whenever its process changes: an element read a moment ago may be gone.
+    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[
+        StaleElementReferenceException]).until(condition, message=what)
+
+
+def row(driver: Driver, pid: str) -> Any:
+    return driver.find_element("css selector", f'tr[data-id="{pid}"]')
+
+
+def state_of(driver: Driver, pid: str) -> str:
+    return str(driver.execute_script(
+        "return document.querySelector(`tr[data-id='${arguments[0]}']`).dataset.state", pid))
+
+
+def text(driver: Driver, pid: str, selector: str) -> str:
+    """The text of one element of a row, read in one step (rows are rebuilt as they change)."""
+    return str(driver.execute_script(
+        "const e = document.querySelector(`tr[data-id='${arguments[0]}'] ${arguments[1]}`);"
+        "return e ? e.textContent : ''", pid, selector))
+
+
+def in_state(pid: str, state: str) -> Callable[[Driver], bool]:
+    return lambda d: state_of(d, pid) == state
+
+
+def visible_ids(driver: Driver) -> set[str]:
+    rows = driver.find_elements("css selector", "#processes tbody tr")
+    return {str(tr.get_attribute("data-id")) for tr in rows if tr.is_displayed()}
+
+
+def click(driver: Driver, pid: str, selector: str) -> None:
+    """Click a button of a row, again if the row was rebuilt under the click."""
+    wait(driver, lambda d: row(d, pid).find_element("css selector", selector).click() or True,
+         f"a click on {selector} of {pid}")
+
+
+def bar_width(driver: Driver, pid: str) -> float:
+    return float(driver.execute_script(
+        "return parseFloat(document.querySelector(`tr[data-id='${arguments[0]}'] .fill`).style.width)", pid))
+
+
+def test_the_dashboard_in_a_browser(farm: tuple[ShardsHarness, Dashboard],
+                                    browsers: Callable[[], Driver]) -> None:
+    env, dashboard = farm
+    first, second = browsers(), browsers()
+    for driver in (first, second):
+        driver.get(f"{dashboard.url}/#scope=farm")
+        wait(driver, lambda d: d.find_elements("css selector", 'tr[data-id="slow-danger"]'), "the table")
+        wait(driver, lambda d: d.find_element("id", "live").text == "live", "the push channel")
+        driver.execute_script("window.__sameDocument = true")  # gone if the page reloads
+
+    # Filters: special hidden by default, details on request, search with highlighting.
+    assert "debug" not in visible_ids(first) and {"slow-danger", "detail", "broken"} <= visible_ids(first)
+    first.find_element("id", "hide-details").click()
+    assert "detail" not in visible_ids(first)
+    first.find_element("id", "hide-details").click()
+    first.find_element("id", "search").send_keys("SLOW")
+    wait(first, lambda d: visible_ids(d) == {"slow-danger"}, "the search to filter")
+    assert [m.text for m in row(first, "slow-danger").find_elements("css selector", ".name mark")] == ["Slow"]
+    first.find_element("id", "search").clear()
+    first.find_element("id", "search").send_keys(" ")
+    wait(first, lambda d: "broken" in visible_ids(d), "the search to clear")
+
+    # Run a process with a warning: the dialog quotes it (as text), and only a confirmation launches it.
+    run = row(first, "slow-danger").find_element("css selector", "button.run")
+    assert "danger" in str(run.get_attribute("class"))
+    run.click()
+    dialog = first.find_element("id", "confirm")
+    wait(first, lambda d: dialog.is_displayed(), "the confirm dialog")
+    assert first.find_element("id", "confirm-text").text == "Deletes the flock <b>for real</b>"
+    first.find_element("id", "confirm-cancel").click()
+    time.sleep(0.3)
+    assert env.record("farm", "slow-danger").state is State.IDLE
+    run.click()
+    wait(first, lambda d: dialog.is_displayed(), "the confirm dialog")
+    first.find_element("id", "confirm-ok").click()
+    wait(first, in_state("slow-danger", "Running"), "Running on the first page")
+    wait(second, in_state("slow-danger", "Running"), "Running on the second page, live")
+    assert first.execute_script(
+        "return document.querySelector(`tr[data-id='slow-danger'] button.run`).disabled")
+
+    # The bar moves and the clock runs.
+    width, clock = bar_width(first, "slow-danger"), text(first, "slow-danger", ".clock")
+    assert clock.startswith("00:")
+    wait(first, lambda d: bar_width(d, "slow-danger") > width, "the bar to move")
+    wait(first, lambda d: text(d, "slow-danger", ".clock") != clock, "the clock to run")
+    assert "of 400" in text(second, "slow-danger", ".message")
+
+    # Stop: Stopped, with its time; then Dismiss: back to Idle, on both pages.
+    click(first, "slow-danger", "button.stop")
+    wait(first, in_state("slow-danger", "Stopped"), "Stopped")
+    assert text(first, "slow-danger", ".outcome").startswith("Stopped at ")
+    wait(second, in_state("slow-danger", "Stopped"), "Stopped on the second page")
+    click(first, "slow-danger", "button.dismiss")
+    wait(first, in_state("slow-danger", "Idle"), "Idle after dismiss")
+    wait(second, in_state("slow-danger", "Idle"), "Idle on the second page")
+
+    # A failed run: its error with its time in the table, and in its history with the logs panel.
+    click(first, "broken", "button.run")
+    wait(first, in_state("broken", "Failed"), "Failed")
+    outcome = text(first, "broken", ".outcome")
+    assert outcome.startswith("Failed at ") and "the fence is down" in outcome
+    click(first, "broken", "a.name")
+    wait(first, lambda d: d.find_elements("css selector", "#runs tbody tr"), "the run history")
+    run_row = first.find_element("css selector", "#runs tbody tr")
+    assert "Failed" in run_row.text and "the fence is down" in run_row.text
+    run_row.find_element("css selector", "button.logs").click()
+    wait(first, lambda d: d.find_element("id", "logs").is_displayed(), "the logs panel")
+    assert first.find_element("id", "logs-note").text == "run logs are not kept yet"
+    first.find_element("id", "history-close").click()
+
+    # HTML in a name, a message and an error is shown as text, never run.
+    click(first, "xss", "button.run")
+    wait(second, in_state("xss", "Failed"), "the HTML process to end, on the second page")
+    for driver in (first, second):
+        assert '<img src=x onerror="window.__xss=1">' in text(driver, "xss", "a.name")
+        assert "<script>window.__xss=2</script>" in text(driver, "xss", ".message")
+        assert "failed with <img" in text(driver, "xss", ".outcome")
+        assert driver.find_elements("css selector", "#processes img, #processes script, #processes b") == []
+        assert driver.execute_script("return window.__xss === undefined && window.__sameDocument === true")
+    errors = [entry for entry in first.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+
+
+def test_the_workers_view_and_read_only(farm: tuple[ShardsHarness, Dashboard],
+                                         browsers: Callable[[], Driver]) -> None:
+    env, _dashboard = farm
+    read_only = Dashboard(env, "--scope", "farm", "--read-only")
+    try:
+        driver = browsers()
+        driver.get(f"{read_only.url}/")
+        wait(driver, lambda d: d.find_elements("css selector", 'tr[data-id="broken"]'), "the table")
+        assert driver.find_elements("css selector", "#processes button") == []
+        assert not driver.find_element("id", "purge").is_displayed()
+        assert driver.find_element("id", "mode").is_displayed()
+        driver.find_element("id", "tab-workers").click()
+        wait(driver, lambda d: d.find_elements("css selector", '#pools tr[data-pool="default"]'), "the pools")
+        pool = driver.find_element("css selector", '#pools tr[data-pool="default"]').text.split()
+        assert pool[:3] == ["default", "1", "3"]
+        worker = driver.find_element("css selector", "#workers tbody tr").text
+        assert "0 of 3" in worker and "ago" in worker
+    finally:
+        read_only.stop()
