@@ -23,6 +23,7 @@ from shards.errors import (
     StoreUnavailable,
     TimedOut,
     UnknownProcess,
+    UnknownRun,
     UnknownScope,
 )
 from shards_controller import Controller
@@ -41,8 +42,8 @@ from shards_dashboard.hub import Hub
 STATIC = Path(__file__).resolve().parent / "static"
 HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet event stream
 PURGE_TIMEOUT = 30.0
-STATUS = {UnknownScope: 404, UnknownProcess: 404, ConfirmationRequired: 409, ProcessActive: 409,
-          NotActive: 409, InvalidArgs: 400, StoreUnavailable: 503, TimedOut: 504}
+STATUS = {UnknownScope: 404, UnknownProcess: 404, UnknownRun: 404, ConfirmationRequired: 409,
+          ProcessActive: 409, NotActive: 409, InvalidArgs: 400, StoreUnavailable: 503, TimedOut: 504}
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
      b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
@@ -103,13 +104,9 @@ class Dashboard:
         return self._answer(lambda: views.history(self.controller, scope, pid, limit))
 
     def logs(self, request: Request) -> Response:
-        """A hook for run logs (issue 13's other half): the process must exist; no lines yet."""
+        """A run's log, as `shards logs` has it: its last lines (the dropped marker first)."""
         scope, pid, run = (request.path_params[k] for k in ("scope", "pid", "run"))
-
-        def read() -> dict[str, Any]:
-            self.controller.get(scope, pid)
-            return {"scope": scope, "id": pid, "runId": run, **views.LOGS_NOT_KEPT}
-        return self._answer(read)
+        return self._answer(lambda: views.run_log(self.controller, scope, pid, run))
 
     def workers(self, request: Request) -> Response:
         return self._answer(lambda: views.workers(self.controller))

@@ -9,8 +9,6 @@ from shards.records import ProcessRecord, iso
 from shards_controller import Controller
 from shards_controller.controller import pool_summary
 
-LOGS_NOT_KEPT = {"lines": [], "note": "run logs are not kept yet"}
-
 
 def now_iso() -> str:
     return iso(datetime.now(UTC)) or ""
@@ -54,3 +52,10 @@ def workers(controller: Controller) -> dict[str, Any]:
         "workers": [{**w.to_json(), "beat": w.beat, "lease": w.lease} for w in alive],
         "pools": [{"pool": pool, **counts} for pool, counts in pool_summary(alive, pending).items()],
     }
+
+
+def run_log(controller: Controller, scope: str, process_id: str, run_id: str) -> dict[str, Any]:
+    log = controller.run_logs(scope, process_id, run_id)
+    note = "" if log.lines or log.dropped else ("no lines yet" if log.active else "the run logged nothing")
+    return {"scope": scope, "id": process_id, "runId": log.run_id, "state": log.state, "active": log.active,
+            "dropped": log.dropped, "lines": log.text_lines(), "note": note}

@@ -103,9 +103,10 @@ def test_history_shows_a_failed_runs_error_and_the_logs_hook(
     assert runs[0]["runId"] == failed.run_id and runs[0]["state"] == "Failed"
     assert "boom: no reason" in runs[0]["error"]
     logs = dashboard.get(f"{FARM}/processes/fail/runs/{failed.run_id}/logs")
-    assert logs.status == 200
-    assert logs.body["lines"] == [] and logs.body["note"] == "run logs are not kept yet"
+    assert logs.status == 200 and logs.body["state"] == "Failed" and not logs.body["active"]
+    assert any("the run failed" in line and "boom: no reason" in line for line in logs.body["lines"])
     assert dashboard.get(f"{FARM}/processes/nope/runs/x/logs").status == 404
+    assert dashboard.get(f"{FARM}/processes/fail/runs/no-such-run/logs").status == 404
 
 
 def test_workers_and_pools(farm: ShardsHarness, dashboard: Dashboard) -> None:
