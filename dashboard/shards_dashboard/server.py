@@ -26,6 +26,7 @@ from shards.errors import (
     UnknownRun,
     UnknownScope,
 )
+from shards.records import ProcessRecord
 from shards_controller import Controller
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -118,30 +119,24 @@ class Dashboard:
 
     # -- actions --------------------------------------------------------------------------------
     async def launch(self, request: Request) -> Response:
-        body = await self._body(request)
-        if isinstance(body, Response):
-            return body
-        scope, pid = request.path_params["scope"], request.path_params["pid"]
-        confirm = body.get("confirm") is True
-        return await run_in_threadpool(self._answer, lambda: {
-            "record": self.controller.launch(scope, pid, confirm=confirm).to_json()})
+        return await self._act(request, lambda scope, pid, body: self.controller.launch(
+            scope, pid, confirm=body.get("confirm") is True))
 
     async def stop(self, request: Request) -> Response:
-        body = await self._body(request)
-        if isinstance(body, Response):
-            return body
-        scope, pid = request.path_params["scope"], request.path_params["pid"]
-        force = body.get("force") is True
-        return await run_in_threadpool(self._answer, lambda: {
-            "record": self.controller.stop(scope, pid, force=force).to_json()})
+        return await self._act(request, lambda scope, pid, body: self.controller.stop(
+            scope, pid, force=body.get("force") is True))
 
     async def dismiss(self, request: Request) -> Response:
+        return await self._act(request, lambda scope, pid, body: self.controller.dismiss(scope, pid))
+
+    async def _act(self, request: Request,
+                   act: Callable[[str, str, dict[str, Any]], ProcessRecord]) -> Response:
+        """An action on one process, through the controller: its record after, or the refusal."""
         body = await self._body(request)
         if isinstance(body, Response):
             return body
         scope, pid = request.path_params["scope"], request.path_params["pid"]
-        return await run_in_threadpool(self._answer, lambda: {
-            "record": self.controller.dismiss(scope, pid).to_json()})
+        return await run_in_threadpool(self._answer, lambda: {"record": act(scope, pid, body).to_json()})
 
     async def purge(self, request: Request) -> Response:
         """Redefine the scope from scratch (define --clean): idle records go, the catalog is
