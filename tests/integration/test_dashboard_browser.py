@@ -156,6 +156,9 @@ def test_the_dashboard_in_a_browser(farm: tuple[ShardsHarness, Dashboard],
 
     # Stop: Stopped, with its time; then Dismiss: back to Idle, on both pages.
     click(first, "slow-danger", "button.stop")
+    wait(first, lambda d: "Stopping" in text(d, "slow-danger", "button.stop") and d.execute_script(
+        "return !!document.querySelector(`tr[data-id='slow-danger'] button.stop .spinner`)"),
+         "the Stop button's spinner while the run stops (it takes 1.5 s)")
     wait(first, in_state("slow-danger", "Stopped"), "Stopped")
     assert text(first, "slow-danger", ".outcome").startswith("Stopped at ")
     wait(second, in_state("slow-danger", "Stopped"), "Stopped on the second page")

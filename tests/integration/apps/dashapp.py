@@ -17,6 +17,7 @@ def slow_danger(ctx: shards.ProcessContext) -> None:
     steps = int(ctx.args.get("steps", 400))
     for step in range(steps):
         if not ctx.should_continue():
+            time.sleep(float(ctx.args.get("linger", 1.5)))  # a stop that takes a moment: Stopping shows
             return
         ctx.report_progress(f"sheep {step + 1} of {steps}", (step + 1) / steps)
         time.sleep(0.15)
