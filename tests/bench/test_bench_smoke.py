@@ -46,7 +46,7 @@ def test_smoke_harness_reports_every_figure(tmp_path: Path) -> None:
     assert report["code"]["git_commit"]
     assert report["targets"]
     figures = report["figures"]
-    assert sorted(figures) == ["1", "2", "3", "4", "5", "7"]
+    assert sorted(figures) == ["1", "2", "3", "4", "5", "7", "8"]
     for key, fig in figures.items():
         assert "error" not in fig, f"figure {key}: {fig['error']}"
         assert fig["configs"], f"figure {key} measured nothing"
@@ -76,7 +76,10 @@ def test_smoke_harness_reports_every_figure(tmp_path: Path) -> None:
     for config in f7["configs"]:
         assert all(_number(v) for v in _values(f7, config, "run_ms", "p50")), config
         assert all(_number(v) and v > 0 for v in _values(f7, config, "runs_per_s")), config
+    f8 = figures["8"]
+    for measure in ("help_ms", "status_ms", "list_json_ms"):
+        assert all(_number(v) and v > 0 for v in _values(f8, "startup", measure, "p50")), measure
 
     rows = report["table"]
-    assert {row["figure"].split()[0] for row in rows} == {"1", "2", "3", "4", "5", "7"}
+    assert {row["figure"].split()[0] for row in rows} == {"1", "2", "3", "4", "5", "7", "8"}
     assert all(set(row) == {"figure", "shards", "baseline", "ratio", "target", "met"} for row in rows)
