@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -152,6 +153,11 @@ class ShardsHarness:
     def close(self) -> None:
         for worker in self.workers:
             worker.terminate()
+        # The test's database goes with it: NX-27017 keeps at most 100 databases open and never
+        # evicts one that a change stream follows (even one whose client is gone), so past 100 such
+        # databases it closed each new one as soon as it opened it.
+        with contextlib.suppress(Exception):
+            self.store.client.drop_database(self.store.database.name)
         self.store.close()
 
 
