@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv venv-demo venv-cli browser lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
+.PHONY: venv venv-demo venv-cli browser fresh-check lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
 
 ## One venv, installed in levels, each including the one before (extras in pyproject.toml):
 ##   cli   .[embedded]  the `shards` CLI and the embedded MongoDB: make demo-cli
@@ -46,11 +46,16 @@ test-integration: venv browser
 	SHARDS_TEST_MONGO_SERVER=nx $(PYTEST) tests/integration
 
 ## Debian's chromium and chromium-driver, for the dashboard's browser tests (installed when missing;
-## the tests' fixture does the same when run alone).
+## the tests' fixture does the same when run alone). Every program the project installs, and who
+## installs it: tests/tooling/README.md.
 browser:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  set -x; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
-	fi
+	@PYTHONPATH=tests $(PYTHON) -m tooling.programs ensure browser
+
+## What a new machine does: remove what the project installs itself (its Debian packages,
+## ~/.cache/shards, Go's module and build caches, pip's cache, Maven's repository), then run
+## `bash .ci/run` in a fresh clone of HEAD. Needs root; refuses while a local node runs.
+fresh-check:
+	PYTHONPATH=tests $(PYTHON) -m tooling.fresh_check
 
 test-java: venv
 	SHARDS_TEST_MONGO_SERVER=java $(PYTEST) tests/integration

@@ -21,6 +21,7 @@ from tooling.cluster import (
     add_node,
     can_run_node,
     down,
+    ensure_node_packages,
     ensure_tools,
     is_built,
     running,
@@ -106,7 +107,21 @@ def operator_rbac(kube_cluster: KubeCluster, shp_crd: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def kube_node(kube_cluster: KubeCluster) -> KubeNode:
+def node_host() -> None:
+    """This machine, ready to run a node: its Debian packages installed (tooling.programs' "node").
+
+    Every test that brings a node up or looks at what a node leaves on the host takes this first,
+    so no test depends on an earlier one having installed them. Skipped only where a node cannot
+    run (not root, no cgroups, no /dev/kmsg, packages missing without apt-get).
+    """
+    reason = can_run_node()
+    if reason is not None:
+        pytest.skip(f"no node on this machine: {reason}")
+    ensure_node_packages()
+
+
+@pytest.fixture(scope="session")
+def kube_node(node_host: None, kube_cluster: KubeCluster) -> KubeNode:
     """The session's cluster with a node (Pods run), the project's images loaded into it.
 
     Reuses the node of a ``make cluster-up NODE=1`` cluster; otherwise adds one to the session's
@@ -116,9 +131,6 @@ def kube_node(kube_cluster: KubeCluster) -> KubeNode:
     where a node cannot run (not root, no cgroups, no /dev/kmsg ...). Another cluster folder
     owning the machine's node is an error, not a skip.
     """
-    reason = can_run_node()
-    if reason is not None:
-        pytest.skip(f"no node on this machine: {reason}")
     from tooling.images import image_archives
 
     node = add_node(kube_cluster)

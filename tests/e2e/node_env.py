@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tooling import programs
 from tooling.cluster import KubeCluster
 
 SYSCTLS = (
@@ -65,10 +66,18 @@ def _links() -> list[str]:
 
 
 def _ruleset() -> dict[str, list[str]]:
-    """iptables-save / ip6tables-save / nft list ruleset, without comments, counters and handles."""
+    """iptables-save / ip6tables-save / nft list ruleset, without comments, counters and handles.
+
+    A tool that is not installed shows an empty set: on a machine that never had a node, no
+    program has made rules of that kind yet (the node fixture installs the tools first anyway).
+    """
     out: dict[str, list[str]] = {}
     for argv in (["iptables-save"], ["ip6tables-save"], ["nft", "list", "ruleset"]):
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        exe = programs.BY_NAME[argv[0]].location()
+        if exe is None:
+            out[argv[0]] = []
+            continue
+        proc = subprocess.run([exe, *argv[1:]], capture_output=True, text=True)
         lines = []
         for line in proc.stdout.splitlines():
             if line.startswith("#") or not line.strip():

@@ -11,13 +11,15 @@ The other tests use ``kube_node`` (the session's cluster with a node and the pro
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from e2e.node_env import host_snapshot, pod_manifest, wait_pod
-from tooling.cluster import ClusterError, KubeCluster, KubeNode, can_run_node, down, up, wait_for
+from tooling import programs
+from tooling.cluster import ClusterError, KubeCluster, KubeNode, down, up, wait_for
 from tooling.cluster import node as node_mod
 from tooling.images import project_version
 
@@ -39,10 +41,23 @@ def _apply(cluster: KubeCluster, namespace: str, obj: dict[str, object]) -> None
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
 
 
-def test_node_down_leaves_the_host_as_it_found_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reason = can_run_node()
-    if reason is not None:
-        pytest.skip(f"no node on this machine: {reason}")
+def test_host_snapshot_without_the_node_tools_shows_no_rules(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine that never had a node has no iptables or nft: its snapshot has empty rule sets."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ip = shutil.which("ip")
+    assert ip is not None
+    (bin_dir / "ip").symlink_to(ip)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(programs, "_search_path", lambda: str(bin_dir))
+    snapshot = host_snapshot([str(tmp_path)])
+    assert snapshot["rules"] == {"iptables-save": [], "ip6tables-save": [], "nft": []}
+    assert snapshot["links"], "ip -o link still ran"
+
+
+def test_node_down_leaves_the_host_as_it_found_it(node_host: None, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     other = node_mod.owner()
     if other is not None:
         pytest.skip(f"the machine's one node runs for {other} (make cluster-up NODE=1?); stop it to run this")

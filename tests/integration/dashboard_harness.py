@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tooling import programs
+
 from integration.harness import REPO, WAIT, ShardsHarness, wait_until
 
 
@@ -127,22 +129,9 @@ def until_record(stream: EventStream, process_id: str, check: Any, deadline: flo
 
 
 def ensure_chromium() -> tuple[str, str]:
-    """Debian's chromium and its driver; installed with apt-get when missing (CI runs as root
-    on Debian, with Debian's packages reachable)."""
-    import shutil
-
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (browser and driver):
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], check=False,
-                       env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                       stdout=subprocess.DEVNULL, timeout=900)
-        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (browser and driver):
-        subprocess.run(["apt-get", "update", "-q"], check=False, stdout=subprocess.DEVNULL, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], check=True,
-                       env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                       stdout=subprocess.DEVNULL, timeout=900)
-        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    """Debian's chromium and its driver (tooling.programs' "browser"), installed when missing."""
+    programs.ensure("browser")
+    browser, driver = programs.BY_NAME["chromium"].location(), programs.BY_NAME["chromedriver"].location()
     assert browser and driver, "chromium and chromedriver are not installed"
     return browser, driver
 

@@ -8,6 +8,7 @@ from ._common import ClusterError, state_dir, tools_cache_root, wait_for
 from .client import KubeCluster, KubectlError
 from .control_plane import add_node, down, running, running_node, status, up
 from .node import KubeNode, can_run_node
+from .node import ensure_packages as ensure_node_packages
 from .tools import bin_dir, ensure_tools, is_built, pins
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "bin_dir",
     "can_run_node",
     "down",
+    "ensure_node_packages",
     "ensure_tools",
     "is_built",
     "pins",

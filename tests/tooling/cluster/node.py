@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import programs
 from . import host, pause, procs
 from . import pki as pki_mod
 from ._common import REPO_ROOT, ClusterError, log, wait_for
@@ -41,16 +42,6 @@ RUN_DIR = Path("/run/shards-node")
 OWNER_FILE = Path("/run/shards-node.owner")
 CNI_BIN_DIR = "/usr/lib/cni"
 
-# Debian packages the node needs, by a file each provides.
-PACKAGES = {
-    "containerd": "/usr/bin/containerd",
-    "runc": "/usr/sbin/runc",
-    "containernetworking-plugins": f"{CNI_BIN_DIR}/bridge",
-    "iptables": "/usr/sbin/iptables",
-    "conntrack": "/usr/sbin/conntrack",
-    "gcc": "/usr/bin/gcc",
-    "libc6-dev": "/usr/include/stdio.h",
-}
 CONTAINERD_TIMEOUT_S = 30.0
 NODE_READY_TIMEOUT_S = 90.0
 POD_DELETE_TIMEOUT_S = 30
@@ -117,27 +108,15 @@ def can_run_node() -> str | None:
         return "the kubelet needs /dev/kmsg"
     if not Path("/proc/sys/net/ipv4/ip_forward").exists():
         return "no IPv4 networking sysctls (/proc/sys/net/ipv4)"
-    missing = [pkg for pkg, path in PACKAGES.items() if not Path(path).exists()]
-    if missing and shutil.which("apt-get") is None:
-        return f"missing {', '.join(missing)} and no apt-get to install them"
-    return None
+    return programs.why_not("node")
 
 
 def ensure_packages() -> None:
-    """Install the Debian packages the node needs when any is missing (apt-get, as root)."""
-    missing = [pkg for pkg, path in PACKAGES.items() if not Path(path).exists()]
-    if not missing:
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    log.info("installing %s (apt-get)", " ".join(missing))
-    started = time.monotonic()
-    if subprocess.run(argv, env=env, capture_output=True, timeout=1200).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600, check=False)
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1200)
-        if proc.returncode != 0:
-            raise ClusterError(f"apt-get install {' '.join(missing)} failed: {proc.stderr[-1500:]}")
-    log.info("installed %s in %.0fs", " ".join(missing), time.monotonic() - started)
+    """Install the Debian packages the node needs when any is missing (tooling.programs' "node")."""
+    try:
+        programs.ensure("node", log=log)
+    except programs.ProgramError as exc:
+        raise ClusterError(str(exc)) from None
 
 
 def _check_addresses() -> None:

@@ -12,12 +12,12 @@ import io
 import json
 import os
 import platform
-import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from .. import programs
 from ._common import ClusterError, log, tools_cache_root
 
 PAUSE_IMAGE = "localhost/shards-pause:1"
@@ -56,8 +56,10 @@ def ensure_pause_archive() -> Path:
     final = archive_path()
     if final.exists():
         return final
-    if shutil.which("gcc") is None:
-        raise ClusterError("gcc is needed to build the pause image (apt-get install gcc libc6-dev)")
+    try:
+        programs.ensure("gcc", "libc-dev", log=log)
+    except programs.ProgramError as exc:
+        raise ClusterError(f"the pause image needs gcc and libc6-dev: {exc}") from None
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="shards-pause-") as tmp:
         src, binary = Path(tmp) / "pause.c", Path(tmp) / "pause"

@@ -8,12 +8,13 @@ import hashlib
 import logging
 import os
 import shlex
-import shutil
 import subprocess
 import time
 import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from .. import programs
 
 LOG_PREFIX = "[shards-images]"
 log = logging.getLogger("shards.images")
@@ -105,29 +106,19 @@ def cache_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_host_tools(tools: tuple[str, ...] = ("buildah", "debootstrap")) -> None:
-    """Debian's packages of the same names, installed when missing (root only)."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if not missing:
-        return
-    names = " ".join(missing)
-    if os.geteuid() != 0:
-        raise ImageError(f"{names} missing and not root: as root, apt-get install -y {names}")
-    if shutil.which("apt-get") is None:
-        raise ImageError(f"{names} missing and no apt-get to install them")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with step(f"installing {names} (apt-get)"):
-        run(["apt-get", "update", "-q"], timeout=600, env=env)
-        run(["apt-get", "install", "-y", "-q", *missing], timeout=1200, env=env)
+def ensure_host_tools(tools: tuple[str, ...] = ("images",)) -> None:
+    """buildah, debootstrap and runc (tooling.programs' "images"), installed when missing."""
+    try:
+        programs.ensure(*tools, log=log)
+    except programs.ProgramError as exc:
+        raise ImageError(str(exc)) from None
 
 
 def can_build() -> str | None:
     """None when this machine can build the images, else the reason it cannot."""
     if os.geteuid() != 0:
         return "building images needs root (debootstrap, buildah with chroot isolation and vfs storage)"
-    if shutil.which("buildah") is None and shutil.which("apt-get") is None:
-        return "buildah is missing and there is no apt-get to install it"
-    return None
+    return programs.why_not("images")
 
 
 def buildah(*args: str, timeout: float = 600, what: str | None = None,
