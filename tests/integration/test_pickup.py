@@ -76,7 +76,7 @@ def test_the_worker_claims_by_id_and_starts_in_one_write(mongo_db_uri: str) -> N
     thread.start()
     try:
         observer.wait_defined(observer.define("farm"), timeout=30)
-        wait_until(lambda: worker.offers.me and not worker._sweep_due(), what="the first sweep")
+        wait_until(lambda: worker.offers.me and not worker.claiming.sweep_due(), what="the first sweep")
         store.query_log.enabled = True  # the worker's side only: the observer has its own store
         run_id = observer.launch("farm", "quick", args={"n": 7}).run_id
         observer.wait("farm", "quick", lambda r: r.state is State.DONE, 30)

@@ -6,7 +6,7 @@ import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 from shards.errors import ShardsError
 from shards_store.collection import describe_outage
-from shards_worker.execution import describe_failure
+from shards_worker.failures import describe_failure
 from shards_worker.lease import Lease
 from shards_worker.worker import WorkerSettings
 

@@ -7,10 +7,11 @@ from shards.app import ProcessDefinition, check_timeout, process
 from shards.errors import InvalidDefinition
 from shards.requests import Request, RequestKind
 from shards.states import State
-from shards_worker.execution import launch_timeout
-from shards_worker.isolation import exit_reason
+from shards_worker.hosting import ThreadHost
+from shards_worker.lifecycle import launch_timeout
 from shards_worker.policy import Action, RunClock, decide, outcome
-from shards_worker.running import Execution
+from shards_worker.process_host import exit_reason
+from shards_worker.runs import Run
 from shards_worker.settings import WorkerSettings
 from shards_worker.worker import Worker
 
@@ -65,7 +66,7 @@ def test_outcome(clock: RunClock, state: State, error: str, killed: bool, ends: 
 
 
 def test_a_stop_keeps_its_first_reason_and_remembers_force() -> None:
-    execution = Execution(record=None, definition=None, catalog={}, scope_data={},  # type: ignore[arg-type]
+    execution = Run(record=None, definition=None, catalog={}, scope_data={},  # type: ignore[arg-type]
                           started_at=None)  # type: ignore[arg-type]
     assert execution.ask_stop("deadline exceeded after 1 s")
     asked = execution.clock.stop_asked
@@ -116,9 +117,9 @@ def test_bad_isolation_settings_are_one_line(settings: dict[str, object], messag
 
 def test_process_isolation_needs_the_app_spec() -> None:
     from shards.errors import ShardsError
-    from shards_worker.isolation import isolation_for
+    from shards_worker.process_host import host_for
 
     with pytest.raises(ShardsError, match="process isolation needs the APP spec"):
-        isolation_for(WorkerSettings(), "", "mongodb://x")
-    assert isolation_for(WorkerSettings(isolation="thread"), "", "") is None
+        host_for(WorkerSettings(), "", "mongodb://x")
+    assert isinstance(host_for(WorkerSettings(isolation="thread"), "", ""), ThreadHost)
     assert Worker  # the worker module imports with isolation wired in

@@ -111,7 +111,7 @@ _BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\v": "\\v", "\f": "\\f", "\x
                          "\u2029": "\\u2029"})
 
 
-def one_line(text: str) -> str:
+def escape_breaks(text: str) -> str:
     """Every line break (as str.splitlines sees them) escaped: one event, one line."""
     return text.translate(_BREAKS)
 
@@ -125,7 +125,7 @@ class TextFormatter(logging.Formatter):
         text = record.getMessage()
         if exc := _exception(self, record):
             text = f"{text}\n{exc}"
-        return f"{head} {one_line(text)}"
+        return f"{head} {escape_breaks(text)}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,7 +8,7 @@ import os
 from shards.errors import ShardsError
 
 from shards_worker import logs
-from shards_worker.child import APP_ENV, LOG_ENV, app_for
+from shards_worker.run_process import APP_ENV, LOG_ENV, app_for
 
 with contextlib.suppress(ShardsError):  # a bad value: the run's process configures its own
     level, _, fmt = os.environ.get(LOG_ENV, "info:text").partition(":")

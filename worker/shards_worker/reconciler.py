@@ -2,7 +2,7 @@
 
 Every worker runs one on its heartbeat thread: all of them watch the others' heartbeats (any may
 reap a silent worker), and the first worker in line also looks at every active record for an
-owner (Worker._beat). Its writes are guarded on what it read, so several reconcilers at once
+owner (Heartbeat.beat). Its writes are guarded on what it read, so several reconcilers at once
 settle each thing exactly once, and a run that started or moved on meanwhile is never touched.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from shards.errors import StoreUnavailable
 from shards.ownership import SilenceWatch, is_owned, orphan_verdict
@@ -23,9 +22,6 @@ from shards_store import Store
 from shards_store.workers import ALIVE, GONE, LOST, REPLACED
 
 from shards_worker.logs import about
-
-if TYPE_CHECKING:
-    from shards_worker.execution import Executor
 
 log = logging.getLogger("shards.worker")
 
@@ -60,7 +56,7 @@ class Reconciler:
         max_gap seconds after the last one starts its observations afresh (it may have been cut
         off meanwhile). Every worker watches the others' heartbeats (any may reap a silent one
         and settle its runs); settle_orphans=False skips the look at every active record,
-        which one worker at a time does (see Worker._beat). Raises StoreUnavailable."""
+        which one worker at a time does (see Heartbeat.beat). Raises StoreUnavailable."""
         now = self._clock()
         if self._cut_off or (self._last_pass is not None and now - self._last_pass > max_gap):
             self._cut_off = False
@@ -200,24 +196,3 @@ def replace_predecessors(store: Store, name: str, worker_id: str) -> list[str]:
             settle_worker(store, old.worker_id, reason)
             replaced.append(old.worker_id)
     return replaced
-
-
-def check_own(store: Store, me: str, executor: Executor, unheld_before: set[str]) -> tuple[bool, set[str]]:
-    """A worker's own records: deliver stops whose request it missed, and settle runs it no
-    longer holds (their end was lost: nothing else would ever end them). Returns whether any
-    record or request still names the worker (nothing can name a worker that has claimed
-    nothing since), and the launches it has taken but does not hold."""
-    records = store.processes.executing_on(me)
-    for record in records:
-        # An inline child of an isolated run is the run's own: its end comes with the run's.
-        if not executor.holds(record.run_id) and not executor.holds(record.parent_run_id):
-            settle_record(store, record, f"worker {me} no longer runs it")
-        elif record.state is State.STOP_REQUESTED:
-            executor.stop_run(record.run_id)
-    # A launch taken but not held: its start failed midway. Seen so twice in a row, so a claim
-    # that has not been handed to a thread yet is never mistaken for one.
-    unheld = {request.run_id: request for request in store.requests.taken_by(me)
-              if request.kind == RequestKind.LAUNCH and not executor.holds(request.run_id)}
-    for run_id in unheld.keys() & unheld_before:
-        store.requests.release(unheld[run_id])  # any worker may start it
-    return bool(records or unheld), set(unheld)

@@ -1,11 +1,12 @@
-"""The child side of process isolation: one top-level run in an OS process of its own.
+"""A run's OS process under process isolation: the small entry point on the far side of the
+process host's pipe (its worker side is shards_worker.process_host).
 
-The run executes as it would in a thread (the same Executor code, so the SDK is unchanged);
-its inline children run here too, with their records written through this process's own
-store. What the worker must know crosses the pipe: progress and log lines (a batch per pump),
-the start and end of each inline child (the worker records every end), and the run's own end.
-Stops come the other way. If the worker goes away (the pipe closes), this process exits at once:
-a run never outlives its worker.
+The run executes with the same lifecycle as in the worker (so the SDK is unchanged); its inline
+children run here too, with their records written through this process's own store. What the
+worker must know crosses the pipe, through a PipeReporter: progress and log lines (a batch per
+pump), the start and end of each inline child (the worker records every end), and the run's own
+end. Stops come the other way. If the worker goes away (the pipe closes), this process exits at
+once: a run never outlives its worker.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
-from shards.app import App, ProcessDefinition
+from shards.app import App
 from shards.records import ProcessRecord, Progress
 from shards.states import State
 from shards_store import Store, connect
 
 from shards_worker import logs
-from shards_worker.execution import Executor
+from shards_worker.failures import error_line
+from shards_worker.lifecycle import Lifecycle
 from shards_worker.loader import load_app
-from shards_worker.running import Execution, one_line
+from shards_worker.runs import Run
 
 log = logging.getLogger("shards.worker")
 
@@ -100,61 +102,61 @@ class LazyStore:
         return getattr(self._store, name)
 
 
-class ChildExecutor(Executor):
-    """Runs the top-level run and its inline children here, and tells the worker about them."""
+class PipeReporter:
+    """The Reporter of a run's OS process: the worker holds the run (its children with it) and
+    records every end, so adopt and end go across the pipe; stops come back through it."""
 
-    def __init__(self, store: Store, app: App, worker_id: str, link: Link) -> None:
-        super().__init__(store, app, worker_id)
+    def __init__(self, link: Link) -> None:
         self.link = link
+        self._lock = threading.Lock()
+        self._running: dict[str, Run] = {}
         # state, error, progress, and whether it raised shards.Permanent
         self.result: tuple[State, str, Progress, bool] = (
             State.FAILED, "the run did not end", Progress(), False)
 
-    def adopt(self, execution: Execution) -> None:
-        if execution.parent is not None:  # announced first: the worker then takes its progress
-            self.link.send("started", execution.record, execution.parent.run_id, execution.started_at)
-        super().adopt(execution)
+    def hold(self, run_id: str) -> None:
+        """Nothing to do: the worker holds the top-level run, and its children are covered by it."""
 
-    def record_end(self, execution: Execution, state: State, error: str) -> None:
-        """The worker records every end (with its outage handling): send it there, after the
-        run's last log lines (the traceback of a failure among them)."""
-        self._send_logs(execution)
+    def let_go(self, run_id: str) -> None:
+        """Nothing to do (see hold)."""
+
+    def adopt(self, run: Run) -> None:
+        if run.parent is not None:  # announced first: the worker then takes its progress
+            self.link.send("started", run.record, run.parent.run_id, run.started_at)
         with self._lock:
-            self._running.pop(execution.run_id, None)
-            self._held.discard(execution.run_id)
-        progress = Progress("All done", 1.0) if state is State.DONE else execution.progress.latest()
-        if execution.parent is None:
-            self.result = (state, error, progress, execution.permanent)
+            self._running[run.run_id] = run
+
+    def end(self, run: Run, state: State, error: str) -> None:
+        """Sent after the run's last log lines (the traceback of a failure among them)."""
+        self._send_logs(run)
+        with self._lock:
+            self._running.pop(run.run_id, None)
+        if run.parent is None:
+            self.result = (state, error, run.final_progress(state), run.permanent)
         else:
-            self.link.send("end", execution.run_id, state, error, progress)
-
-    def announce(self, execution: Execution) -> None:
-        if execution.parent is not None:  # the worker announced the run it started here
-            super().announce(execution)
-
-    def run_started(self, record: ProcessRecord, definition: ProcessDefinition,
-                    catalog: dict[str, ProcessDefinition], scope_data: dict[str, Any],
-                    args: dict[str, Any]) -> None:
-        """Execute the run the worker started; its end is in self.result."""
-        self._execute(record, definition, catalog, scope_data, args, parent=None)
+            self.link.send("end", run.run_id, state, error, run.final_progress(state))
 
     def deliver_stop(self, run_id: str, reason: str) -> None:
         with self._lock:
-            execution = self._running.get(run_id)
-        if execution is not None:
-            execution.ask_stop(reason)
+            run = self._running.get(run_id)
+        if run is not None:
+            run.ask_stop(reason)
+
+    def executions(self) -> list[Run]:
+        with self._lock:
+            return list(self._running.values())
 
     def pump(self) -> None:
-        for execution in self.executions():
-            progress = execution.progress.take()
+        for run in self.executions():
+            progress = run.progress.take()
             if progress is not None:
-                self.link.send("progress", execution.run_id, progress)
-            self._send_logs(execution)
+                self.link.send("progress", run.run_id, progress)
+            self._send_logs(run)
 
-    def _send_logs(self, execution: Execution) -> None:
+    def _send_logs(self, run: Run) -> None:
         """The lines logged since the last pump, as one message (bounded as the store bounds them)."""
-        run_id = execution.run_id
-        execution.logs.flush(lambda batch: self.link.send("logs", run_id, batch.lines, batch.skipped))
+        run_id = run.run_id
+        run.logs.flush(lambda batch: self.link.send("logs", run_id, batch.lines, batch.skipped))
 
 
 def main(conn: Connection, job: Job) -> None:
@@ -170,15 +172,18 @@ def main(conn: Connection, job: Job) -> None:
         catalog = app.catalog(job.scope_data)
         definition = catalog[record.process_id]
     except BaseException as error:
-        link.last("result", State.FAILED, f"the run's process could not start: {one_line(error)}",
+        link.last("result", State.FAILED, f"the run's process could not start: {error_line(error)}",
                   Progress(), False)
         _exit(0)
-    executor = ChildExecutor(cast(Store, LazyStore(job.mongo_uri)), app, job.worker_id, link)
-    threading.Thread(target=_listen, args=(conn, executor), daemon=True, name="shards-link").start()
-    threading.Thread(target=_pump, args=(executor, job.pump_interval), daemon=True,
+    reporter = PipeReporter(link)
+    lifecycle = Lifecycle(cast(Store, LazyStore(job.mongo_uri)), app, reporter)
+    lifecycle.worker_id = job.worker_id
+    threading.Thread(target=_listen, args=(conn, reporter), daemon=True, name="shards-link").start()
+    threading.Thread(target=_pump, args=(reporter, job.pump_interval), daemon=True,
                      name="shards-pump").start()
-    executor.run_started(record, definition, catalog, job.scope_data, job.args)
-    link.last("result", *executor.result)
+    # The worker started and announced the run; its end goes back in reporter.result.
+    lifecycle.execute(record, definition, catalog, job.scope_data, job.args, parent=None, announce=False)
+    link.last("result", *reporter.result)
     _exit(0)
 
 
@@ -192,24 +197,24 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _listen(conn: Connection, executor: ChildExecutor) -> None:
+def _listen(conn: Connection, reporter: PipeReporter) -> None:
     while True:
         try:
             kind, *rest = conn.recv()
         except (EOFError, OSError):
-            if executor.link.done:  # the run's end went out: the main thread exits meanwhile
+            if reporter.link.done:  # the run's end went out: the main thread exits meanwhile
                 return
             log.error("the worker is gone; ending runs %s with it",
-                      ", ".join(e.run_id for e in executor.executions()))
+                      ", ".join(run.run_id for run in reporter.executions()))
             _exit(EXIT_ORPHANED)
         if kind == "stop":
-            executor.deliver_stop(*rest)
+            reporter.deliver_stop(*rest)
 
 
-def _pump(executor: ChildExecutor, interval: float) -> None:
+def _pump(reporter: PipeReporter, interval: float) -> None:
     stopped = threading.Event()
     while not stopped.wait(interval):
         try:
-            executor.pump()
+            reporter.pump()
         except (OSError, ValueError):  # the pipe is closing: the run is ending
             return

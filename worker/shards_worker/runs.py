@@ -1,5 +1,5 @@
 """What one run on this worker is: its record, stop flag, progress and log buffers, and clock;
-and the runtime its context calls into."""
+and, once it has ended, the end the store must record."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shards.app import ProcessDefinition
 from shards.records import ProcessRecord, ProcessStatus, Progress
@@ -19,20 +19,17 @@ from shards_worker.policy import RunClock
 from shards_worker.progress import ProgressBuffer
 from shards_worker.runlogs import LogBuffer
 
-if TYPE_CHECKING:
-    from shards_worker.execution import Executor
-
 
 @dataclass
-class Execution:
-    """One run of one process on this worker; children point at their parent."""
+class Run:
+    """One run of one process on this worker; an inline child run points at its parent."""
 
     record: ProcessRecord
     definition: ProcessDefinition
     catalog: dict[str, ProcessDefinition]
     scope_data: dict[str, Any]
     started_at: datetime
-    parent: Execution | None = None
+    parent: Run | None = None
     stop_flag: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""  # recorded as the error of a run stopped by the worker itself
     progress: ProgressBuffer = field(default_factory=ProgressBuffer)
@@ -72,23 +69,8 @@ class Execution:
         self.stop_flag.set()
         return True
 
-
-class Runtime:
-    """The ProcessRuntime a context calls into."""
-
-    def __init__(self, executor: Executor, execution: Execution) -> None:
-        self._executor = executor
-        self._execution = execution
-        self.log_line = execution.logs.append  # ctx.log's sink: no call of ours in between
-
-    def should_continue(self) -> bool:
-        return not self._execution.stop_requested()
-
-    def report_progress(self, message: str, rate: float) -> None:
-        self._execution.progress.report(message, rate)
-
-    def run_child(self, process_id: str, args: dict[str, Any]) -> tuple[State, str]:
-        return self._executor.run_child(self._execution, process_id, args)
+    def final_progress(self, state: State) -> Progress:
+        return Progress("All done", 1.0) if state is State.DONE else self.progress.latest()
 
 
 @dataclass
@@ -100,18 +82,3 @@ class Ending:
     progress: Progress
     retry: RetryPlan | None = None  # the launch's next attempt, queued with this end
     logs: LogBuffer | None = None  # the run's last lines: written before its end
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:500] if text else type(error).__name__
-
-
-def describe_failure(failure: BaseException) -> str:
-    """Why a process body ended with an exception, in one line a person understands."""
-    if isinstance(failure, SystemExit):
-        return f"the process called sys.exit({failure.code!r})" if failure.code is not None else \
-            "the process called sys.exit()"
-    if isinstance(failure, KeyboardInterrupt):
-        return "the process raised KeyboardInterrupt"
-    return one_line(failure)

@@ -8,7 +8,7 @@ from shards.app import App
 from shards.requests import Request
 from shards_store import Store
 
-from shards_worker.execution import one_line
+from shards_worker.failures import error_line
 
 log = logging.getLogger("shards.worker")
 
@@ -25,7 +25,7 @@ def define_scope(store: Store, app: App, request: Request, worker_id: str) -> No
     try:
         catalog = app.catalog(app.scope_data(scope_id))
     except Exception as error:  # the app's catalog code failed: report it, keep serving
-        message = one_line(error)
+        message = error_line(error)
         log.warning("define of scope %s failed: %s", scope_id, message)
         store.scopes.defined(
             scope_id, process_ids=[], request_id=request_id, worker_id=worker_id, error=message

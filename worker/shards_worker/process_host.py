@@ -1,10 +1,11 @@
-"""Process isolation, the worker's side: each top-level run in an OS process of its own.
+"""The process host, the worker's side of process isolation: each top-level run in an OS
+process of its own (its other side is shards_worker.run_process).
 
-The worker's Executor still holds every run, buffers its progress and records its end; a
-Supervisor (on the run's thread) starts the run's OS process, relays what crosses the pipe and
-turns a process that dies without an end into a Failed run ("exited with code 1", "killed by
-signal 11 (SIGSEGV)"). Killing is the policies' business (Executor.police): a kill ends the
-process, and the Supervisor sees the pipe close.
+The worker's Ledger still holds every run, and its heartbeat writes progress and ends; a
+Supervisor (on the run's thread) starts the run's OS process, relays what crosses the pipe to
+the run's buffers and the Reporter it was handed, and turns a process that dies without an end
+into a Failed run ("exited with code 1", "killed by signal 11 (SIGSEGV)"). Killing is policing's
+business (shards_worker.policing): a kill ends the process, and the Supervisor sees the pipe close.
 
 Runs start from a fork server ("forkserver"): a single-threaded process that imported the app
 once, so a run's start is a fork of it, never of the threaded worker (unsafe with pymongo's
@@ -22,19 +23,18 @@ from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shards.errors import ShardsError
 from shards.records import ProcessRecord, Progress
 from shards.runlog import entry
 from shards.states import State
 
-from shards_worker import child, logs
-from shards_worker.running import Execution, one_line
+from shards_worker import logs, run_process
+from shards_worker.failures import error_line
+from shards_worker.hosting import Host, Outcome, Reporter, ThreadHost
+from shards_worker.runs import Run
 from shards_worker.settings import WorkerSettings
-
-if TYPE_CHECKING:
-    from shards_worker.execution import Executor
 
 log = logging.getLogger("shards.worker")
 
@@ -53,23 +53,26 @@ def exit_reason(code: int | None) -> str:
             return f"killed by signal {-code} ({signal.Signals(-code).name})"
         except ValueError:
             return f"killed by signal {-code}"
-    if code == child.EXIT_ORPHANED:
+    if code == run_process.EXIT_ORPHANED:
         return "its process lost the worker"
     return f"exited with code {code}"
 
 
-def isolation_for(settings: WorkerSettings, app_spec: str, mongo_uri: str) -> ProcessIsolation | None:
+def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str) -> Host:
+    """Where this worker's top-level runs execute: --isolation process (the default) or thread."""
     if settings.isolation == "thread":
-        return None
+        return ThreadHost()
     if not app_spec or not mongo_uri:
         raise ShardsError("process isolation needs the APP spec and the MongoDB URI (each run's OS "
                           "process loads the app and connects); or use --isolation thread")
     method = os.environ.get("SHARDS_ISOLATION_START", "forkserver")  # "spawn": to compare (make bench)
-    return ProcessIsolation(app_spec, mongo_uri, method=method)
+    return ProcessHost(app_spec, mongo_uri, method=method)
 
 
-class ProcessIsolation:
+class ProcessHost:
     """How this worker starts runs' OS processes."""
+
+    killable = True
 
     def __init__(self, app_spec: str, mongo_uri: str, *, method: str = "forkserver",
                  pump_interval: float = 0.05) -> None:
@@ -81,8 +84,8 @@ class ProcessIsolation:
         self.pump_interval = pump_interval
         self.context: Any = multiprocessing.get_context(method)
         if method == "forkserver":
-            os.environ[child.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
-            os.environ[child.LOG_ENV] = ":".join(logs.settings())  # ...logging as this worker does
+            os.environ[run_process.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
+            os.environ[run_process.LOG_ENV] = ":".join(logs.settings())  # ...logging as this worker does
             self.context.set_forkserver_preload(["shards_worker.preload"])
 
     def warm(self) -> None:
@@ -93,41 +96,41 @@ class ProcessIsolation:
             try:
                 forkserver.ensure_running()
             except OSError as error:  # e.g. no writable temporary directory for its socket
-                raise ShardsError(f"process isolation could not start its fork server ({one_line(error)}); "
+                raise ShardsError(f"process isolation could not start its fork server ({error_line(error)}); "
                                   "it needs a writable temporary directory (TMPDIR or /tmp), or use "
                                   "--isolation thread") from error
 
-    def run(self, executor: Executor, execution: Execution, args: dict[str, Any],
-            bookkeeping: Callable[[], None]) -> tuple[State, str]:
-        return Supervisor(self, executor, execution).run(args, bookkeeping)
+    def execute(self, run: Run, args: dict[str, Any], *, body: Callable[[], Outcome],
+                bookkeeping: Callable[[], None], reporter: Reporter) -> Outcome:
+        """The body executes in the run's OS process (its own lifecycle calls it there)."""
+        return Supervisor(self, reporter, run).run(args, bookkeeping)
 
 
 class Supervisor:
     """One isolated run: its OS process, the pipe, and the inline children it reports."""
 
-    def __init__(self, isolation: ProcessIsolation, executor: Executor, execution: Execution) -> None:
-        self.isolation = isolation
-        self.executor = executor
-        self.execution = execution
-        self.runs: dict[str, Execution] = {execution.run_id: execution}  # this run and its children
+    def __init__(self, host: ProcessHost, reporter: Reporter, run: Run) -> None:
+        self.host = host
+        self.reporter = reporter
+        self.top = run
+        self.runs: dict[str, Run] = {run.run_id: run}  # this run and its children
         self.forwarded: set[str] = set()  # runs whose stop has been sent
 
-    def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> tuple[State, str]:
-        record = self.execution.record
-        job = child.Job(self.isolation.app_spec, self.isolation.mongo_uri, self.executor.worker_id,
-                        record, dict(args), dict(self.execution.scope_data), self.isolation.pump_interval,
-                        logs.settings())
-        here, there = self.isolation.context.Pipe()
-        process = self.isolation.context.Process(target=child.main, args=(there, job),
-                                                 name=f"shards-run-{record.run_id[:8]}")
+    def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> Outcome:
+        top, record = self.top, self.top.record
+        job = run_process.Job(self.host.app_spec, self.host.mongo_uri, record.worker_id, record, dict(args),
+                              dict(top.scope_data), self.host.pump_interval, logs.settings())
+        here, there = self.host.context.Pipe()
+        process = self.host.context.Process(target=run_process.main, args=(there, job),
+                                            name=f"shards-run-{record.run_id[:8]}")
         try:
             process.start()
         except Exception as error:
             here.close()
-            return State.FAILED, f"could not start the run's OS process: {one_line(error)}"
+            return State.FAILED, f"could not start the run's OS process: {error_line(error)}"
         finally:
             there.close()
-        self.execution.kill = process.kill
+        top.kill = process.kill
         # The history's writes go beside the run, not before following it: in an outage they wait
         # for the server (seconds), and stops (a lease's end among them) must reach the run meanwhile.
         keeper = threading.Thread(target=bookkeeping, name=f"shards-history-{record.run_id[:8]}", daemon=True)
@@ -137,19 +140,18 @@ class Supervisor:
         finally:
             here.close()
             _reap(process)
-            self.execution.body_over = True  # nothing of it runs any more, whatever the store does
+            top.body_over = True  # nothing of it runs any more, whatever the store does
             keeper.join(BOOKKEEPING_WAIT)  # the start's entry before the end's
         reason = exit_reason(process.exitcode)
         self._end_children(reason)
         if result is not None:  # it ended on its own, before a kill could matter
-            self.execution.killed = False
+            top.killed = False
             return result
         log.warning("its OS process exited before the run ended: %s", reason, extra=logs.about(record))
-        self.execution.logs.append(entry(
-            logging.ERROR, f"its OS process exited before the run ended: {reason}"))
+        top.logs.append(entry(logging.ERROR, f"its OS process exited before the run ended: {reason}"))
         return State.FAILED, reason
 
-    def _follow(self, conn: Connection, process: BaseProcess) -> tuple[State, str] | None:
+    def _follow(self, conn: Connection, process: BaseProcess) -> Outcome | None:
         """Relay messages until the run's end arrives (returned) or its process is gone (None)."""
         while True:
             self._forward_stops(conn)
@@ -162,59 +164,59 @@ class Supervisor:
             except (EOFError, OSError):
                 return None
             if kind == "result":
-                state, error, progress, self.execution.permanent = rest
-                self._report(self.execution, progress)
+                state, error, progress, self.top.permanent = rest
+                _report(self.top, progress)
                 return state, error
             self._relay(kind, rest)
 
     def _relay(self, kind: str, rest: list[Any]) -> None:
         if kind == "logs":
             run_id, lines, skipped = rest
-            if (execution := self.runs.get(run_id)) is not None:
-                execution.logs.extend(lines, skipped)
+            if (run := self.runs.get(run_id)) is not None:
+                run.logs.extend(lines, skipped)
         elif kind == "progress":
             run_id, progress = rest
-            if (execution := self.runs.get(run_id)) is not None:
-                self._report(execution, progress)
+            if (run := self.runs.get(run_id)) is not None:
+                _report(run, progress)
         elif kind == "started":
             self._adopt_child(*rest)
         elif kind == "end":
             run_id, state, error, progress = rest
-            if (execution := self.runs.pop(run_id, None)) is not None:
-                self._report(execution, progress)
-                self.executor.record_end(execution, state, error)
+            if (run := self.runs.pop(run_id, None)) is not None:
+                _report(run, progress)
+                self.reporter.end(run, state, error)
 
     def _adopt_child(self, record: ProcessRecord, parent_run_id: str, started_at: datetime) -> None:
         """An inline child started in the run's process: the worker holds it and writes its
         progress and end, as for a child in a thread."""
-        parent = self.runs.get(parent_run_id, self.execution)
-        execution = Execution(record=record, definition=self.execution.definition, catalog={},
-                              scope_data={}, started_at=started_at, parent=parent)
-        self.runs[record.run_id] = execution
-        self.executor.adopt(execution)
+        parent = self.runs.get(parent_run_id, self.top)
+        run = Run(record=record, definition=self.top.definition, catalog={}, scope_data={},
+                  started_at=started_at, parent=parent)
+        self.runs[record.run_id] = run
+        self.reporter.adopt(run)
 
     def _forward_stops(self, conn: Connection) -> None:
-        for run_id, execution in self.runs.items():
-            if execution.stop_flag.is_set() and run_id not in self.forwarded:
+        for run_id, run in self.runs.items():
+            if run.stop_flag.is_set() and run_id not in self.forwarded:
                 self.forwarded.add(run_id)
                 try:
-                    conn.send(("stop", run_id, execution.stop_reason))
+                    conn.send(("stop", run_id, run.stop_reason))
                 except OSError:  # the process is gone: _follow sees it
                     return
 
     def _end_children(self, reason: str) -> None:
         """Inline children whose end never came went down with the run's process."""
-        for run_id, execution in list(self.runs.items()):
-            if run_id == self.execution.run_id:
+        for run_id, run in list(self.runs.items()):
+            if run_id == self.top.run_id:
                 continue
-            if self.execution.killed:
-                self.executor.record_end(execution, State.STOPPED, "killed with its parent run")
+            if self.top.killed:
+                self.reporter.end(run, State.STOPPED, "killed with its parent run")
             else:
-                self.executor.record_end(execution, State.FAILED, reason)
+                self.reporter.end(run, State.FAILED, reason)
 
-    @staticmethod
-    def _report(execution: Execution, progress: Progress) -> None:
-        execution.progress.report(progress.message, progress.rate)
+
+def _report(run: Run, progress: Progress) -> None:
+    run.progress.report(progress.message, progress.rate)
 
 
 def _reap(process: BaseProcess) -> None:

@@ -1,0 +1,49 @@
+"""The fence: this worker's runs never outlive its lease. At half the lease without a renewal the
+worker claims nothing and asks its runs to stop; if some still execute near its end, the process
+exits (see shards_worker.lease). Never touches the store, so a hung store call cannot delay it."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from shards.retries import Cause
+
+from shards_worker.lease import Lease
+from shards_worker.ledger import Ledger
+from shards_worker.policing import Policing
+from shards_worker.state import WorkerState
+
+log = logging.getLogger("shards.worker")
+
+EXIT_LEASE_LOST = 75  # the process exits with this when runs outlive its lease (EX_TEMPFAIL)
+
+
+class Fence:
+    def __init__(self, state: WorkerState, lease: Lease, ledger: Ledger, policing: Policing) -> None:
+        self.state = state
+        self.lease = lease
+        self.ledger = ledger
+        self.policing = policing
+
+    def watch_until_closed(self) -> None:
+        """The fence's thread, until the worker leaves."""
+        while not self.state.closed.wait(min(0.1, self.lease.seconds / 30)):
+            self.check()
+
+    def check(self) -> None:
+        state, lease = self.state, self.lease
+        if lease.runs_must_stop() and not state.fenced.is_set():
+            state.fenced.set()
+            silence = lease.silence()
+            log.warning("no heartbeat for %.1fs; stopping %d runs so that none outlives the lease (%gs)",
+                        silence, len(self.ledger.executions()), lease.seconds)
+            self.policing.stop_all(f"stopped: worker {state.id} lost contact with MongoDB for "
+                                   f"{silence:.0f}s, so it could not keep its lease", Cause.WORKER_LOST)
+        # Code still executing counts, not an ended run's history write.
+        running = [run for run in self.ledger.executions() if not run.body_over]
+        if lease.process_must_exit() and running:
+            log.critical("%d runs still execute at the end of the lease; exiting "
+                         "so that they cannot overlap with a relaunch elsewhere", len(running))
+            logging.shutdown()
+            os._exit(EXIT_LEASE_LOST)
