@@ -34,6 +34,7 @@ $(VENV)/.installed-%: pyproject.toml
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## The whole suite: hygiene, unit, integration on NX-27017 and on mongo-java-server, chaos, e2e on a
 ## real kube-apiserver. Each pytest run fails when it collects no tests (exit code 5).

@@ -26,7 +26,7 @@ app = typer.Typer(
 
 
 class Code(IntEnum):
-    """Exit codes. A run's ending maps to DONE, FAILED or STOPPED; see the README's table."""
+    """Exit codes. A run's ending maps to DONE, FAILED or STOPPED; see docs/cli.md's table."""
 
     DONE = 0
     ERROR = 1  # bad input, an unreachable server, a refused action

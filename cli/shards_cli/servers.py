@@ -155,7 +155,8 @@ def operator_command(
 
     try:
         from shards_operator.resource import parse_grants
-        from shards_operator.runtime import OperatorSettings, run_operator
+        from shards_operator.runner import run_operator
+        from shards_operator.settings import OperatorSettings
     except ImportError as error:
         needs = ("the operator needs kopf and kubernetes: pip install kopf kubernetes"
                  " (or, in a Shards checkout, pip install -e '.[operator]')")

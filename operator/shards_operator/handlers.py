@@ -9,7 +9,7 @@ import kopf
 from shards_operator import metrics
 from shards_operator.kube import GROUP, PLURAL, VERSION
 from shards_operator.resource import Resource, apply_spec, release
-from shards_operator.runtime import RUNTIME
+from shards_operator.shared import SHARED
 
 
 def _resource(body: kopf.Body) -> Resource:
@@ -27,8 +27,8 @@ def _resource(body: kopf.Body) -> Resource:
 def apply(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     """Launch the run the spec asks for, stop it when asked, or say why it waits."""
     resource = _resource(body)
-    outcome = apply_spec(RUNTIME.controller, resource, RUNTIME.settings.grants)
-    RUNTIME.mirror.update(resource, outcome)
+    outcome = apply_spec(SHARED.controller, resource, SHARED.settings.grants)
+    SHARED.mirror.update(resource, outcome)
     if any(reason == "Launched" for _, reason, _ in outcome.events):
         metrics.LAUNCHES.inc()
     if outcome.retry_after is not None:
@@ -40,8 +40,8 @@ def apply(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 def delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     """Stop an active run and wait a bounded time; the resource goes either way."""
     resource = _resource(body)
-    ended, message = release(RUNTIME.controller, resource, RUNTIME.settings.delete_timeout)
-    RUNTIME.mirror.forget(resource.uid)
+    ended, message = release(SHARED.controller, resource, SHARED.settings.delete_timeout)
+    SHARED.mirror.forget(resource.uid)
     if not ended:
         logger.warning("deleted before its run ended: %s", message)
         kopf.warn(body, reason="DeletedWhileActive", message=message)

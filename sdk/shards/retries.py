@@ -1,7 +1,7 @@
 """Retries: which ended attempts of a launch run again, after how long, and what a launch keeps
 of its attempts. Plain logic (unit-tested); the worker and the reconciler act on its plans.
 
-What retries (README, "Retries"): a failure (the process raised, crashed or missed its
+What retries (docs/design.md, "Retries"): a failure (the process raised, crashed or missed its
 deadline) while retries are left; a run whose worker was lost while retries are left; a run its
 worker handed off at shutdown (`on_shutdown="retry"`), always and at once. What never retries:
 `shards.Permanent`, a stop by a user, a launch that could not start (unknown process).

@@ -178,7 +178,7 @@ def test_deleting_a_worker_pod_mid_run_leaves_nothing_stuck(release: Release) ->
                         what="the deleted pod's run handed off")
     assert [(a.attempt, a.state) for a in handed.attempts] == [(1, State.STOPPED)]
     # Stopped cooperatively ("handed off: ..."), or killed once its --stop-grace was over: on
-    # real Pods the latter has been seen for this cooperative process (see the README's gaps).
+    # real Pods the latter has been seen for this cooperative process (see docs/known-gaps.md).
     assert "handed off" in handed.attempts[0].error or "grace" in handed.attempts[0].error
     assert release.controller.get(scopes[1], "count-sheep").state is State.RUNNING  # untouched
     release.controller.stop(scopes[0], "count-sheep")

@@ -1,9 +1,11 @@
-"""The layout is the architecture: the SDK and domain are plain Python, and only the store
-imports pymongo. Checked on the source, so a stray import anywhere fails here."""
+"""The layout is the architecture: the import contracts in pyproject.toml (import-linter) hold
+the layers, keep the SDK and domain plain Python, let only the store import pymongo and forbid
+import cycles; a deliberate back-import fails them."""
 
 from __future__ import annotations
 
-import ast
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,48 +13,36 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = {
-    "sdk/shards": {"pymongo", "bson", "kopf", "kubernetes", "shards_store", "shards_worker",
-                   "shards_controller", "shards_cli", "shards_operator"},
-    "controller/shards_controller": {"pymongo", "bson", "kopf", "kubernetes", "shards_worker", "shards_cli",
-                                     "shards_operator"},
-    "worker/shards_worker": {"pymongo", "bson", "kopf", "kubernetes", "shards_controller", "shards_cli",
-                             "shards_operator"},
-    "cli/shards_cli": {"pymongo", "bson", "kopf", "kubernetes"},
-    "store/shards_store": {"kopf", "kubernetes", "shards_worker", "shards_controller", "shards_cli",
-                           "shards_operator"},
-    "operator/shards_operator": {"pymongo", "bson", "shards_worker", "shards_cli"},
-    "dashboard/shards_dashboard": {"pymongo", "bson", "kopf", "kubernetes", "shards_worker", "shards_cli",
-                                   "shards_operator"},
-}
-# The operator's decisions are plain Python: only its handlers, runtime and API client see
-# kopf or the Kubernetes client.
-PLAIN_OPERATOR_MODULES = ["status.py", "resource.py", "mirror.py", "metrics.py"]
 
 
-def imported_roots(path: Path) -> set[str]:
-    roots: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    return roots
+def lint_imports(*, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The contracts of pyproject.toml ([tool.importlinter]), as `make lint` runs them."""
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath else None
+    linter = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(linter), "--no-cache"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
 
 
-@pytest.mark.parametrize("package", sorted(PACKAGES))
-def test_package_imports_stay_in_their_layer(package: str) -> None:
-    files = sorted((REPO / package).rglob("*.py"))
-    assert files, f"no sources under {package}"
-    offenders = {
-        str(path.relative_to(REPO)): sorted(imported_roots(path) & PACKAGES[package]) for path in files
-    }
-    assert {path: bad for path, bad in offenders.items() if bad} == {}
+def test_the_import_contracts_hold() -> None:
+    result = lint_imports()
+    assert result.returncode == 0, result.stdout[-3000:]
 
 
-@pytest.mark.parametrize("module", PLAIN_OPERATOR_MODULES)
-def test_operator_decisions_are_plain_python(module: str) -> None:
-    assert imported_roots(REPO / "operator/shards_operator" / module) & {"kopf", "kubernetes"} == set()
+@pytest.mark.parametrize(("package", "module", "back_import", "broken"), [
+    ("worker/shards_worker", "runs.py", "import shards_worker.worker", "No import cycle inside any package"),
+    ("store/shards_store", "store.py", "import shards_controller", "Layers:"),
+    ("sdk/shards", "records.py", "import pymongo", "Only the store imports pymongo and bson"),
+])
+def test_a_deliberate_back_import_breaks_a_contract(tmp_path: Path, package: str, module: str,
+                                                   back_import: str, broken: str) -> None:
+    """A copy of one package with one import too many, ahead of the installed one on the path."""
+    copy = tmp_path / Path(package).name
+    shutil.copytree(REPO / package, copy)
+    source = copy / module
+    source.write_text(f"{source.read_text()}\n{back_import}  # deliberate\n")
+    result = lint_imports(pythonpath=tmp_path)
+    assert result.returncode != 0
+    assert f"{broken}" in result.stdout and "BROKEN" in result.stdout, result.stdout[-3000:]
 
 
 def test_no_top_level_package_shadows_the_standard_library_operator() -> None:
@@ -60,12 +50,6 @@ def test_no_top_level_package_shadows_the_standard_library_operator() -> None:
     # A script's folder comes first on sys.path: an operator.py beside a script shadows it too.
     scripts = [REPO / folder for folder in ("bench", "examples", "tests")]
     assert [str(p) for folder in scripts for p in folder.rglob("operator.py")] == []
-
-
-def test_modules_stay_small() -> None:
-    sources = [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
-    too_long = {str(p.relative_to(REPO)): n for p in sources if (n := len(p.read_text().splitlines())) > 400}
-    assert too_long == {}
 
 
 def test_the_cli_loads_the_store_controller_and_worker_only_for_a_command_that_needs_them() -> None:

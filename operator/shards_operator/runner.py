@@ -1,11 +1,10 @@
-"""The operator process: its settings, its store connection and mirror, and how it runs kopf."""
+"""Running the operator: its store connection and mirror, and kopf on the main loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass, field
 
 import kopf
 from shards_controller import Controller
@@ -14,20 +13,10 @@ from shards_store import connect
 from shards_operator import metrics
 from shards_operator.kube import KubePatcher, load_credentials
 from shards_operator.mirror import StatusMirror
+from shards_operator.settings import OperatorSettings
+from shards_operator.shared import SHARED
 
 log = logging.getLogger("shards.operator")
-
-
-@dataclass(frozen=True)
-class OperatorSettings:
-    mongo_uri: str | None = None  # default: $SHARDS_MONGO_URI
-    namespaces: tuple[str, ...] = ()  # empty: every namespace
-    grants: dict[str, set[str]] = field(default_factory=dict)  # namespace -> other scopes allowed
-    status_interval: float = 1.0  # at most one status patch per resource per interval
-    delete_timeout: float = 30.0  # how long a delete waits for the run to stop
-    liveness: str = "http://127.0.0.1:8080/healthz"
-    metrics_port: int = 0
-    metrics_address: str = "127.0.0.1"
 
 
 class ExpectedWaits(logging.Filter):
@@ -39,17 +28,6 @@ class ExpectedWaits(logging.Filter):
         if record.levelno == logging.ERROR and "failed temporarily" in record.getMessage():
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
-
-
-class Runtime:
-    """What the handlers share; set up once by `run_operator` before kopf starts."""
-
-    settings: OperatorSettings
-    controller: Controller
-    mirror: StatusMirror
-
-
-RUNTIME = Runtime()
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -72,13 +50,13 @@ def run_operator(settings: OperatorSettings) -> None:
     logging.getLogger("kopf.objects").addFilter(ExpectedWaits())
     # One access line per probe of the health endpoint (every few seconds) would bury the log.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    RUNTIME.settings = settings
-    RUNTIME.controller = Controller(connect(settings.mongo_uri))
+    SHARED.settings = settings
+    SHARED.controller = Controller(connect(settings.mongo_uri))
     if settings.metrics_port:
-        metrics.register_pool_census(RUNTIME.controller.store)
-    RUNTIME.mirror = StatusMirror(RUNTIME.controller, KubePatcher(), settings.status_interval)
+        metrics.register_pool_census(SHARED.controller.store)
+    SHARED.mirror = StatusMirror(SHARED.controller, KubePatcher(), settings.status_interval)
     stop = threading.Event()
-    mirror = threading.Thread(target=RUNTIME.mirror.run, args=(stop,), name="shards-mirror", daemon=True)
+    mirror = threading.Thread(target=SHARED.mirror.run, args=(stop,), name="shards-mirror", daemon=True)
     mirror.start()
 
     @kopf.on.startup()
@@ -95,5 +73,5 @@ def run_operator(settings: OperatorSettings) -> None:
     finally:
         stop.set()
         mirror.join(timeout=10)
-        RUNTIME.mirror.flush(force=True)  # the last statuses land before the process goes
+        SHARED.mirror.flush(force=True)  # the last statuses land before the process goes
         log.info("shards.operator: stopped")

@@ -1,0 +1,17 @@
+"""What the kopf handlers share, set up once by runner.run_operator before kopf starts."""
+
+from __future__ import annotations
+
+from shards_controller import Controller
+
+from shards_operator.mirror import StatusMirror
+from shards_operator.settings import OperatorSettings
+
+
+class HandlerContext:
+    settings: OperatorSettings
+    controller: Controller
+    mirror: StatusMirror
+
+
+SHARED = HandlerContext()
