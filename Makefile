@@ -65,7 +65,7 @@ test-e2e: venv tools
 	$(PYTEST) tests/e2e
 
 ## The Kubernetes path: local control plane, embedded MongoDB, operator, two workers,
-## `kubectl apply -f deploy/examples/`, a live `kubectl get shp` until every process is Done.
+## `kubectl apply -f examples/kubernetes/`, a live `kubectl get shp` until every process is Done.
 demo: venv-demo tools
 	examples/demo.sh
 

@@ -10,7 +10,7 @@
 #   3. the embedded MongoDB (NX-27017) on the node's address, where Pods reach the host;
 #   4. helm install of the chart at the repository root: the CRD, the operator Deployment (its
 #      own ServiceAccount and least-privilege RBAC) and a pool of two sheep workers;
-#   5. deploy/examples/ applied to namespace shards-demo: one of them waits for a confirmation,
+#   5. examples/kubernetes/ applied to namespace shards-demo: one of them waits for a confirmation,
 #      which the demo then gives; a live table until all have ended.
 # Everything it starts it stops again (helm uninstall, processes by pid), also on Ctrl-C or a
 # failure: the release's Pods first, then the server, then the cluster. The operator's and the
@@ -224,8 +224,8 @@ done
 "$SHARDS" workers --mongo "$MONGO"
 
 # -- 5. the processes ------------------------------------------------------------------------
-say "5. kubectl apply -n $NS -f deploy/examples/"
-kubectl apply -n "$NS" -f deploy/examples/
+say "5. kubectl apply -n $NS -f examples/kubernetes/"
+kubectl apply -n "$NS" -f examples/kubernetes/
 echo "Scopes shards-demo and farm are new: the operator first has a worker define them from the"
 echo "app's catalog (the resources wait, Idle, a few seconds), then launches. butcher-sheep has a"
 echo "warning: with 'confirm: false' it is not launched, it waits for a confirmation."

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e.operator_env import OperatorEnv
-from e2e.resources import DEPLOY, can_i, fresh_namespace
+from e2e.resources import DEPLOY, EXAMPLES, can_i, fresh_namespace
 from e2e.test_crd import ALLOWED, DENIED
 from integration.harness import wait_until
 from pymongo import MongoClient
@@ -489,7 +489,7 @@ def test_the_operator_with_the_charts_service_account_runs_the_example(
     try:
         env.start_workers(1)
         env.start_operator()
-        env.apply(DEPLOY / "examples" / "process.yaml")
+        env.apply(EXAMPLES / "process.yaml")
         status = env.wait_state("count-sheep", "Done")
         assert status["progress"]["percent"] == 100
         assert env.condition(status, "Complete")["status"] == "True"

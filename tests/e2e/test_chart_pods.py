@@ -110,7 +110,7 @@ def test_the_chart_runs_the_example_on_real_pods_locked_down(release: Release) -
     release.install()
     release.available("operator")  # Ready: kopf's health endpoint answered both probes
     release.available("worker-default")
-    release.kubectl("apply", "-f", str(REPO / "deploy/examples/process.yaml"))
+    release.kubectl("apply", "-f", str(REPO / "examples/kubernetes/process.yaml"))
     wait_until(lambda: release.shp_state("count-sheep") == "Done", timeout=WAIT,
                what="count-sheep Done through the operator Pod (its mounted ServiceAccount token)")
     [worker_pod] = release.pods("worker")

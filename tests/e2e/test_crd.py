@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.resources import DEPLOY, OPERATOR, can_i
+from e2e.resources import DEPLOY, EXAMPLES, OPERATOR, can_i
 from tooling.cluster import KubeCluster
 from tooling.cluster._common import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = sorted((DEPLOY / "examples").glob("*.yaml"))
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
 API_VERSION = "shards.dev/v1alpha1"
 STATES = ["Idle", "Scheduled", "Running", "StopRequested", "Stopping", "Stopped", "Failed", "Done"]
 COLUMNS = ["NAME", "PROCESS", "SCOPE", "STATE", "ATTEMPT", "PROGRESS", "MESSAGE", "AGE"]
@@ -127,14 +127,14 @@ def test_sheep_examples_apply_and_read_back_with_printer_columns(
     kube_cluster: KubeCluster, kube_namespace: str, shp_crd: str
 ) -> None:
     ns = kube_namespace
-    assert [p.name for p in EXAMPLES] == ["process-args.yaml", "process-warning.yaml", "process.yaml"]
+    assert [p.name for p in EXAMPLE_FILES] == ["process-args.yaml", "process-warning.yaml", "process.yaml"]
     sheep_processes = set(
         re.findall(r'@app\.process\(\s*"([^"]+)"', (REPO_ROOT / "examples/sheep.py").read_text())
     )
     assert {"breed-sheep", "count-sheep", "butcher-sheep", "inspect-flock"} <= sheep_processes
 
     created: dict[str, dict[str, Any]] = {}
-    for path in EXAMPLES:
+    for path in EXAMPLE_FILES:
         obj = json.loads(kube_cluster.kubectl("apply", "-n", ns, "-f", str(path), "-o", "json").stdout)
         assert obj["kind"] == "ShardProcess", path
         spec = obj["spec"]
@@ -151,7 +151,7 @@ def test_sheep_examples_apply_and_read_back_with_printer_columns(
     assert created["count-sheep"]["spec"]["process"] == "count-sheep"
     assert created["butcher-sheep"]["spec"]["process"] == "butcher-sheep"
     assert created["butcher-sheep"]["spec"]["confirm"] is False
-    assert "confirm: true" in (DEPLOY / "examples" / "process-warning.yaml").read_text()  # the comment
+    assert "confirm: true" in (EXAMPLES / "process-warning.yaml").read_text()  # the comment
     with_args = [o for o in created.values() if o["spec"].get("args")]
     assert with_args, "process-args.yaml should carry args"
 

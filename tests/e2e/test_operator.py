@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from e2e.operator_env import OperatorEnv
-from e2e.resources import DEPLOY
+from e2e.resources import EXAMPLES
 from integration.harness import RestartableMongo, wait_until
 from tooling.cluster import KubeCluster
 
@@ -29,7 +29,7 @@ def env(kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, mong
 def test_apply_the_example_runs_it_to_done(env: OperatorEnv) -> None:
     env.start_workers(1)
     env.start_operator()
-    env.apply(DEPLOY / "examples" / "process.yaml")
+    env.apply(EXAMPLES / "process.yaml")
     status = env.wait_state("count-sheep", "Done")
     assert status["progress"]["percent"] == 100
     assert status["scope"] == env.namespace
