@@ -34,3 +34,9 @@ class Lease:
 
     def process_must_exit(self) -> bool:
         return self.silence() >= EXIT_AT * self.seconds
+
+    def deadlines(self) -> tuple[float, float]:
+        """When runs must be asked to stop and when they must have ended, on the monotonic clock
+        this machine's processes share: a run's OS process holds itself to them (a frozen worker
+        cannot)."""
+        return self._renewed_at + STOP_RUNS_AT * self.seconds, self._renewed_at + EXIT_AT * self.seconds

@@ -33,6 +33,7 @@ from shards.states import State
 from shards_worker import logs, run_process
 from shards_worker.failures import error_line
 from shards_worker.hosting import Host, Outcome, Reporter, ThreadHost
+from shards_worker.lease import Lease
 from shards_worker.runs import Run
 from shards_worker.settings import WorkerSettings
 
@@ -55,10 +56,12 @@ def exit_reason(code: int | None) -> str:
             return f"killed by signal {-code}"
     if code == run_process.EXIT_ORPHANED:
         return "its process lost the worker"
+    if code == run_process.EXIT_LEASE_EXPIRED:
+        return "its process ended itself: its worker's lease ran out"
     return f"exited with code {code}"
 
 
-def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str) -> Host:
+def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lease | None = None) -> Host:
     """Where this worker's top-level runs execute: --isolation process (the default) or thread."""
     if settings.isolation == "thread":
         return ThreadHost()
@@ -66,7 +69,7 @@ def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str) -> Host:
         raise ShardsError("process isolation needs the APP spec and the MongoDB URI (each run's OS "
                           "process loads the app and connects); or use --isolation thread")
     method = os.environ.get("SHARDS_ISOLATION_START", "forkserver")  # "spawn": to compare (make bench)
-    return ProcessHost(app_spec, mongo_uri, method=method)
+    return ProcessHost(app_spec, mongo_uri, method=method, lease=lease)
 
 
 class ProcessHost:
@@ -75,13 +78,14 @@ class ProcessHost:
     killable = True
 
     def __init__(self, app_spec: str, mongo_uri: str, *, method: str = "forkserver",
-                 pump_interval: float = 0.05) -> None:
+                 pump_interval: float = 0.05, lease: Lease | None = None) -> None:
         if method not in START_METHODS:
             raise ValueError(f"start method must be one of {', '.join(START_METHODS)}, got {method!r}")
         self.app_spec = app_spec
         self.mongo_uri = mongo_uri
         self.method = method
         self.pump_interval = pump_interval
+        self.lease = lease  # its deadlines go to every run's process, which holds itself to them
         self.context: Any = multiprocessing.get_context(method)
         if method == "forkserver":
             os.environ[run_process.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
@@ -115,11 +119,12 @@ class Supervisor:
         self.top = run
         self.runs: dict[str, Run] = {run.run_id: run}  # this run and its children
         self.forwarded: set[str] = set()  # runs whose stop has been sent
+        self.lease_sent = self._lease()  # the lease's deadlines the run's process knows
 
     def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> Outcome:
         top, record = self.top, self.top.record
         job = run_process.Job(self.host.app_spec, self.host.mongo_uri, record.worker_id, record, dict(args),
-                              dict(top.scope_data), self.host.pump_interval, logs.settings())
+                              dict(top.scope_data), self.host.pump_interval, logs.settings(), self.lease_sent)
         here, there = self.host.context.Pipe()
         process = self.host.context.Process(target=run_process.main, args=(there, job),
                                             name=f"shards-run-{record.run_id[:8]}")
@@ -155,6 +160,7 @@ class Supervisor:
         """Relay messages until the run's end arrives (returned) or its process is gone (None)."""
         while True:
             self._forward_stops(conn)
+            self._forward_lease(conn)
             try:
                 if not conn.poll(POLL):
                     if not process.is_alive() and not conn.poll(0):
@@ -203,6 +209,20 @@ class Supervisor:
                     conn.send(("stop", run_id, run.stop_reason))
                 except OSError:  # the process is gone: _follow sees it
                     return
+
+    def _lease(self) -> tuple[float, float] | None:
+        return None if self.host.lease is None else self.host.lease.deadlines()
+
+    def _forward_lease(self, conn: Connection) -> None:
+        """Each renewal moves the run's deadlines on (sent once per change, from the run's thread:
+        a worker frozen as a whole sends nothing, and its run then ends itself in time)."""
+        deadlines = self._lease()
+        if deadlines is not None and deadlines != self.lease_sent:
+            self.lease_sent = deadlines
+            try:
+                conn.send(("lease", *deadlines))
+            except OSError:  # the process is gone: _follow sees it
+                return
 
     def _end_children(self, reason: str) -> None:
         """Inline children whose end never came went down with the run's process."""

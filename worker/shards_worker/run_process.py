@@ -5,8 +5,10 @@ The run executes with the same lifecycle as in the worker (so the SDK is unchang
 children run here too, with their records written through this process's own store. What the
 worker must know crosses the pipe, through a PipeReporter: progress and log lines (a batch per
 pump), the start and end of each inline child (the worker records every end), and the run's own
-end. Stops come the other way. If the worker goes away (the pipe closes), this process exits at
-once: a run never outlives its worker.
+end. Stops and the lease's deadlines come the other way. If the worker goes away (the pipe
+closes), this process exits at once: a run never outlives its worker. If the worker stops renewing
+its lease (cut off from MongoDB, or frozen as a whole), this process asks its runs to stop and then
+exits at the deadlines the worker last sent, before another worker may relaunch the run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, cast
@@ -35,6 +38,8 @@ from shards_worker.runs import Run
 log = logging.getLogger("shards.worker")
 
 EXIT_ORPHANED = 70  # the worker's end of the pipe closed: the worker is gone
+EXIT_LEASE_EXPIRED = 71  # the worker's lease ran out: others may relaunch the run now
+LEASE_CHECK = 0.05  # seconds between looks at the lease's deadlines
 APP_ENV = "SHARDS_ISOLATION_APP"  # the app the fork server imports before it forks (preload.py)
 LOG_ENV = "SHARDS_ISOLATION_LOG"  # "level:format" of the worker's logs, for the fork server
 
@@ -59,6 +64,7 @@ class Job:
     scope_data: dict[str, Any]
     pump_interval: float = 0.05  # seconds between progress messages to the worker
     log: tuple[str, str] = ("info", "text")  # the worker's log level and format (logs.settings())
+    lease: tuple[float, float] | None = None  # (stop, exit) deadlines, monotonic; None: no lease
 
 
 class Link:
@@ -159,6 +165,42 @@ class PipeReporter:
         run.logs.flush(lambda batch: self.link.send("logs", run_id, batch.lines, batch.skipped))
 
 
+class LeaseGuard:
+    """The worker's lease, held by the run's own process: at the first deadline its runs are asked
+    to stop, at the second the process exits, whatever the worker is doing (the same points at
+    which the worker's fence acts, see shards_worker.lease). Each renewal moves them on."""
+
+    def __init__(self, reporter: PipeReporter, worker_id: str, deadlines: tuple[float, float]) -> None:
+        self.reporter = reporter
+        self.worker_id = worker_id
+        self._lock = threading.Lock()
+        self._stop_at, self._exit_at = deadlines
+        self._asked = False
+
+    def renewed(self, stop_at: float, exit_at: float) -> None:
+        with self._lock:
+            self._stop_at, self._exit_at = max(self._stop_at, stop_at), max(self._exit_at, exit_at)
+            self._asked = self._asked and time.monotonic() >= self._stop_at
+
+    def hold(self) -> None:
+        """The guard's thread: never touches the store or the pipe, so neither can delay it."""
+        while True:
+            with self._lock:
+                stop_at, exit_at, asked = self._stop_at, self._exit_at, self._asked
+            now = time.monotonic()
+            if now >= exit_at:
+                log.critical("its worker %s has not renewed its lease: ending runs %s now, before another "
+                             "worker may run them again", self.worker_id,
+                             ", ".join(run.run_id for run in self.reporter.executions()))
+                _exit(EXIT_LEASE_EXPIRED)
+            if now >= stop_at and not asked:
+                with self._lock:
+                    self._asked = True
+                for run in self.reporter.executions():
+                    run.ask_stop(f"stopped: worker {self.worker_id} could not renew its lease")
+            time.sleep(min(LEASE_CHECK, max(0.0, (stop_at if not asked else exit_at) - now)))
+
+
 def main(conn: Connection, job: Job) -> None:
     """The entry point of a run's OS process; it always ends with os._exit (no lingering threads)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its runs stop
@@ -178,7 +220,10 @@ def main(conn: Connection, job: Job) -> None:
     reporter = PipeReporter(link)
     lifecycle = Lifecycle(cast(Store, LazyStore(job.mongo_uri)), app, reporter)
     lifecycle.worker_id = job.worker_id
-    threading.Thread(target=_listen, args=(conn, reporter), daemon=True, name="shards-link").start()
+    guard = LeaseGuard(reporter, job.worker_id, job.lease) if job.lease is not None else None
+    if guard is not None:
+        threading.Thread(target=guard.hold, daemon=True, name="shards-lease").start()
+    threading.Thread(target=_listen, args=(conn, reporter, guard), daemon=True, name="shards-link").start()
     threading.Thread(target=_pump, args=(reporter, job.pump_interval), daemon=True,
                      name="shards-pump").start()
     # The worker started and announced the run; its end goes back in reporter.result.
@@ -197,7 +242,7 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _listen(conn: Connection, reporter: PipeReporter) -> None:
+def _listen(conn: Connection, reporter: PipeReporter, guard: LeaseGuard | None) -> None:
     while True:
         try:
             kind, *rest = conn.recv()
@@ -209,6 +254,8 @@ def _listen(conn: Connection, reporter: PipeReporter) -> None:
             _exit(EXIT_ORPHANED)
         if kind == "stop":
             reporter.deliver_stop(*rest)
+        elif kind == "lease" and guard is not None:
+            guard.renewed(*rest)
 
 
 def _pump(reporter: PipeReporter, interval: float) -> None:

@@ -113,3 +113,14 @@ def finish_later(ctx: shards.ProcessContext) -> None:
     time.sleep(float(ctx.args.get("pause", 1.0)))
     with Path(ctx.args["log"]).open("a") as file:
         file.write(f"{ctx.run_id} {os.getpid()}\n")
+
+
+@app.process("ticker", name="Ticker")
+def ticker(ctx: shards.ProcessContext) -> None:
+    """Appends "attempt pid time" to `journal` every 20 ms for `seconds`, never asking whether to
+    go on (the worst case): the journal, outside MongoDB, shows when its code really executed."""
+    deadline = time.monotonic() + float(ctx.args.get("seconds", 10.0))
+    with Path(ctx.args["journal"]).open("a", buffering=1) as journal:
+        while time.monotonic() < deadline:
+            journal.write(f"{ctx.attempt} {os.getpid()} {time.time():.3f}\n")
+            time.sleep(0.02)
