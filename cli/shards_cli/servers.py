@@ -63,7 +63,12 @@ def worker(
     pool: Annotated[str, typer.Option(
         envvar="SHARDS_POOL", help="Claim launches of this pool's processes only.")] = DEFAULT_POOL,
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Processes run at once.")] = 1,
-    lease: Annotated[float, typer.Option(min=1.0, help="Seconds of silence before a worker is lost.")] = 15.0,
+    lease: Annotated[float, typer.Option(
+        min=1.0, envvar="SHARDS_LEASE",
+        help="Seconds of silence before other workers declare this one lost and relaunch its runs. "
+             "A MongoDB outage shorter than about half of it stops nothing (runs are asked to stop "
+             "at half, end by 85%); a crashed worker restarted under the same --worker-id is "
+             "settled at once, so only a lost machine waits for it.")] = 45.0,
     heartbeat: Annotated[float, typer.Option(min=0.1, help="Seconds between heartbeats.")] = 2.0,
     progress_interval: Annotated[
         float, typer.Option(min=0.05, help="Seconds between progress writes.")

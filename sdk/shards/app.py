@@ -18,20 +18,20 @@ ProcessFunction = Callable[["ProcessContext"], Any]
 ScopeData = dict[str, Any]
 
 # Ids end up in Mongo keys, CLI arguments and Kubernetes labels: keep them plain.
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")  # matched whole (fullmatch)
 MIN_DETAIL_LEVEL, MAX_DETAIL_LEVEL = 1, 4
 # Pools name worker Deployments (`<release>-worker-<pool>`): a DNS label, short enough to fit.
-_POOL_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+_POOL_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")  # matched whole
 
 
 def is_valid_id(value: object) -> bool:
     """Process ids, scope ids and run ids: letters, digits, '_', '.', ':', '-', up to 200."""
-    return isinstance(value, str) and _ID_PATTERN.match(value) is not None
+    return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
 
 
 def check_pool(pool: object) -> str:
     """A pool name (the worker Deployment that runs a process), or InvalidDefinition."""
-    if not isinstance(pool, str) or not _POOL_PATTERN.match(pool):
+    if not isinstance(pool, str) or not _POOL_PATTERN.fullmatch(pool):
         raise InvalidDefinition(f"invalid pool {pool!r}: use lowercase letters, digits and '-' "
                                 "(a DNS label of at most 40 characters)")
     return pool
@@ -63,7 +63,7 @@ class ProcessDefinition:
     on_shutdown: str = "retry"  # when its worker shuts down: run again elsewhere, or end Stopped
 
     def __post_init__(self) -> None:
-        if not isinstance(self.process_id, str) or not _ID_PATTERN.match(self.process_id):
+        if not isinstance(self.process_id, str) or not _ID_PATTERN.fullmatch(self.process_id):
             raise InvalidDefinition(
                 f"invalid process id {self.process_id!r}: use letters, digits, '_', '.', ':', '-'"
             )

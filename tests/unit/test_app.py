@@ -90,3 +90,15 @@ def test_a_scoped_catalog_is_checked_too() -> None:
 def test_a_misspelt_option_is_refused() -> None:
     with pytest.raises(InvalidDefinition, match="process 'p': unknown option detial_level"):
         shards.process("p", detial_level=2)(noop)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("value", ["nl1\n", "farm\n", "a\nb", "pool\n"])
+def test_an_id_or_pool_ending_in_a_newline_is_refused(value: str) -> None:
+    """`$` also matches before a final newline: ids and pools are matched whole."""
+    from shards.app import check_pool, is_valid_id
+
+    assert not is_valid_id(value)
+    with pytest.raises(InvalidDefinition):
+        check_pool(value)
+    with pytest.raises(InvalidDefinition):
+        shards.ProcessDefinition(value, "P", print)

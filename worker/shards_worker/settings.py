@@ -16,7 +16,11 @@ class WorkerSettings:
     concurrency: int = 1
     pool: str = DEFAULT_POOL  # this worker claims launches of this pool's processes only
     heartbeat_interval: float = 2.0  # seconds between lease renewals
-    lease: float = 15.0  # a worker whose heartbeat stands still this long is declared lost
+    # A worker whose heartbeat stands still this long is declared lost. Long enough that an
+    # outage of MongoDB as long as a replica-set election (10-15 s, plus a heartbeat) stays under
+    # half of it, where runs are asked to stop (shards_worker.lease); a crashed worker restarted
+    # under its name is settled at once, so only a lost machine waits the whole lease.
+    lease: float = 45.0
     progress_interval: float = 0.5  # at most one progress write per run per interval
     poll_interval: float = 1.0  # without change streams: seconds between sweeps
     sweep_interval: float = 5.0  # with change streams: the backstop sweep, for anything missed
