@@ -6,6 +6,7 @@ says. Plain Python: no kopf, no Kubernetes client; unit-tested without a cluster
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +33,10 @@ from shards_operator.status import (
     run_status,
     waiting_conditions,
 )
+
+log = logging.getLogger("shards.operator")
+UNREACHABLE = "MongoDB is unreachable; retrying"  # what a tenant reads: no server address
+RELEASE_POLL = 0.2  # seconds between looks at a deleted resource's run
 
 RETRY_SOON = 2.0  # seconds: a busy process, a store outage
 RETRY_LATER = 5.0  # seconds: unknown process or scope
@@ -102,8 +107,9 @@ def apply_spec(controller: Controller, resource: Resource, grants: dict[str, set
     """Launch the run the spec asks for (once), stop it when asked, or say why it waits."""
     try:
         return _apply(controller, resource, grants)
-    except StoreUnavailable as error:
-        return _waiting(resource, "StoreUnavailable", str(error), RETRY_SOON)
+    except StoreUnavailable as error:  # the server's address stays in this log, not in the status
+        log.warning("%s/%s waits: %s", resource.namespace, resource.name, error)
+        return _waiting(resource, "StoreUnavailable", UNREACHABLE, RETRY_SOON)
 
 
 def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str]]) -> Outcome:
@@ -231,23 +237,31 @@ def _waiting(resource: Resource, reason: str, message: str, retry_after: float |
 
 
 def release(controller: Controller, resource: Resource, timeout: float) -> tuple[bool, str]:
-    """On delete: stop an active run of this resource and wait a bounded time for it to end.
+    """On delete: stop an active run of this resource and wait a bounded time for it to end,
+    retrying through MongoDB outages (a failover) until the timeout.
 
     Returns (ended, message); the caller lets the resource go either way once it returns.
     """
     if resource.launched_runs == 0:
         return True, "no run was launched"
     deadline = time.monotonic() + timeout
-    try:
-        run = current_run(controller, resource)
-        if run is None or run.state in FINAL:
-            return True, "the run had ended"
-        controller.stop(resource.scope, str(resource.spec["process"]))
-        while time.monotonic() < deadline:
+    stopped = False
+    while True:
+        try:
             run = current_run(controller, resource)
             if run is None or run.state in FINAL:
+                if not stopped:
+                    return True, "the run had ended"
                 return True, f"the run ended {run.state.value if run else 'elsewhere'}"
-            time.sleep(0.2)
-        return False, f"the run did not end within {timeout:g}s of the stop"
-    except ShardsError as error:
-        return False, f"could not stop the run: {error}"
+            if not stopped:
+                controller.stop(resource.scope, str(resource.spec["process"]))
+                stopped = True
+        except StoreUnavailable as error:
+            log.warning("%s/%s is deleted while %s", resource.namespace, resource.name, error)
+            if time.monotonic() >= deadline:
+                return False, f"could not stop the run: MongoDB stayed unreachable for {timeout:g}s"
+        except ShardsError as error:
+            return False, f"could not stop the run: {error}"
+        if time.monotonic() >= deadline:
+            return False, f"the run did not end within {timeout:g}s of the stop"
+        time.sleep(min(RELEASE_POLL, max(0.0, deadline - time.monotonic())))

@@ -16,7 +16,7 @@ from shards.errors import (
 from shards.records import ProcessRecord, ProcessStatus
 from shards.states import State
 from shards_operator.mirror import StatusMirror, uid_of_launch
-from shards_operator.resource import Outcome, Resource, apply_spec, may_use, parse_grants
+from shards_operator.resource import Outcome, Resource, apply_spec, may_use, parse_grants, release
 from shards_operator.status import RunView, merge_conditions, run_conditions, run_status
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -141,7 +141,6 @@ def test_a_launch_no_live_worker_can_take_is_scheduled_and_waits_saying_why() ->
         (InvalidArgs("process arguments nest more than 32 levels deep"), "InvalidArgs", False),
         (UnknownProcess("unknown process"), "UnknownProcess", True),
         (ProcessActive("already active (Running)"), "ProcessBusy", True),
-        (StoreUnavailable("MongoDB unreachable: refused"), "StoreUnavailable", True),
     ],
 )
 def test_what_keeps_a_launch_waiting_reads_in_its_condition(
@@ -225,3 +224,54 @@ def test_a_failed_runs_event_ends_with_its_last_log_lines_within_1_kib() -> None
     huge = last_lines("the run ended Failed", ["é" * 5000])
     assert len(huge.encode()) <= 1024 and huge.endswith("é" * 100)
     assert last_lines("the run ended Failed", []) == "the run ended Failed"
+
+
+OUTAGE = StoreUnavailable("MongoDB unreachable: 10.213.0.1:51195: [Errno 111] Connection refused")
+
+
+def test_an_outage_waits_and_names_no_server_address_to_the_tenant() -> None:
+    """Anyone who may read their own resource reads its conditions: the address stays in the
+    operator's log."""
+    outcome = apply(FakeController(OUTAGE), resource())
+    waiting = outcome.status["conditions"][0]
+    assert (waiting["type"], waiting["status"], waiting["reason"]) == ("Waiting", "True", "StoreUnavailable")
+    assert waiting["message"] == "MongoDB is unreachable; retrying" == outcome.status["progress"]["message"]
+    assert outcome.retry_after is not None
+    assert "10.213" not in repr(outcome)
+
+
+class FlakyController(FakeController):
+    """Reads fail `outages` times (a failover), then find the run ended."""
+
+    def __init__(self, outages: int) -> None:
+        super().__init__()
+        self.outages = outages
+        self.record = ProcessRecord(scope_id="team-a", process_id="count-sheep", name="count-sheep",
+                                    run_id="k8s-uid-1-1", status=ProcessStatus(state=State.RUNNING))
+
+    def get(self, *key: str) -> ProcessRecord | None:
+        if self.outages > 0:
+            self.outages -= 1
+            raise OUTAGE
+        if len(key) == 2 and self.stops:
+            assert self.record is not None
+            self.record.status = ProcessStatus(state=State.STOPPED)
+        return super().get(*key)
+
+
+def launched() -> Resource:
+    return Resource("team-a", "job", "uid-1", 1, {"process": "count-sheep"}, {"runs": 1})
+
+
+def test_a_delete_retries_through_an_outage_until_its_timeout() -> None:
+    controller = FlakyController(outages=3)
+    ended, message = release(controller, launched(), timeout=10)  # type: ignore[arg-type]
+    assert (ended, message) == (True, "the run ended Stopped")
+    assert controller.stops == [("team-a", "count-sheep", False)]
+
+
+def test_a_delete_that_times_out_in_an_outage_names_no_server_address() -> None:
+    controller = FlakyController(outages=10**6)
+    ended, message = release(controller, launched(), timeout=0.5)  # type: ignore[arg-type]
+    assert not ended
+    assert message == "could not stop the run: MongoDB stayed unreachable for 0.5s"
