@@ -60,7 +60,9 @@ class Guard:
             raise Refused("this dashboard is read-only (started with --read-only)", 403)
         if not (content_type or "").split(";")[0].strip().lower() == "application/json":
             raise Refused("an action is a JSON request (Content-Type: application/json)", 415)
-        if origin and origin != "null" and host and urlsplit(origin).netloc.lower() != host.lower():
+        if origin == "null":  # a sandboxed frame or a file:// page, of any site
+            raise Refused("an action from an opaque origin (Origin: null) is refused", 403)
+        if origin and host and urlsplit(origin).netloc.lower() != host.lower():
             raise Refused(f"an action from another origin ({origin}) is refused", 403)
         if self.token and not self.token_matches(authorization):
             raise Refused("this action needs the dashboard's token (Authorization: Bearer ...)", 401)

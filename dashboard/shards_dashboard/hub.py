@@ -13,9 +13,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from shards.errors import ShardsError
+
 Doc = dict[str, Any]
 FLUSH_INTERVAL = 0.1  # seconds between two messages to one page
 PAGE_LIMIT = 2000  # pending process ids per page before it gets a full snapshot instead
+MAX_PAGES = 500  # live pages at once (each holds a connection and a queue: about 30 KB)
+
+
+class TooManyPages(ShardsError):
+    """Every live slot is taken; a new page is refused (503) rather than queued."""
 
 
 class Page:
@@ -81,8 +88,10 @@ class Page:
 class Hub:
     """The pages of every scope; the feed publishes here, pages subscribe."""
 
-    def __init__(self, *, limit: int = PAGE_LIMIT, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, *, limit: int = PAGE_LIMIT, interval: float = FLUSH_INTERVAL,
+                 max_pages: int = MAX_PAGES) -> None:
         self.limit = limit
+        self.max_pages = max_pages  # live pages at once: each holds a connection and a queue
         self.interval = interval
         self._lock = threading.Lock()
         self._pages: dict[str, set[Page]] = {}
@@ -91,6 +100,8 @@ class Hub:
     def subscribe(self, scope: str, wake: Callable[[], None]) -> Page:
         page = Page(scope, wake, limit=self.limit, interval=self.interval)
         with self._lock:
+            if sum(len(pages) for pages in self._pages.values()) >= self.max_pages:
+                raise TooManyPages(f"too many live pages ({self.max_pages}); try again later")
             self._pages.setdefault(scope, set()).add(page)
         self.changed.set()
         return page

@@ -38,13 +38,14 @@ from starlette.staticfiles import StaticFiles
 from shards_dashboard import views
 from shards_dashboard.auth import Guard, Refused, host_allowed
 from shards_dashboard.feed import Follower
-from shards_dashboard.hub import Hub
+from shards_dashboard.hub import Hub, TooManyPages
 
 STATIC = Path(__file__).resolve().parent / "static"
 HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet event stream
 PURGE_TIMEOUT = 30.0
 STATUS = {UnknownScope: 404, UnknownProcess: 404, UnknownRun: 404, ConfirmationRequired: 409,
-          ProcessActive: 409, NotActive: 409, InvalidArgs: 400, StoreUnavailable: 503, TimedOut: 504}
+          ProcessActive: 409, NotActive: 409, InvalidArgs: 400, StoreUnavailable: 503, TimedOut: 504,
+          TooManyPages: 503}
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
      b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
@@ -184,7 +185,10 @@ class Dashboard:
 
         def wake() -> None:  # from the feed's thread
             loop.call_soon_threadsafe(woken.set)
-        page = self.hub.subscribe(scope, wake)
+        try:
+            page = self.hub.subscribe(scope, wake)
+        except TooManyPages as error:
+            return problem(error)
         return StreamingResponse(self._stream(page, woken), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

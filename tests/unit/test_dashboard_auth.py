@@ -25,6 +25,12 @@ def test_without_a_token_on_loopback_actions_are_open_to_json_requests() -> None
     assert refusal(guard, origin="http://127.0.0.1:8765") is None
 
 
+@pytest.mark.parametrize("guard", [Guard(), Guard(token="s3cret-token")])
+def test_an_opaque_origin_is_refused(guard: Guard) -> None:
+    """A sandboxed frame or a file:// page of any site sends `Origin: null`: it is not this page."""
+    assert refusal(guard, origin="null", authorization="Bearer s3cret-token") == 403
+
+
 @pytest.mark.parametrize(("authorization", "status"), [
     (None, 401), ("", 401), ("Bearer wrong", 401), ("Bearer s3cret-token-x", 401),
     ("Basic s3cret-token", 401),

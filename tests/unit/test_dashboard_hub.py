@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from shards_dashboard.hub import Hub, Page
 
 
@@ -82,3 +83,16 @@ def test_publishing_from_another_thread_is_safe() -> None:
     seen.update((d["id"], d) for d in page.take(now=0.0)[0])  # type: ignore[misc]
     assert page.offered == 8000
     assert seen  # nothing raised; the last documents are all there
+
+
+def test_live_pages_are_bounded() -> None:
+    """Each page holds a queue and a connection: past the bound a new one is refused, not queued."""
+    from shards.errors import ShardsError
+
+    hub = Hub(max_pages=2)
+    first = hub.subscribe("farm", lambda: None)
+    hub.subscribe("other", lambda: None)
+    with pytest.raises(ShardsError, match="too many live pages"):
+        hub.subscribe("farm", lambda: None)
+    hub.unsubscribe(first)
+    hub.subscribe("farm", lambda: None)
