@@ -4,6 +4,8 @@ with them. Each prints one line per outcome, or the record with -o json / -o yam
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,14 +32,25 @@ if TYPE_CHECKING:
 
 
 def _parse_args(text: str | None) -> dict[str, Any]:
+    """--args: a JSON object, or @FILE (@- for standard input) holding one."""
     from shards.errors import InvalidArgs
 
     if not text:
         return {}
+    if text.startswith("@"):
+        try:
+            text = sys.stdin.read() if text == "@-" else Path(text[1:]).read_text()
+        except OSError as error:
+            raise InvalidArgs(f"--args {text}: {error.strerror or error}") from error
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidArgs(f"--args is not valid JSON: {error}") from error
+    except RecursionError as error:  # the decoder's own limit, far beyond what a launch accepts
+        from shards_controller.inputs import MAX_ARGS_DEPTH
+
+        limit = f"the limit is {MAX_ARGS_DEPTH} levels"
+        raise InvalidArgs(f"--args nests too deeply to decode ({limit})") from error
     if not isinstance(value, dict):
         raise InvalidArgs(f"--args must be a JSON object, got {type(value).__name__}")
     return value
@@ -124,7 +137,8 @@ def launch(
     process_id: ProcessArg,
     scope: ScopeOption = "default",
     mongo: MongoOption = None,
-    args: Annotated[str | None, typer.Option("--args", help="Arguments as a JSON object.")] = None,
+    args: Annotated[str | None, typer.Option(
+        "--args", help="Arguments as a JSON object, or @FILE holding one (@- reads standard input).")] = None,
     confirm: Annotated[bool, typer.Option(help="Confirm launching a process with a warning.")] = False,
     wait: Annotated[bool, typer.Option(
         help="Wait for the launch to end (across its retries); exit 0 Done, 3 Failed, 4 Stopped, "

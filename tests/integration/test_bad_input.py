@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from shards.states import State
 
@@ -37,6 +40,14 @@ def assert_one_line_error(result: CliResult, expected: str) -> None:
         (
             ["launch", "quick", "--scope", "farm", "--args", "[1, 2]"],
             "--args must be a JSON object, got list",
+        ),
+        (
+            ["launch", "quick", "--scope", "farm", "--args", '{"a":' * 5000 + "1" + "}" * 5000],
+            "--args nests too deeply to decode (the limit is 32 levels)",
+        ),
+        (
+            ["launch", "quick", "--scope", "farm", "--args", "@/nonexistent/args.json"],
+            "--args @/nonexistent/args.json: No such file or directory",
         ),
         (["stop", "nope", "--scope", "farm"], "unknown process 'nope' in scope 'farm'"),
         (["dismiss", "nope", "--scope", "farm"], "unknown process 'nope' in scope 'farm'"),
@@ -114,3 +125,15 @@ def test_dismissing_an_active_process_is_refused(shards_env: ShardsHarness) -> N
     )
     shards_env.ok("stop", "wait-for-stop", "--scope", "farm")
     shards_env.wait_state("farm", "wait-for-stop", State.STOPPED)
+
+
+def test_args_come_from_a_file_with_at(shards_env: ShardsHarness, tmp_path: Path) -> None:
+    """`--args @file` (or `@-`, standard input): no quoting, and no shell limit on one argument."""
+    shards_env.start_workers(1)
+    shards_env.define("farm")
+    big = {"rows": ["it's \"quoted\"" * 6] * 500}  # about 48 KB of JSON, under the 64 KiB limit
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps(big))
+    shards_env.ok("launch", "quick", "--scope", "farm", "--args", f"@{path}")
+    run = shards_env.controller.history("farm", "quick")[0]
+    assert run.args == big
