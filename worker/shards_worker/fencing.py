@@ -40,9 +40,11 @@ class Fence:
                         silence, len(self.ledger.executions()), lease.seconds)
             self.policing.stop_all(f"stopped: worker {state.id} lost contact with MongoDB for "
                                    f"{silence:.0f}s, so it could not keep its lease", Cause.WORKER_LOST)
+        if not lease.process_must_exit():
+            return
         # Code still executing counts, not an ended run's history write.
         running = [run for run in self.ledger.executions() if not run.body_over]
-        if lease.process_must_exit() and running:
+        if running:
             log.critical("%d runs still execute at the end of the lease; exiting "
                          "so that they cannot overlap with a relaunch elsewhere", len(running))
             logging.shutdown()
