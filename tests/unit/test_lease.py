@@ -58,3 +58,17 @@ def test_failures_and_outages_read_as_one_line() -> None:
     assert describe_outage(ServerSelectionTimeoutError(dump)) == (
         "MongoDB unreachable: 127.0.0.1:27017: [Errno 111] Connection refused"
     )
+
+
+def test_a_runs_own_guard_acts_after_its_worker_and_before_anyone_may_relaunch() -> None:
+    """The worker's fence stops its runs at half its lease and exits at 85%; a run's OS process
+    holds itself to points just after those (a frozen worker cannot act), and still before a
+    whole lease has passed since the last renewal was sent (when others may declare it lost)."""
+    now = [100.0]
+    lease = Lease(10.0, clock=lambda: now[0])
+    lease.renewed(100.0)
+    stop_at, exit_at = lease.guard_deadlines()
+    assert 100.0 + 5.0 < stop_at < exit_at  # after the worker's own stop point
+    assert 100.0 + 8.5 < exit_at < 100.0 + 10.0  # after its exit point, before the lease ends
+    lease.renewed(104.0)
+    assert lease.guard_deadlines() == (stop_at + 4.0, exit_at + 4.0)

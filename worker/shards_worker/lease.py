@@ -14,6 +14,11 @@ from collections.abc import Callable
 
 STOP_RUNS_AT = 0.5  # of the lease without a renewal: runs are asked to stop
 EXIT_AT = 0.85  # of the lease: still executing runs end with the process
+# A run's own OS process is the backstop for a worker that cannot act at all (frozen): it asks its
+# runs to stop, and exits, a little after the worker would have, and still before others may
+# declare the worker lost (a whole lease after its last renewal was sent, on their clocks).
+GUARD_STOP_AT = 0.6
+GUARD_EXIT_AT = 0.95
 
 
 class Lease:
@@ -35,8 +40,8 @@ class Lease:
     def process_must_exit(self) -> bool:
         return self.silence() >= EXIT_AT * self.seconds
 
-    def deadlines(self) -> tuple[float, float]:
-        """When runs must be asked to stop and when they must have ended, on the monotonic clock
-        this machine's processes share: a run's OS process holds itself to them (a frozen worker
-        cannot)."""
-        return self._renewed_at + STOP_RUNS_AT * self.seconds, self._renewed_at + EXIT_AT * self.seconds
+    def guard_deadlines(self) -> tuple[float, float]:
+        """When a run's OS process asks itself to stop and when it exits, on the monotonic clock
+        this machine's processes share, if its worker has not renewed the lease by then."""
+        renewed = self._renewed_at
+        return renewed + GUARD_STOP_AT * self.seconds, renewed + GUARD_EXIT_AT * self.seconds

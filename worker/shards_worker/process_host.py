@@ -211,7 +211,7 @@ class Supervisor:
                     return
 
     def _lease(self) -> tuple[float, float] | None:
-        return None if self.host.lease is None else self.host.lease.deadlines()
+        return None if self.host.lease is None else self.host.lease.guard_deadlines()
 
     def _forward_lease(self, conn: Connection) -> None:
         """Each renewal moves the run's deadlines on (sent once per change, from the run's thread:

@@ -167,8 +167,8 @@ class PipeReporter:
 
 class LeaseGuard:
     """The worker's lease, held by the run's own process: at the first deadline its runs are asked
-    to stop, at the second the process exits, whatever the worker is doing (the same points at
-    which the worker's fence acts, see shards_worker.lease). Each renewal moves them on."""
+    to stop, at the second the process exits, whatever the worker is doing (just after the points
+    at which the worker's own fence acts, see shards_worker.lease). Each renewal moves them on."""
 
     def __init__(self, reporter: PipeReporter, worker_id: str, deadlines: tuple[float, float]) -> None:
         self.reporter = reporter
