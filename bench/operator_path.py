@@ -24,6 +24,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from shards_store.embedded import free_port
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling, the harness
 from stats import percentile  # bench/ is this script's directory
 from tooling.cluster import KubeCluster, down, running, up
-from tooling.harness import Child, EmbeddedMongo, Processes, cpu_seconds, shards_env, wait_until
+from tooling.harness import Child, EmbeddedMongo, Processes, cpu_seconds, reap, shards_env, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -299,9 +300,7 @@ class Bench:
                 apply, apply_log, manifest, started, started_wall, cpu_before, patches_before, api_before
             )
         finally:
-            if apply.poll() is None:
-                apply.kill()
-            apply.wait(timeout=30)
+            reap(apply, grace=STOP_TIMEOUT, sig=signal.SIGKILL)
 
     def _follow_burst(
         self,
