@@ -18,12 +18,13 @@ from typing import Any
 
 import throughput
 from bson import ObjectId
-from cluster import SCOPE, Cluster, wait_until
+from cluster import SCOPE, Cluster
 from pickup import JOBS
 from shards.records import ProcessRecord, Progress
 from shards.requests import Request, RequestKind
 from shards.states import LAUNCHABLE, State
 from stats import latency
+from tooling.harness import wait_until
 
 RAWCLIENT = str(Path(__file__).resolve().with_name("rawclient.py"))
 MARK_TIMEOUT = 60.0
@@ -31,18 +32,17 @@ MARK_TIMEOUT = 60.0
 
 def _start(cluster: Cluster, role: str, name: str, options: list[str]) -> None:
     ready = cluster.workdir / f"{name}.ready"
-    proc = cluster.spawn(
+    client = cluster.spawn(
         [sys.executable, RAWCLIENT, role, "--uri", cluster.uri, "--ready", str(ready), *options],
         f"{name}.log",
     )
 
     def up() -> bool:
-        if proc.poll() is not None:
-            log = (cluster.workdir / f"{name}.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log}")
+        if not client.running:
+            raise RuntimeError(f"{name} exited with {client.returncode}:\n{client.output()[-2000:]}")
         return ready.exists()
 
-    wait_until(f"{name} ready", up, 60)
+    wait_until(up, 60, f"{name} ready")
 
 
 def raw_pickup(cluster: Cluster, mode: str, launches: int, pause_min: float, pause_max: float,

@@ -18,9 +18,10 @@ import live_page
 import pickup
 import startup
 import throughput
-from cluster import SCOPE, Cluster, flag_default, supports, wait_until
+from cluster import SCOPE, Cluster, flag_default, supports
 from shards.states import State
 from stats import has_metric, total
+from tooling.harness import wait_until
 
 
 @dataclass
@@ -221,7 +222,7 @@ def seed_history(cluster: Cluster, size: int, batch: int = 10_000) -> dict[str, 
         current = cluster.ctl.store.processes.get(SCOPE, record.process_id)
         return current is not None and current.state is State.DONE
 
-    wait_until("the template run Done", done, 60)
+    wait_until(done, 60, "the template run Done")
     # (two lookups: NX-27017 mishandles some top-level $or filters)
     template = runs.find_one({"_id": record.run_id}) or runs.find_one({"runId": record.run_id}) or {}
     if not size:

@@ -13,19 +13,17 @@ processes (bench/app.py), one worker, and `shards dashboard` as an OS process wi
 from __future__ import annotations
 
 import http.client
-import os
 import random
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from cluster import DATABASE, REPO, SCOPE, Cluster, cpu_seconds, wait_until
+from cluster import DATABASE, SCOPE, Cluster
 from pymongo import MongoClient
 from stats import latency
+from tooling.harness import Child, cpu_seconds
 
 TARGET_MS = 100.0
 
@@ -60,18 +58,9 @@ class Page(threading.Thread):
         self.conn.close()
 
 
-def start_dashboard(cluster: Cluster) -> tuple[Any, int]:
-    log = cluster.workdir / "dashboard.log"
-    env = {**os.environ, "SHARDS_MONGO_URI": cluster.uri}
-    with log.open("wb") as sink:
-        command = [sys.executable, "-m", "shards_cli", "dashboard", "--scope", SCOPE, "--port", "0"]
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    cluster.others.append(proc)
-    found = wait_until("the dashboard", lambda: re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
-                       or proc.poll() is not None, 60)
-    if proc.poll() is not None:
-        raise RuntimeError(f"the dashboard exited: {log.read_text()}")
-    return proc, int(found.group(1))
+def start_dashboard(cluster: Cluster) -> tuple[Child, int]:
+    child, address = cluster.processes.start_dashboard("--scope", SCOPE, log="dashboard.log", timeout=60)
+    return child, int(address.rpartition(":")[2])
 
 
 def measure(markers: int, pages: int, window: float) -> Callable[[int], dict[str, Any]]:

@@ -39,11 +39,12 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 from shards_controller import Controller
 from shards_store import connect
-from shards_store.embedded import free_port, start_embedded
+from shards_store.embedded import free_port
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling, the harness
 from stats import percentile  # bench/ is this script's directory
-from tooling.cluster import KubeCluster, down, running, up, wait_for
+from tooling.cluster import KubeCluster, down, running, up
+from tooling.harness import Child, EmbeddedMongo, Processes, cpu_seconds, reap, shards_env, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -60,6 +61,7 @@ SMOKE_LATENCY_RUNS, SMOKE_BURST = 10, 50  # --smoke: checks the path, not the nu
 BURST_SCOPES = math.ceil(BURST / JOBS_PER_SCOPE)  # one process id per resource: none waits its turn
 LATENCY_TIMEOUT = 30.0  # per resource
 BURST_TIMEOUT = 180.0
+STOP_TIMEOUT = 30.0  # SIGTERM -> SIGKILL at the end
 STALL_S = 30.0  # the burst ends early when nothing moves for this long after the apply
 TARGETS = {"p50_ms": 300.0, "p99_ms": 1000.0, "burst_s": 60.0, "patches_per_resource": 8.0}
 
@@ -85,11 +87,10 @@ class Bench:
         self.namespace = f"bench-op-{uuid.uuid4().hex[:6]}"
         self.burst_scopes = [f"{self.namespace}-b{n}" for n in range(BURST_SCOPES)]
         self.metrics_port = free_port()
-        self.mongo_port = free_port()
-        self.uri = f"mongodb://127.0.0.1:{self.mongo_port}/bench"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.mongo: subprocess.Popen[bytes] | None = None
-        self.operator: subprocess.Popen[bytes] | None = None
+        self.mongo = EmbeddedMongo(workdir / "mongo", "bench", grace=STOP_TIMEOUT)
+        self.uri = self.mongo.uri
+        self.processes = Processes(workdir, shards_env(self.uri), grace=STOP_TIMEOUT, mongo=self.mongo)
+        self.operator: Child | None = None
         self.operator_log = workdir / "operator.log"
         self.api = kube_client.CustomObjectsApi(
             kube_config.new_client_from_config(config_file=str(cluster.kubeconfig))
@@ -108,30 +109,13 @@ class Bench:
             "--timeout=90s",
             timeout=120,
         )
-        wait_for(
-            "shardprocesses to be served",
-            lambda: True if kubectl("get", "shp", "-A", check=False).returncode == 0 else None,
-            timeout=60,
-        )
+        wait_until(lambda: kubectl("get", "shp", "-A", check=False).returncode == 0, 60,
+                   "shardprocesses to be served", pause=0.25)
         kubectl("apply", "-f", str(DEPLOY / "namespace.yaml"), "-f", str(DEPLOY / "operator-rbac.yaml"))
-        wait_for(
-            "the operator's RBAC to take effect",
-            lambda: (
-                True
-                if kubectl(
-                    "auth",
-                    "can-i",
-                    "watch",
-                    "shardprocesses.shards.dev",
-                    "--all-namespaces",
-                    f"--as={OPERATOR_SA}",
-                    check=False,
-                ).stdout.strip()
-                == "yes"
-                else None
-            ),
-            timeout=60,
-        )
+        can_watch = ("auth", "can-i", "watch", "shardprocesses.shards.dev", "--all-namespaces",
+                     f"--as={OPERATOR_SA}")
+        wait_until(lambda: kubectl(*can_watch, check=False).stdout.strip() == "yes", 60,
+                   "the operator's RBAC to take effect", pause=0.25)
         kubectl("create", "namespace", self.namespace)
         self.namespace_created = True
         token = kubectl(
@@ -139,71 +123,26 @@ class Bench:
         ).stdout.strip()
         kubeconfig = self.cluster.token_kubeconfig(token, self.workdir / "operator.kubeconfig")
 
-        self.mongo = start_embedded(self.mongo_port, self.workdir / "mongo")
+        self.mongo.start()
         self.controller = Controller(connect(self.uri))
-        env = {**os.environ, "SHARDS_MONGO_URI": self.uri}
-        env.pop("SHARDS_SCOPE", None)
-        for n in range(WORKERS):
-            with (self.workdir / f"worker-{n}.log").open("wb") as sink:
-                self.procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "shards_cli",
-                            "worker",
-                            "bench/app.py:app",
-                            "--concurrency",
-                            str(CONCURRENCY),
-                        ],
-                        cwd=REPO,
-                        env=env,
-                        stdout=sink,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+        for _ in range(WORKERS):
+            self.processes.start_worker("bench/app.py:app", "--concurrency", str(CONCURRENCY))
         store = self.controller.store
-        wait_for(
-            f"{WORKERS} live workers",
-            lambda: True if len(store.workers.alive()) >= WORKERS else None,
-            timeout=60,
-        )
+        wait_until(lambda: len(store.workers.alive()) >= WORKERS, 60, f"{WORKERS} live workers", pause=0.25)
         for scope in (self.namespace, *self.burst_scopes):
             self.controller.wait_defined(self.controller.define(scope), timeout=60)
 
-        with self.operator_log.open("wb") as sink:
-            self.operator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "shards_cli",
-                    "operator",
-                    "--namespace",
-                    self.namespace,
-                    "--liveness",
-                    "",
-                    "--status-interval",
-                    str(STATUS_INTERVAL),
-                    "--scope-grant",
-                    f"{self.namespace}={','.join(self.burst_scopes)}",
-                    "--metrics-port",
-                    str(self.metrics_port),
-                ],
-                cwd=REPO,
-                env={**env, "KUBECONFIG": str(kubeconfig)},
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(
-            "the operator's metrics", lambda: True if self._metric_or_none() is not None else None, timeout=60
+        grant = f"{self.namespace}={','.join(self.burst_scopes)}"
+        self.operator = self.processes.start_operator(
+            self.namespace, kubeconfig, "--scope-grant", grant, "--metrics-port", str(self.metrics_port),
+            status_interval=STATUS_INTERVAL, log=self.operator_log.name,
         )
+        wait_until(lambda: self._metric_or_none() is not None, 60, "the operator's metrics", pause=0.25)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _metric_or_none(self) -> float | None:
-        if self.operator is not None and self.operator.poll() is not None:
-            raise RuntimeError(
-                f"the operator exited:\n{self.operator_log.read_text(errors='replace')[-3000:]}"
-            )
+        if self.operator is not None and not self.operator.running:
+            raise RuntimeError(f"the operator exited:\n{self.operator.output()[-3000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
                 text = reply.read().decode()
@@ -234,20 +173,11 @@ class Bench:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system) used so far by each process of the set-up."""
-        tick = os.sysconf("SC_CLK_TCK")
-
-        def used(pid: int) -> float:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                return 0.0
-            return (int(fields[11]) + int(fields[12])) / tick
-
         state = json.loads((self.cluster.state_dir / "state.json").read_text())
-        usage = {record["name"]: used(int(record["pid"])) for record in state.get("processes", [])}
-        usage["operator"] = used(self.operator.pid) if self.operator else 0.0
-        usage["workers"] = sum(used(proc.pid) for proc in self.procs)
-        usage["mongo"] = used(self.mongo.pid) if self.mongo else 0.0
+        usage = {record["name"]: cpu_seconds(int(record["pid"])) for record in state.get("processes", [])}
+        usage["operator"] = cpu_seconds(self.operator.pid) if self.operator else 0.0
+        usage["workers"] = sum(cpu_seconds(worker.pid) for worker in self.processes.workers)
+        usage["mongo"] = cpu_seconds(self.mongo.pid)
         own = os.times()
         usage["bench+kubectl"] = own.user + own.system + own.children_user + own.children_system
         return usage
@@ -265,7 +195,7 @@ class Bench:
             run = self.controller.store.runs.get(run_id)
             if run is not None and run.started_at is not None:
                 return run
-            if self.operator is not None and self.operator.poll() is not None:
+            if self.operator is not None and not self.operator.running:
                 raise RuntimeError("the operator exited")
             time.sleep(0.01)
         raise TimeoutError(f"run {run_id} did not start within {timeout:.0f}s")
@@ -370,9 +300,7 @@ class Bench:
                 apply, apply_log, manifest, started, started_wall, cpu_before, patches_before, api_before
             )
         finally:
-            if apply.poll() is None:
-                apply.kill()
-            apply.wait(timeout=30)
+            reap(apply, grace=STOP_TIMEOUT, sig=signal.SIGKILL)
 
     def _follow_burst(
         self,
@@ -445,29 +373,7 @@ class Bench:
 
     # -- tear-down --------------------------------------------------------------------------------
     def close(self) -> None:
-        if self.operator is not None and self.operator.poll() is None:
-            self.operator.send_signal(signal.SIGTERM)
-            try:
-                self.operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.operator.kill()
-                self.operator.wait(timeout=30)
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-        if self.mongo is not None:
-            self.mongo.terminate()
-            try:
-                self.mongo.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.mongo.kill()
-                self.mongo.wait(timeout=30)
+        self.processes.close()  # the operator, the workers, then the server
         if self.namespace_created:
             self._drop_namespace()
 

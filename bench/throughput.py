@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cluster import Cluster, wait_until
+from cluster import Cluster
 from pickup import JOBS, launch_retrying
 from pymongo.database import Database
+from tooling.harness import wait_until
 
 DONE_TIMEOUT = 300.0
 
@@ -55,7 +56,7 @@ def finished(db: Database[Any], runs: int, since_ms: int, timeout: float = DONE_
     def all_done() -> bool:
         return db["runs"].count_documents({"state": "Done", "endedAt": {"$gte": since_ms}}) >= runs
 
-    wait_until(f"{runs} runs Done", all_done, timeout, pause=0.1)
+    wait_until(all_done, timeout, f"{runs} runs Done", pause=0.1)
     last = db["runs"].find({"state": "Done"}, {"endedAt": 1}).sort("endedAt", -1).limit(1)
     return int(next(iter(last))["endedAt"])
 
@@ -79,7 +80,7 @@ def shards(cluster: Cluster, runs: int, clients: int, warmup: int = 4) -> dict[s
     for n in range(warmup):
         launch_retrying(controller, f"noop-{JOBS - 1 - n}")
     db = controller.store.database
-    wait_until("warm-up runs Done", lambda: db["runs"].count_documents({"state": "Done"}) >= warmup, 60)
+    wait_until(lambda: db["runs"].count_documents({"state": "Done"}) >= warmup, 60, "warm-up runs Done")
     since = time.time_ns() // 1_000_000
 
     def launch(_: int, process_id: str) -> float:

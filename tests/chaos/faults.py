@@ -12,10 +12,11 @@ from typing import Any
 
 from shards.states import State
 from shards_controller import Controller
+from tooling.harness import EmbeddedMongo
 
-from chaos.cluster import MongoServer, WorkerPool
 from chaos.config import RUNAWAY, RUNAWAY_TIMEOUT, ChaosConfig, Fault
 from chaos.launches import Launcher
+from chaos.workers import WorkerPool
 
 log = logging.getLogger("chaos")
 
@@ -109,7 +110,7 @@ def plan_timeline(config: ChaosConfig, rng: random.Random, scopes: list[str]) ->
 
 
 class FaultInjector:
-    def __init__(self, config: ChaosConfig, rng: random.Random, mongo: MongoServer, pool: WorkerPool,
+    def __init__(self, config: ChaosConfig, rng: random.Random, mongo: EmbeddedMongo, pool: WorkerPool,
                  launcher: Launcher, controller: Controller, exec_log: Path) -> None:
         self.config = config
         self.exec_log = exec_log

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from shards.errors import ProcessActive
 from shards_controller import Controller
+from tooling.harness import REPO, reap, shards_command
 
-from chaos.cluster import REPO, STOP_TIMEOUT
+from chaos.workers import STOP_TIMEOUT
 
 log = logging.getLogger("chaos")
 
@@ -71,11 +72,10 @@ class Launcher:
         timeout: float | None = None,
     ) -> LaunchClient:
         self.counts.attempted += 1
-        command = [
-            sys.executable, "-m", "shards_cli", "launch", process_id,
-            "--scope", scope_id, "--args", json.dumps(args),
+        command = shards_command(
+            "launch", process_id, "--scope", scope_id, "--args", json.dumps(args),
             *([] if timeout is None else ["--timeout", str(timeout)]),
-        ]
+        )
         popen = subprocess.Popen(
             command, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -91,8 +91,7 @@ class Launcher:
             popen = client.popen
             if popen.poll() is None:
                 if client.kill_at is not None and now >= client.kill_at:
-                    popen.kill()
-                    popen.wait(timeout=STOP_TIMEOUT)
+                    reap(popen, grace=STOP_TIMEOUT, sig=signal.SIGKILL)
                     client.killed_at = time.time()
                     self.counts.client_killed += 1
                     killed.append(client)
@@ -132,7 +131,6 @@ class Launcher:
             self.tick(time.monotonic())
             time.sleep(0.05)
         for client in list(self.clients):
-            client.popen.kill()
-            client.popen.wait(timeout=STOP_TIMEOUT)
+            reap(client.popen, grace=STOP_TIMEOUT, sig=signal.SIGKILL)
             self.counts.errored += 1
             self._forget(client)

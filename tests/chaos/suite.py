@@ -18,14 +18,15 @@ from shards.records import ProcessRecord, RunRecord
 from shards.states import ACTIVE
 from shards_controller import Controller
 from shards_store import Store, connect
+from tooling.harness import EmbeddedMongo, shards_env
 
 from chaos import analysis, attempts, outcomes
 from chaos.app import app as chaos_app
-from chaos.cluster import MongoServer, WorkerPool, worker_env
 from chaos.config import WORKER_EXIT, ChaosConfig, Fault
 from chaos.faults import FaultEvent, FaultInjector, Planned, plan_timeline
 from chaos.launches import Launcher
 from chaos.report import Report, print_report
+from chaos.workers import STOP_TIMEOUT, WorkerPool
 
 log = logging.getLogger("chaos")
 
@@ -57,14 +58,14 @@ class ChaosRun:
         self.rng = random.Random(config.seed)
         self.scopes = [f"chaos-{i:02d}" for i in range(config.scopes)]
         self.exec_log = workdir / "executions.log"
-        self.mongo = MongoServer(workdir / "mongo")
+        self.mongo = EmbeddedMongo(workdir / "mongo", "chaos", grace=STOP_TIMEOUT)
         options = [
             "--lease", str(config.lease), "--heartbeat", str(config.heartbeat),
             "--progress-interval", "0.2", "--concurrency", str(config.concurrency),
             # Process isolation whatever SHARDS_ISOLATION says: crashes and runaways need it.
             "--stop-grace", str(config.stop_grace), "--isolation", "process",
         ]
-        self.env = worker_env(self.mongo.uri, self.exec_log)
+        self.env = shards_env(self.mongo.uri, SHARDS_CHAOS_LOG=str(self.exec_log))
         self.pool = WorkerPool(config.workers, workdir, self.env, options)
         self.store: Store | None = None
         self.worker_exits: list[FaultEvent] = []

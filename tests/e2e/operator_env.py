@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from integration.harness import REPO, WAIT, ShardsHarness, wait_until
+from integration.harness import WAIT, ShardsHarness, wait_until
 from tooling.cluster import KubeCluster
+from tooling.harness import Child
 
 API_VERSION = "shards.dev/v1alpha1"
 SHEEP_APP = "examples/sheep.py:app"
@@ -31,33 +30,22 @@ class OperatorEnv:
         token = cluster.kubectl("create", "token", sa_name, "-n", sa_namespace,
                                 "--duration=2h").stdout.strip()
         self.kubeconfig = cluster.token_kubeconfig(token, workdir / "operator.kubeconfig")
-        self.operator: subprocess.Popen[bytes] | None = None
+        self.operator: Child | None = None
         self._operator_logs = 0
 
     # -- processes --------------------------------------------------------------------------
-    def start_operator(self, *extra: str) -> subprocess.Popen[bytes]:
+    def start_operator(self, *extra: str) -> Child:
         self._operator_logs += 1
-        log = self.workdir / f"operator-{self._operator_logs}.log"
-        with log.open("wb") as sink:
-            self.operator = subprocess.Popen(
-                [sys.executable, "-m", "shards_cli", "operator", "--namespace", self.namespace,
-                 "--liveness", "", "--status-interval", "0.5", *extra],
-                cwd=REPO, env={**self.shards.env, "KUBECONFIG": str(self.kubeconfig)},
-                stdout=sink, stderr=subprocess.STDOUT,
-            )
+        self.operator = self.shards.processes.start_operator(
+            self.namespace, self.kubeconfig, *extra, log=f"operator-{self._operator_logs}.log")
         return self.operator
 
     def operator_log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log")))
 
     def stop_operator(self, sig: int = signal.SIGTERM) -> None:
-        if self.operator is not None and self.operator.poll() is None:
-            self.operator.send_signal(sig)
-            try:
-                self.operator.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.operator.kill()
-                self.operator.wait(timeout=WAIT)
+        if self.operator is not None:
+            self.operator.terminate(sig=sig)
 
     def start_workers(self, count: int = 1, app: str = SHEEP_APP) -> None:
         for _ in range(count):

@@ -14,8 +14,8 @@ from integration.harness import wait_until
 from shards.states import FINAL, State
 from shards_controller import Controller
 from shards_store import connect
-from shards_store.embedded import free_port, start_embedded
 from tooling.cluster import KubeCluster, KubeNode
+from tooling.harness import EmbeddedMongo
 
 pytestmark = pytest.mark.e2e
 
@@ -27,13 +27,11 @@ VERSION = "0.1.0"
 @pytest.fixture(scope="module")
 def node_mongo(kube_node: KubeNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The embedded MongoDB on the node's address (Pods reach the host there), this module's."""
-    port = free_port()
-    server = start_embedded(port, tmp_path_factory.mktemp("node-mongo"), host=kube_node.ip)
+    server = EmbeddedMongo(tmp_path_factory.mktemp("node-mongo"), host=kube_node.ip, grace=20).start()
     try:
-        yield f"mongodb://{kube_node.ip}:{port}"
+        yield server.uri
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        server.stop()
 
 
 class Release:

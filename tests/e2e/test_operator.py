@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from e2e.operator_env import OperatorEnv
 from e2e.resources import EXAMPLES
-from integration.harness import RestartableMongo, wait_until
+from integration.harness import wait_until
 from tooling.cluster import KubeCluster
+from tooling.harness import EmbeddedMongo
 
 pytestmark = pytest.mark.e2e
 
@@ -160,7 +161,7 @@ def test_delete_during_a_run_stops_it(env: OperatorEnv) -> None:
 def test_delete_with_mongo_down_is_bounded(
     kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, tmp_path: Path
 ) -> None:
-    mongo = RestartableMongo(tmp_path / "mongo")
+    mongo = EmbeddedMongo(tmp_path / "mongo", "shards_outage").start()
     env = OperatorEnv(kube_cluster, kube_namespace, mongo.uri, tmp_path)
     try:
         env.start_workers(1, app=TEST_APP)
@@ -171,10 +172,10 @@ def test_delete_with_mongo_down_is_bounded(
         env.cluster.kubectl("delete", "shp", "doomed", "-n", env.namespace, "--timeout=90s", timeout=120)
         assert env.cluster.kubectl("get", "shp", "doomed", "-n", env.namespace, check=False).returncode != 0
         wait_until(lambda: "DeletedWhileActive" in env.events("doomed"), what="an event saying so")
-        assert env.operator is not None and env.operator.poll() is None  # the operator lives on
+        assert env.operator is not None and env.operator.running  # the operator lives on
     finally:
-        if mongo.proc.poll() is not None:
-            mongo.restart()
+        if not mongo.up:
+            mongo.start()
         env.close()
         mongo.stop()
 
@@ -185,8 +186,7 @@ def test_an_operator_killed_mid_run_and_restarted_runs_it_once(env: OperatorEnv,
     log = tmp_path / "executions.log"
     env.apply(env.shp("once", process="quick", args={"log": str(log), "pause": 4}))
     env.wait_state("once", "Running")
-    operator.kill()  # SIGKILL: no cleanup, the last statuses not sent
-    operator.wait(timeout=30)
+    operator.kill()  # SIGKILL: no cleanup, the last statuses not sent (returns once it is gone)
     wait_until(lambda: env.shards.record(env.namespace, "quick").state.value == "Done", what="the run to end")
     env.start_operator()  # resumes: relaunches nothing, reports the end
     done = env.wait_state("once", "Done")

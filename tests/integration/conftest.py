@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tooling.harness import EmbeddedMongo
 from tooling.mongo_servers import SERVER_ENV, external_uri
 
-from integration.harness import RestartableMongo, ShardsHarness
+from integration.harness import ShardsHarness
 
 
 @pytest.fixture
-def outage_env(tmp_path: Path) -> Iterator[tuple[ShardsHarness, RestartableMongo]]:
+def outage_env(tmp_path: Path) -> Iterator[tuple[ShardsHarness, EmbeddedMongo]]:
     """A harness on a server of this test's own, which the test may kill and restart.
 
     Outage tests always use NX-27017 (it keeps its data across a restart), so they run once,
@@ -21,12 +22,12 @@ def outage_env(tmp_path: Path) -> Iterator[tuple[ShardsHarness, RestartableMongo
     """
     if external_uri() is not None or os.environ.get(SERVER_ENV, "nx") not in ("", "nx"):
         pytest.skip("outage tests kill and restart their own NX-27017 server; they run in the NX pass")
-    server = RestartableMongo(tmp_path / "mongo")
+    server = EmbeddedMongo(tmp_path / "mongo", "shards_outage").start()
     harness = ShardsHarness(server.uri, tmp_path)
     try:
         yield harness, server
     finally:
-        if server.proc.poll() is not None:
-            server.restart()  # workers leave the registry only with the server up
+        if not server.up:
+            server.start()  # workers leave the registry only with the server up
         harness.close()
         server.stop()

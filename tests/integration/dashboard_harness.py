@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +12,7 @@ from typing import Any
 
 from tooling import programs
 
-from integration.harness import REPO, WAIT, ShardsHarness, wait_until
+from integration.harness import WAIT, ShardsHarness
 
 
 @dataclass
@@ -30,27 +27,16 @@ class Dashboard:
 
     def __init__(self, env: ShardsHarness, *args: str, poll: float = 0.0,
                  extra_env: dict[str, str] | None = None) -> None:
-        self.log = env.workdir / f"dashboard-{time.monotonic_ns()}.log"
-        command = [sys.executable, "-m", "shards_cli", "dashboard", "--port", "0", *args]
-        if poll:
-            command += ["--poll", str(poll)]
-        with self.log.open("wb") as sink:
-            self.popen = subprocess.Popen(command, cwd=REPO, env={**env.env, **(extra_env or {})},
-                                          stdout=sink, stderr=subprocess.STDOUT)
-        found = wait_until(
-            lambda: self.popen.poll() is not None or re.search(r"dashboard on http://([^/]+)/",
-                                                               self.output()),
-            what=lambda: f"the dashboard to start: {self.output()}")
-        if self.popen.poll() is not None:
-            raise AssertionError(f"the dashboard exited with {self.popen.returncode}: {self.output()}")
-        assert not isinstance(found, bool)
-        self.address = found.group(1)
+        options = [*args, "--poll", str(poll)] if poll else list(args)
+        self.child, self.address = env.processes.start_dashboard(
+            *options, log=f"dashboard-{time.monotonic_ns()}.log", env=extra_env)
+        self.log = self.child.log
         self.host, _, port = self.address.rpartition(":")
         self.port = int(port)
         self.url = f"http://{self.address}"
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.child.output()
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> Answer:
@@ -78,13 +64,7 @@ class Dashboard:
         return EventStream(self.host.strip("[]"), self.port, f"/api/scopes/{scope}/events", timeout)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=WAIT)
+        self.child.terminate()
 
 
 class EventStream:

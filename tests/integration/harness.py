@@ -1,15 +1,13 @@
-"""The integration harness: the real `shards` CLI and real worker OS processes on a fresh database."""
+"""The integration harness: the real `shards` CLI and real worker OS processes on a fresh database.
+
+The processes come from tooling.harness (which starts and stops them by pid); this adds the CLI
+and the test database's store and controller."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,12 @@ from shards.records import ProcessRecord
 from shards.states import State
 from shards_controller import Controller
 from shards_store import Store, connect
-from shards_store.embedded import free_port, start_embedded
+from tooling.harness import REPO, WAIT, Child, Processes, shards_command, shards_env, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 TEST_APP = "tests/integration/apps/testapp.py:app"
-WAIT = 60.0  # generous: tests wait on conditions, never on fixed sleeps
+WorkerProcess = Child  # the name the tests give a worker OS process
+
+__all__ = ["REPO", "TEST_APP", "WAIT", "CliResult", "ShardsHarness", "WorkerProcess", "wait_until"]
 
 
 @dataclass
@@ -33,48 +32,6 @@ class CliResult:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
-
-
-@dataclass
-class WorkerProcess:
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL: the worker vanishes without settling anything (a crashed pod)."""
-        self.popen.kill()
-        self.popen.wait(timeout=WAIT)
-
-    def terminate(self, timeout: float = WAIT) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=timeout)
-        return self.popen.returncode
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float = WAIT, what: str | Callable[[], str] = "condition"
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            described = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described}")
-        time.sleep(0.05)
 
 
 class ShardsHarness:
@@ -89,13 +46,13 @@ class ShardsHarness:
         # ("Unknown error: null"), and the harness polls the registry while workers start.
         self.store.ensure_indexes()
         self.controller = Controller(self.store)
-        self.workers: list[WorkerProcess] = []
-        self.env = {**os.environ, "SHARDS_MONGO_URI": uri}
-        self.env.pop("SHARDS_SCOPE", None)
+        self.env = shards_env(uri)
+        self.processes = Processes(workdir, self.env, grace=WAIT)
+        self.workers: list[WorkerProcess] = self.processes.workers
 
     def cli(self, *args: str, timeout: float = WAIT, env: dict[str, str] | None = None) -> CliResult:
         done = subprocess.run(
-            [sys.executable, "-m", "shards_cli", *args],
+            shards_command(*args),
             cwd=REPO,
             env={**self.env, **(env or {})},
             capture_output=True,
@@ -111,23 +68,16 @@ class ShardsHarness:
         return result
 
     def start_worker(
-        self, app: str = TEST_APP, *extra: str, concurrency: int = 1, env: dict[str, str] | None = None
+        self, app: str = TEST_APP, *extra: str, concurrency: int = 1, env: dict[str, str] | None = None,
+        log: str = "", stdout: Path | None = None,
     ) -> WorkerProcess:
-        log = self.workdir / f"worker-{len(self.workers)}.log"
-        command = [
-            sys.executable, "-m", "shards_cli", "worker", app,
-            "--concurrency", str(concurrency),
+        """A worker with the tests' short lease and intervals; its output in `log` (default
+        worker-<n>.log), or its stdout apart in `stdout` and its stderr in `log`."""
+        return self.processes.start_worker(
+            app, "--concurrency", str(concurrency),
             "--lease", "3", "--heartbeat", "0.5", "--progress-interval", "0.2",
-            *extra,
-        ]
-        with log.open("wb") as sink:
-            popen = subprocess.Popen(
-                command, cwd=REPO, env={**self.env, **(env or {})}, stdout=sink, stderr=subprocess.STDOUT
-            )
-        worker = WorkerProcess(popen, log)
-        self.workers.append(worker)
-        return worker
-
+            *extra, log=log, env=env, stdout=stdout,
+        )
     def start_workers(self, count: int, **options: Any) -> list[WorkerProcess]:
         started = [self.start_worker(**options) for _ in range(count)]
         wait_until(lambda: len(self.store.workers.alive()) >= count, what=f"{count} live workers")
@@ -151,39 +101,10 @@ class ShardsHarness:
         )
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.terminate()
+        self.processes.close()
         # The test's database goes with it: NX-27017 keeps at most 100 databases open and never
         # evicts one that a change stream follows (even one whose client is gone), so past 100 such
         # databases it closed each new one as soon as it opened it.
         with contextlib.suppress(Exception):
             self.store.client.drop_database(self.store.database.name)
         self.store.close()
-
-
-class RestartableMongo:
-    """An NX-27017 server of one test's own, which the test kills and restarts (an outage).
-
-    It keeps its port and data directory, so clients reconnect to the same data.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.proc = start_embedded(self.port, data_dir)
-
-    @property
-    def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/shards_outage"
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=WAIT)
-
-    def restart(self) -> None:
-        self.proc = start_embedded(self.port, self.data_dir)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=WAIT)

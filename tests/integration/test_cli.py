@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from pymongo import MongoClient
 from shards.states import State
 from shards_store.embedded import free_port
+from tooling.harness import Child, shards_command, spawn
 
-from integration.harness import REPO, ShardsHarness, wait_until
+from integration.harness import ShardsHarness, wait_until
 
 
-def _start_mongo(port: int, data: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "shards_cli", "mongo", "--port", str(port), "--data", str(data)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+def _start_mongo(port: int, data: Path) -> Child:
+    """`shards mongo` itself (the command under test), its output beside its data directory."""
+    return spawn(shards_command("mongo", "--port", str(port), "--data", str(data)),
+                 data.parent / f"shards-mongo-{port}.log", append=True, grace=30)
 
 
 def _ping(port: int) -> bool:
@@ -38,7 +36,6 @@ def test_shards_mongo_keeps_data_across_a_crash(tmp_path: Path) -> None:
             client["keep"]["things"].insert_one({"_id": "sheep", "n": 3})
     finally:
         server.kill()  # a crash: the pid file stays behind
-        server.wait(timeout=30)
     assert (data / "nx-27017.pid").exists()
     server = _start_mongo(port, data)
     try:
@@ -47,7 +44,6 @@ def test_shards_mongo_keeps_data_across_a_crash(tmp_path: Path) -> None:
             assert client["keep"]["things"].find_one({"_id": "sheep"}) == {"_id": "sheep", "n": 3}
     finally:
         server.terminate()
-        server.wait(timeout=30)
 
 
 def test_status_watch_follows_a_run_to_its_end(shards_env: ShardsHarness) -> None:
@@ -79,7 +75,6 @@ def test_a_worker_survives_a_mongo_restart(tmp_path: Path) -> None:
         harness.define("farm")
         harness.ok("launch", "quick", "--scope", "farm", "--wait", "--wait-timeout", "60")
         server.terminate()
-        server.wait(timeout=30)
         wait_until(lambda: "MongoDB unreachable" in worker.output(), what="the worker to notice the outage")
         server = _start_mongo(port, data)
         wait_until(lambda: _ping(port), what="the restarted server")
@@ -90,7 +85,6 @@ def test_a_worker_survives_a_mongo_restart(tmp_path: Path) -> None:
         if harness is not None:
             harness.close()
         server.terminate()
-        server.wait(timeout=30)
 
 
 def _column(table: str, index: int) -> str:

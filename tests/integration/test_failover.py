@@ -15,7 +15,8 @@ from pathlib import Path
 from shards.states import State
 from shards_worker import WorkerSettings
 
-from integration.harness import RestartableMongo, ShardsHarness, wait_until
+from integration.harness import ShardsHarness, wait_until
+from tooling.harness import EmbeddedMongo
 
 SCOPE = "election"
 DEFAULTS = WorkerSettings()  # the CLI's defaults are these; the harness' short ones are overridden
@@ -23,7 +24,7 @@ DEFAULT_FLAGS = ("--lease", f"{DEFAULTS.lease:g}", "--heartbeat", f"{DEFAULTS.he
 OUTAGE = 15.0
 
 
-def test_an_outage_as_long_as_an_election_stops_no_run(outage_env: tuple[ShardsHarness, RestartableMongo],
+def test_an_outage_as_long_as_an_election_stops_no_run(outage_env: tuple[ShardsHarness, EmbeddedMongo],
                                                        tmp_path: Path) -> None:
     harness, mongo = outage_env
     worker = harness.start_worker("tests/integration/apps/testapp.py:app", *DEFAULT_FLAGS, concurrency=2)
@@ -36,10 +37,10 @@ def test_an_outage_as_long_as_an_election_stops_no_run(outage_env: tuple[ShardsH
     time.sleep(2.5)  # a heartbeat or so before the fault: its worst moment is just after a beat
     mongo.kill()
     time.sleep(OUTAGE)  # the fault itself
-    mongo.restart()
+    mongo.start()
     done = harness.wait_state(SCOPE, "ticker", State.DONE, State.FAILED, State.STOPPED, timeout=90)
     assert (done.state, done.attempt, done.status.error) == (State.DONE, 1, "")
     attempts = {line.split()[0] for line in journal.read_text().splitlines()}
     assert attempts == {"1"}, attempts
-    assert worker.popen.poll() is None, "the worker exited"
+    assert worker.running, "the worker exited"
     assert "stopping" not in worker.output().lower(), worker.output()

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from shards.errors import InvalidArgs
 from shards.states import ACTIVE, FINAL, State
+from tooling.harness import EmbeddedMongo
 
-from integration.harness import RestartableMongo, ShardsHarness, wait_until
+from integration.harness import ShardsHarness, wait_until
 
 SCOPE = "farm"
-OutageEnv = tuple[ShardsHarness, RestartableMongo]
+OutageEnv = tuple[ShardsHarness, EmbeddedMongo]
 
 
 def nested(depth: int) -> dict[str, object]:
@@ -83,7 +84,7 @@ def test_a_run_that_ends_during_an_outage_is_recorded_when_mongo_returns(
     wait_until(lambda: lines_of(ended), what="the run's body to end during the outage")
     # The worker noticed it could not record the end: one line says so.
     wait_until(lambda: "MongoDB unreachable" in worker.output(), what="the worker to log the outage")
-    mongo.restart()
+    mongo.start()
     done = harness.wait_state(SCOPE, "finish-later", State.DONE)
     assert done.run_id == run.run_id
     assert harness.controller.history(SCOPE, "finish-later")[0].state is State.DONE
@@ -111,7 +112,7 @@ def test_an_outage_longer_than_the_lease_reaps_no_worker(outage_env: OutageEnv, 
     mongo.kill()
     time.sleep(lease + 2.0)  # the fault itself: the server stays away longer than the lease
     assert lines_of(ended), "the quick run's body ended during the outage"
-    mongo.restart()
+    mongo.start()
 
     def settled() -> bool:
         records = [harness.record(scope, "wait-for-stop") for scope in scopes]

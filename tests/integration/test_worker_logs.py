@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from shards.states import State
 
-from integration.harness import REPO, ShardsHarness, WorkerProcess, wait_until
+from integration.harness import ShardsHarness, WorkerProcess, wait_until
 
 APP = "tests/integration/apps/chatty_logs.py:app"
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
@@ -22,13 +20,8 @@ TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 def _start(env: ShardsHarness, *flags: str) -> tuple[WorkerProcess, Path]:
     """A worker whose stderr (the log) and stdout are kept apart; returns it and its stdout."""
     n = len(env.workers)
-    err, out = env.workdir / f"worker-{n}.err", env.workdir / f"worker-{n}.out"
-    command = [sys.executable, "-m", "shards_cli", "worker", APP, "--lease", "3", "--heartbeat", "0.5",
-               "--progress-interval", "0.2", *flags]
-    with err.open("wb") as err_sink, out.open("wb") as out_sink:
-        popen = subprocess.Popen(command, cwd=REPO, env=env.env, stdout=out_sink, stderr=err_sink)
-    worker = WorkerProcess(popen, err)
-    env.workers.append(worker)
+    out = env.workdir / f"worker-{n}.out"
+    worker = env.start_worker(APP, *flags, log=f"worker-{n}.err", stdout=out)
     wait_until(lambda: env.store.workers.alive(), what="a live worker")
     env.define("farm")
     return worker, out

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from shards_store.embedded import free_port, start_embedded
+if __package__ in (None, ""):  # run as a script: `python tests/tooling/mongo_servers.py ...`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tooling.harness import EmbeddedMongo, reap
 
 URI_ENV = "SHARDS_TEST_MONGO_URI"
 SERVER_ENV = "SHARDS_TEST_MONGO_SERVER"
@@ -111,13 +113,7 @@ class MongoServerHandle:
         if proc.stdin is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=timeout)
+        reap(proc, grace=timeout)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -140,16 +136,16 @@ def start_server(kind: str, workdir: Path) -> MongoServerHandle:
 
 
 def _start_nx(workdir: Path) -> MongoServerHandle:
-    data_dir = workdir / "nx-data"
     last_error: Exception | None = None
-    for _ in range(3):  # free_port() can race with another process taking the port
-        port = free_port()
+    for _ in range(3):  # the free port it picks can be taken by another process before it listens
+        server = EmbeddedMongo(workdir / "nx-data", grace=STOP_TIMEOUT_S)
         try:
-            proc = start_embedded(port, data_dir)
+            server.start()
         except Exception as exc:
             last_error = exc
             continue
-        return MongoServerHandle("nx", f"mongodb://127.0.0.1:{port}", proc, workdir, port)
+        assert server.child is not None
+        return MongoServerHandle("nx", server.uri, server.child.popen, workdir, server.port)
     raise MongoServerError(f"NX-27017 did not start: {last_error}")
 
 
