@@ -284,8 +284,8 @@ def test_a_pool_renders_its_worker_command(kube_cluster: KubeCluster, tmp_path: 
     assert container["image"] == "shards-example-sheep:0.1.0"
     assert container["command"] == ["shards", "worker"]
     assert container["args"] == ["sheep:app", "--pool", "default", "--concurrency", "4", "--shutdown-grace",
-                                 "20", "--lease", "45", "--worker-id", "$(POD_NAME)", "--metrics-port", "9100",
-                                 "--metrics-address", "0.0.0.0"]
+                                 "20", "--lease", "45", "--worker-id", "$(POD_NAME)", "--metrics-port",
+                                 "9100", "--metrics-address", "0.0.0.0"]
     assert pod["terminationGracePeriodSeconds"] == 30
     assert pod["serviceAccountName"] == "shards-worker"
     env = {var["name"]: var for var in container["env"]}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from shards.states import State
 from shards_worker import WorkerSettings
+from tooling.harness import EmbeddedMongo
 
 from integration.harness import ShardsHarness, wait_until
-from tooling.harness import EmbeddedMongo
 
 SCOPE = "election"
 DEFAULTS = WorkerSettings()  # the CLI's defaults are these; the harness' short ones are overridden
