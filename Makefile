@@ -34,7 +34,7 @@ $(VENV)/.installed-%: pyproject.toml
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 ## The whole suite: hygiene, unit, integration on NX-27017 and on mongo-java-server, chaos, e2e on a
 ## real kube-apiserver. Each pytest run fails when it collects no tests (exit code 5).
@@ -95,7 +95,7 @@ test-chaos: venv
 	$(PYTEST) tests/chaos
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 include mk/cluster.mk
 include mk/chart.mk
