@@ -42,8 +42,9 @@ class Fence:
                                    f"{silence:.0f}s, so it could not keep its lease", Cause.WORKER_LOST)
         if not lease.process_must_exit():
             return
-        # Code still executing counts, not an ended run's history write.
-        running = [run for run in self.ledger.executions() if not run.body_over]
+        # Code still executing counts: not an ended run's history write, nor a run whose OS process
+        # was just SIGKILLed (it executes nothing more; its supervisor has yet to see it exit).
+        running = [run for run in self.ledger.executions() if not run.body_over and not run.killed]
         if running:
             log.critical("%d runs still execute at the end of the lease; exiting "
                          "so that they cannot overlap with a relaunch elsewhere", len(running))
