@@ -7,8 +7,8 @@ fresh clone of HEAD with ``CI=true``, and prints how long it took. Everything it
 downloaded or built again by the run. Standard library only: no venv exists at that point.
 
 It refuses (one line, exit 2) when not root, while a local node runs (purging containerd under
-it would strand its Pods), or when purging a package would also remove one the project did not
-install.
+it would strand its Pods), or when purging a package would also remove one installed on purpose
+(marked manual) that the project did not install.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def installed(packages: list[str]) -> list[str]:
     return found
 
 
+def automatic() -> set[str]:
+    """Packages apt installed only as dependencies of others."""
+    proc = subprocess.run(["apt-mark", "showauto"], capture_output=True, text=True)
+    return set(proc.stdout.split())
+
+
 def purge_plan(packages: list[str]) -> list[str]:
     """Every package ``apt-get purge packages`` would remove (from its simulation)."""
     proc = subprocess.run(["apt-get", "-s", "purge", *packages], capture_output=True, text=True)
@@ -64,7 +70,9 @@ def check_preconditions() -> list[str]:
         raise Refused(f"a local node runs for {owner}: stop it first (make cluster-down)")
     ours = installed(programs.project_packages())
     if ours:
-        others = sorted(set(purge_plan(ours)) - set(programs.project_packages()))
+        # Dependencies apt installed along with ours (marked automatic) go with them; a package
+        # someone installed on purpose (marked manual: the machine's image) is never touched.
+        others = sorted(set(purge_plan(ours)) - set(programs.project_packages()) - automatic())
         if others:
             raise Refused(f"purging {' '.join(ours)} would also remove {' '.join(others)}, which the "
                           "project did not install; not touching them")

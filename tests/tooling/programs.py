@@ -98,6 +98,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("bash", "bash", False, "make fresh-check running .ci/run", IMAGE),
     Program("apt-get", "apt", False, "installing (this module) and purging (fresh-check) packages", IMAGE),
     Program("dpkg-query", "dpkg", False, "make fresh-check: which project packages are installed", IMAGE),
+    Program("apt-mark", "apt", False, "make fresh-check: which packages were dependencies only", IMAGE),
 )
 
 BY_NAME = {program.name: program for program in PROGRAMS}
