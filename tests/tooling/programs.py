@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
@@ -175,7 +176,7 @@ def _apt_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure(*names: str, log: object = None) -> list[str]:
+def ensure(*names: str, log: logging.Logger | None = None) -> list[str]:
     """Install the Debian packages of the missing programs among ``names``; returns the packages.
 
     ``apt-get install`` first, ``apt-get update`` and again when it fails (a fresh machine has no
@@ -211,10 +212,9 @@ def ensure(*names: str, log: object = None) -> list[str]:
         return packages
 
 
-def _say(log: object, message: str) -> None:
-    info = getattr(log, "info", None)
-    if callable(info):
-        info(message)
+def _say(log: logging.Logger | None, message: str) -> None:
+    if log is not None:
+        log.info("%s", message)
     else:
         print(f"[shards-programs] {message}", file=sys.stderr, flush=True)
 
