@@ -77,5 +77,6 @@ def test_the_upgrade_step_is_idempotent_and_safe_from_several_pods_at_once(shard
     assert "pool" not in docs["taken"]  # a taken one is its taker's: left as it is
     assert docs["heavy"]["pool"] == "heavy"
     claimed = [store.requests.claim(RequestKind.LAUNCH, "w-new", pool=DEFAULT_POOL) for _ in range(6)]
-    assert [request.run_id if request else None for request in claimed] == [f"old-{n}" for n in range(5)] + [None]
+    expected = [*(f"old-{n}" for n in range(5)), None]  # oldest first, then none: each once
+    assert [request.run_id if request else None for request in claimed] == expected
 
