@@ -1,7 +1,9 @@
 """`helm upgrade` from the previous release to the working tree, with runs active and launches
 queued: every launch ends exactly once (docs/upgrades.md).
 
-The previous release is a pinned commit: its chart (its own tree) and its images, built by the
+The test's controller is the working tree's: the previous release's workers run launches and
+define scopes written by the new release (N-1 reads N), and the new release's workers take the
+hand-offs and launches the previous one queued (N reads N-1). The previous release is a pinned commit: its chart (its own tree) and its images, built by the
 same image tooling and cached by commit under their own tag (tooling.images.previous)."""
 
 from __future__ import annotations
@@ -104,8 +106,13 @@ def test_helm_upgrade_with_runs_active_ends_every_launch_exactly_once(
     wait_until(lambda: all(state in FINAL for state in states().values()), timeout=2 * WAIT,
                what=f"every launch final: {states()}")
     assert set(states().values()) == {State.DONE}
+    histories = {scope: release.controller.history(scope, "count-sheep") for scope in scopes}
+    assert any(len(runs) > 1 for runs in histories.values()), "no run was active when its pod went"
+    # The pool-less launch waited for the new release (the old one claims by pool) and ran there.
+    [pool_less] = histories[scopes[-1]]
+    assert not any(pool_less.worker_id.startswith(f"{pod}-") for pod in old_pods)
     for scope, launch_id in launches.items():
-        runs = sorted(release.controller.history(scope, "count-sheep"), key=lambda run: run.attempt)
+        runs = sorted(histories[scope], key=lambda run: run.attempt)
         # Exactly one final attempt per launch: attempts 1..k of that launch, all but the last
         # handed off by a worker the upgrade stopped, the last Done; and never two at once.
         assert [run.attempt for run in runs] == list(range(1, len(runs) + 1)), scope
