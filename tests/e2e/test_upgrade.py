@@ -3,8 +3,9 @@ queued: every launch ends exactly once (docs/upgrades.md).
 
 The test's controller is the working tree's: the previous release's workers run launches and
 define scopes written by the new release (N-1 reads N), and the new release's workers take the
-hand-offs and launches the previous one queued (N reads N-1). The previous release is a pinned commit: its chart (its own tree) and its images, built by the
-same image tooling and cached by commit under their own tag (tooling.images.previous)."""
+hand-offs and launches the previous one queued (N reads N-1). The previous release is a pinned
+commit: its chart (its own tree) and its images, built by the same image tooling and cached by
+commit under their own tag (tooling.images.previous)."""
 
 from __future__ import annotations
 
