@@ -50,8 +50,19 @@ def _pool_less_launches(store: Store) -> int:
     for doc in store.requests.collection.find(legacy):
         key = (str(doc.get("scopeId", "")), str(doc.get("processId", "")))
         if key not in pools:
-            record = store.processes.get(*key)
-            pools[key] = record.pool if record is not None else DEFAULT_POOL
+            pools[key] = _pool_of(store, *key)
         fields = {"pool": pools[key], SCHEMA_FIELD: SCHEMA_VERSION}
         moved += store.requests.collection.update_one({"_id": doc["_id"], **legacy}, {"$set": fields})
     return moved
+
+
+def _pool_of(store: Store, scope_id: str, process_id: str) -> str:
+    """The pool a process's record names; the default one when there is no record, or one this
+    release cannot read (the upgrade step must never keep a worker or operator from starting)."""
+    try:
+        record = store.processes.get(scope_id, process_id)
+    except (KeyError, TypeError, ValueError) as error:
+        log.warning("shards.store: upgrade: the record of %s/%s is unreadable (%s): its launch goes "
+                    "to the default pool", scope_id, process_id, error)
+        return DEFAULT_POOL
+    return record.pool if record is not None else DEFAULT_POOL

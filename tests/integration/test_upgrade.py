@@ -80,3 +80,16 @@ def test_the_upgrade_step_is_idempotent_and_safe_from_several_pods_at_once(shard
     expected = [*(f"old-{n}" for n in range(5)), None]  # oldest first, then none: each once
     assert [request.run_id if request else None for request in claimed] == expected
 
+
+
+def test_a_legacy_launch_goes_to_its_process_pool_even_past_an_unreadable_record(
+    shards_env: ShardsHarness,
+) -> None:
+    store = shards_env.store
+    _legacy_launches(store, 3)  # processes p0, p1, p2 of scope farm
+    processes = store.processes.collection.mongo
+    processes.insert_one({"scopeId": "farm", "processId": "p0", "name": "P0", "pool": "heavy"})
+    processes.insert_one({"scopeId": "farm", "processId": "p1", "status": {"state": "NoSuchState"}})
+    assert upgrade(store).launches == 3
+    pools = {doc["_id"]: doc["pool"] for doc in store.requests.collection.find({})}
+    assert pools == {"old-0": "heavy", "old-1": DEFAULT_POOL, "old-2": DEFAULT_POOL}
