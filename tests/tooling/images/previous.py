@@ -11,10 +11,12 @@ from buildah's storage after export: the archives are the cache).
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +60,8 @@ def _build(commit: str, tag: str, folder: Path, src: Path) -> None:
     with step(f"previous release {commit[:12]}: git archive"):
         archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", "--format=tar", commit],
                                  capture_output=True, check=True, timeout=120)
-        subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True, timeout=120)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tree:
+            tree.extractall(src, filter="data")
     wheel_dir = _wheels(src, folder / "wheels")
     base_ref = base.ensure_base()
     archives: dict[str, str] = {}
