@@ -82,6 +82,7 @@ def _build(commit: str, tag: str, folder: Path, src: Path) -> None:
     for spec in reversed(IMAGES):  # the archives are the cache; buildah's vfs copies are large
         buildah("rmi", f"localhost/{spec.name}:{tag}", timeout=300)
     shutil.rmtree(folder / "wheels", ignore_errors=True)
+    shutil.rmtree(folder / "contexts", ignore_errors=True)
     (folder / ".complete").write_text(json.dumps(archives, indent=2) + "\n")
     log.info("previous release %s: %s", commit[:12], ", ".join(archives))
 
