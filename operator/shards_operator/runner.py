@@ -8,7 +8,7 @@ import threading
 
 import kopf
 from shards_controller import Controller
-from shards_store import connect
+from shards_store import connect, upgrade
 
 from shards_operator import metrics
 from shards_operator.kube import KubePatcher, load_credentials
@@ -52,6 +52,7 @@ def run_operator(settings: OperatorSettings) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     SHARED.settings = settings
     SHARED.controller = Controller(connect(settings.mongo_uri))
+    upgrade(SHARED.controller.store)  # what an older release left, brought up to this one
     if settings.metrics_port:
         metrics.register_pool_census(SHARED.controller.store)
     SHARED.mirror = StatusMirror(SHARED.controller, KubePatcher(), settings.status_interval)

@@ -13,6 +13,12 @@ from shards.states import State
 Document = dict[str, Any]
 DEFAULT_POOL = "default"  # the pool of a process that names none, and of a worker started without --pool
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Every document Shards creates says which schema its writer knew (docs/upgrades.md): a document
+# without the field was written before versions existed (0). Within a version, documents only
+# gain fields, with defaults that readers of the version before ignore; what the version before
+# must not act on gets a new `kind` or state it does not match, and a higher version.
+SCHEMA_FIELD = "schemaVersion"
+SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
@@ -185,6 +191,7 @@ class ProcessRecord:
 
     def to_doc(self) -> Document:
         return {
+            SCHEMA_FIELD: SCHEMA_VERSION,
             "scopeId": self.scope_id,
             "processId": self.process_id,
             "name": self.name,

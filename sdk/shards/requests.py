@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shards.records import Document, at_ms, to_ms, utcnow
+from shards.records import DEFAULT_POOL, SCHEMA_FIELD, SCHEMA_VERSION, Document, at_ms, to_ms, utcnow
 
 
 class RequestKind:
@@ -43,6 +43,7 @@ class Request:
 
     def to_doc(self) -> Document:
         doc: Document = {
+            SCHEMA_FIELD: SCHEMA_VERSION,
             "kind": self.kind,
             "scopeId": self.scope_id,
             "processId": self.process_id,
@@ -61,6 +62,8 @@ class Request:
 
     @classmethod
     def from_doc(cls, doc: Document) -> Request:
+        # A launch queued before pools existed carries none: it is the default pool's.
+        no_pool = DEFAULT_POOL if doc["kind"] == RequestKind.LAUNCH else ANY_POOL
         return cls(
             kind=doc["kind"],
             scope_id=doc["scopeId"],
@@ -69,7 +72,7 @@ class Request:
             args=doc.get("args") or {},
             options=doc.get("options") or {},
             target_worker=doc.get("targetWorker", ANY_WORKER),
-            pool=doc.get("pool", ANY_POOL),
+            pool=doc.get("pool") or no_pool,
             state=doc.get("state", RequestState.PENDING),
             taken_by=doc.get("takenBy", ""),
             created_at=at_ms(doc["createdAt"]),

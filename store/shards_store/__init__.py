@@ -2,5 +2,7 @@
 
 from shards_store.changes import ChangeFeed, ChangeFeedError, PollPace
 from shards_store.store import Store, connect, default_uri, redact
+from shards_store.upgrade import Upgraded, upgrade
 
-__all__ = ["ChangeFeed", "ChangeFeedError", "PollPace", "Store", "connect", "default_uri", "redact"]
+__all__ = ["ChangeFeed", "ChangeFeedError", "PollPace", "Store", "Upgraded", "connect", "default_uri",
+           "redact", "upgrade"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
-from shards.records import now_ms
+from shards.records import SCHEMA_FIELD, SCHEMA_VERSION, now_ms
 
 from shards_store.changes import ChangeFeed
 from shards_store.collection import Collection
@@ -32,7 +32,8 @@ class RunLogs:
         `dropped`: how many of the run's lines are no longer kept."""
         update: dict[str, Any] = {
             "$set": {"dropped": dropped, "updatedAt": now_ms()},
-            "$setOnInsert": {"runId": run_id, "scopeId": scope_id, "processId": process_id},
+            "$setOnInsert": {SCHEMA_FIELD: SCHEMA_VERSION, "runId": run_id, "scopeId": scope_id,
+                             "processId": process_id},
         }
         if lines:
             update["$push"] = {"lines": {"$each": lines, "$slice": -max(1, keep)}}

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
-from shards.records import ProcessStatus, RunRecord, to_ms
+from shards.records import SCHEMA_FIELD, SCHEMA_VERSION, ProcessStatus, RunRecord, to_ms
 from shards.states import State
 
 from shards_store.collection import Collection
@@ -59,6 +59,7 @@ class RunHistory:
         """Upsert: every run id a record names has its history entry, whichever write comes
         first (a launching client that died before writing it, a worker ahead of the client)."""
         on_insert: dict[str, Any] = {
+            SCHEMA_FIELD: SCHEMA_VERSION,
             "runId": run_id,  # also the _id; kept for databases with the old unique index on it
             "scopeId": scope_id,
             "processId": process_id,

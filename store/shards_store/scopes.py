@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shards.records import ScopeRecord, now_ms
+from shards.records import SCHEMA_FIELD, SCHEMA_VERSION, ScopeRecord, now_ms
 
 from shards_store.collection import Collection
 
@@ -38,7 +38,8 @@ class ScopeCatalog:
         }
         if not error:
             fields["processIds"] = process_ids
-        self.collection.update_one({"_id": scope_id}, {"$set": fields}, upsert=True)
+        update = {"$set": fields, "$setOnInsert": {SCHEMA_FIELD: SCHEMA_VERSION}}
+        self.collection.update_one({"_id": scope_id}, update, upsert=True)
 
     def acknowledge(self, scope_id: str, request_id: str) -> None:
         """Mark a define request handled without changing the scope (only_if_missing)."""

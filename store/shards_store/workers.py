@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from shards.records import DEFAULT_POOL, WorkerRecord, now_ms
+from shards.records import DEFAULT_POOL, SCHEMA_FIELD, SCHEMA_VERSION, WorkerRecord, now_ms
 
 from shards_store.collection import Collection
 
@@ -29,6 +29,7 @@ class WorkerRegistry:
         now = now_ms()
         self.collection.insert_one({
             "_id": worker_id,
+            SCHEMA_FIELD: SCHEMA_VERSION,
             "name": name,
             "host": host,
             "pid": pid,

@@ -311,6 +311,48 @@ def test_projection_of_a_dotted_field(jobs: Collection) -> None:
     assert without_id(doc) == {"name": "d", "status": {"state": "Running"}}
 
 
+def _launches_old_and_new(mongo_db: Database) -> Collection:
+    coll = mongo_db["requests"]
+    coll.insert_many([
+        {"_id": "old", "state": "Pending", "kind": "launch", "targetWorker": ""},
+        {"_id": "old-taken", "state": "Taken", "kind": "launch", "targetWorker": ""},
+        {"_id": "null", "state": "Pending", "kind": "launch", "targetWorker": "", "pool": None},
+        {"_id": "empty", "state": "Pending", "kind": "launch", "targetWorker": "", "pool": ""},
+        {"_id": "new", "state": "Pending", "kind": "launch", "targetWorker": "", "pool": "heavy"},
+        {"_id": "stop", "state": "Pending", "kind": "stop", "targetWorker": "w1", "pool": ""},
+    ])
+    return coll
+
+
+def test_in_null_matches_a_missing_field_in_every_operation(mongo_db: Database) -> None:
+    """The upgrade step (shards_store.upgrade): `{field: {"$in": [None, ""]}}` finds the
+    documents an older release wrote without the field, or with the sentinel, beside the claim's
+    equality fields, in find, count, update_one, update_many and find_one_and_update."""
+    coll = _launches_old_and_new(mongo_db)
+    legacy = {"state": "Pending", "kind": "launch", "targetWorker": "", "pool": {"$in": [None, ""]}}
+    assert {doc["_id"] for doc in coll.find(legacy)} == {"old", "null", "empty"}
+    assert coll.count_documents(legacy) == 3
+    assert coll.update_one({"_id": "old", **legacy}, {"$set": {"pool": "default"}}).matched_count == 1
+    assert coll.update_one({"_id": "old", **legacy}, {"$set": {"pool": "other"}}).matched_count == 0
+    assert coll.update_one({"_id": "new", **legacy}, {"$set": {"pool": "other"}}).matched_count == 0
+    taken = coll.find_one_and_update(legacy, {"$set": {"pool": "default"}}, sort=[("_id", ASCENDING)])
+    assert taken is not None and taken["_id"] == "empty"
+    assert coll.update_many(legacy, {"$set": {"pool": "default"}}).modified_count == 1  # "null"
+    assert coll.update_many(legacy, {"$set": {"pool": "other"}}).modified_count == 0
+    pools = {doc["_id"]: doc.get("pool") for doc in coll.find({})}
+    assert pools == {"old": "default", "old-taken": None, "null": "default", "empty": "default",
+                     "new": "heavy", "stop": ""}
+
+
+@deviates_on(nx="count_documents with {field: None} counts only explicit nulls, not missing fields "
+             "(find, update and find_one_and_update match both)")
+def test_equality_to_null_matches_a_missing_field(mongo_db: Database) -> None:
+    coll = _launches_old_and_new(mongo_db)
+    legacy = {"state": "Pending", "kind": "launch", "targetWorker": "", "pool": None}
+    assert {doc["_id"] for doc in coll.find(legacy)} == {"old", "null"}
+    assert coll.count_documents(legacy) == 2
+
+
 # ---------------------------------------------------------------- writes
 
 

@@ -4,8 +4,17 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
-from shards.records import ProcessRecord, ProcessStatus, Progress, from_ms, to_ms
-from shards.requests import Request
+from shards.records import (
+    DEFAULT_POOL,
+    SCHEMA_FIELD,
+    SCHEMA_VERSION,
+    ProcessRecord,
+    ProcessStatus,
+    Progress,
+    from_ms,
+    to_ms,
+)
+from shards.requests import ANY_POOL, Request
 from shards.states import State
 
 moments = st.datetimes(
@@ -75,3 +84,15 @@ def test_an_ended_status_has_exactly_its_own_end_time(state: State, since: datet
 
 def test_a_run_that_never_started_has_no_duration() -> None:
     assert ProcessStatus.ended(State.STOPPED).duration is None
+
+
+def test_documents_say_their_schema_version_and_old_ones_read_with_defaults() -> None:
+    launch = Request(kind="launch", scope_id="s", process_id="p", run_id="r", pool="heavy")
+    assert launch.to_doc()[SCHEMA_FIELD] == SCHEMA_VERSION
+    assert ProcessRecord(scope_id="s", process_id="p", name="P").to_doc()[SCHEMA_FIELD] == SCHEMA_VERSION
+    # As a release before pools and schema versions wrote them: a launch is the default pool's.
+    old = {"kind": "launch", "scopeId": "s", "processId": "p", "runId": "r", "createdAt": 0}
+    assert Request.from_doc(old).pool == DEFAULT_POOL
+    assert Request.from_doc(old | {"kind": "stop", "targetWorker": "w"}).pool == ANY_POOL
+    record = ProcessRecord.from_doc({"scopeId": "s", "processId": "p"})
+    assert (record.pool, record.name, record.state) == (DEFAULT_POOL, "p", State.IDLE)

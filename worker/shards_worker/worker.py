@@ -22,7 +22,7 @@ from collections.abc import Callable
 from shards.app import App
 from shards.errors import StoreUnavailable
 from shards.requests import Request
-from shards_store import Store
+from shards_store import Store, upgrade
 from shards_store.workers import GONE
 
 from shards_worker.claiming import Claiming
@@ -99,6 +99,7 @@ class Worker:
 
     def start(self) -> None:
         self.store.ensure_indexes()
+        upgrade(self.store)  # before the first claim: what an older release left becomes claimable
         self.host.warm()
         sent = time.monotonic()
         self.state.id = self.store.workers.register(

@@ -1,4 +1,4 @@
-"""python -m tooling.images {build,context,archives,base}"""
+"""python -m tooling.images {build,context,archives,base,previous}"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import base, builder
+from . import base, builder, previous
 from ._common import ImageError, cache_lock, configure_cli_logging, ensure_host_tools, log
 
 
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("dir", type=Path)
     sub.add_parser("archives", help="build if needed, then print {image: docker-archive path} as JSON")
     sub.add_parser("base", help="make (or import) only the local base image and print its name")
+    p = sub.add_parser("previous", help="the chart and images of an earlier commit (cached), as JSON")
+    p.add_argument("commit")
     args = parser.parse_args(argv)
     configure_cli_logging()
     try:
@@ -32,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
             print(builder.export_context(args.dir))
         elif args.command == "archives":
             print(json.dumps({k: str(v) for k, v in builder.image_archives().items()}, indent=2))
+        elif args.command == "previous":
+            release = previous.previous_release(args.commit)
+            print(json.dumps({"chart": str(release.chart), "tag": release.tag,
+                              "archives": {k: str(v) for k, v in release.archives.items()}}, indent=2))
         elif args.command == "base":
             ensure_host_tools()
             with cache_lock():
