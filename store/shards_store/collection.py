@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.collection import Collection as MongoCollection
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure
 from shards.errors import StoreUnavailable
 
 from shards_store.indexes import QueryShape
@@ -115,6 +115,28 @@ class Collection:
     def update_one(self, query: Doc, update: Doc, *, upsert: bool = False) -> int:
         self._log.note(self.name, query, operation="update_one")
         return self.mongo.update_one(query, update, upsert=upsert).matched_count
+
+    @translated
+    def upsert_many(self, writes: list[tuple[Doc, Doc]]) -> tuple[int, int]:
+        """Upsert each (query, update) in one unordered bulk write: (matched, upserted). Two
+        writers upserting the same new key race on the unique index; the loser's write is
+        retried once, and then matches."""
+        if not writes:
+            return 0, 0
+        for query, _ in writes:
+            self._log.note(self.name, query, operation="upsert_many")
+        operations = [UpdateOne(query, update, upsert=True) for query, update in writes]
+        try:
+            result = self.mongo.bulk_write(operations, ordered=False)
+        except BulkWriteError as error:
+            details = error.details
+            duplicates = [e["index"] for e in details.get("writeErrors", []) if e.get("code") == 11000]
+            if len(duplicates) != len(details.get("writeErrors", [])) or details.get("writeConcernErrors"):
+                raise
+            again = self.mongo.bulk_write([operations[i] for i in duplicates], ordered=False)
+            return (details.get("nMatched", 0) + again.matched_count,
+                    details.get("nUpserted", 0) + again.upserted_count)
+        return result.matched_count, result.upserted_count
 
     @translated
     def delete_one(self, query: Doc) -> int:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, UpdateOne
 from pymongo.change_stream import ChangeStream
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -457,6 +457,31 @@ def test_upsert_with_set_on_insert(mongo_db: Database) -> None:
         "key": "a", "scopeId": "s1", "seen": 2, "createdAt": at(0), "state": "New"
     }
     assert coll.count_documents({}) == 1
+
+
+def test_bulk_write_of_unordered_upserts_with_set_on_insert(mongo_db: Database) -> None:
+    """A define writes its records as unordered bulk upserts: inserts and updates in one batch,
+    $setOnInsert only on insert, and the batch again changes nothing (it is idempotent)."""
+    coll = mongo_db["records"]
+    coll.create_index([("scopeId", ASCENDING), ("processId", ASCENDING)], unique=True)
+    coll.insert_one({"scopeId": "s1", "processId": "p0", "name": "old", "state": "Done"})
+
+    def batch(name: str) -> list[UpdateOne]:
+        return [UpdateOne({"scopeId": "s1", "processId": f"p{i}"},
+                          {"$set": {"name": name}, "$setOnInsert": {"state": "Idle"}}, upsert=True)
+                for i in range(3)]
+
+    result = coll.bulk_write(batch("new"), ordered=False)
+    assert (result.matched_count, result.upserted_count) == (1, 2)
+    docs = {doc["processId"]: without_id(doc) for doc in coll.find({"scopeId": "s1"})}
+    assert docs == {
+        "p0": {"scopeId": "s1", "processId": "p0", "name": "new", "state": "Done"},
+        "p1": {"scopeId": "s1", "processId": "p1", "name": "new", "state": "Idle"},
+        "p2": {"scopeId": "s1", "processId": "p2", "name": "new", "state": "Idle"},
+    }
+    again = coll.bulk_write(batch("new"), ordered=False)
+    assert (again.matched_count, again.upserted_count) == (3, 0)
+    assert coll.count_documents({}) == 3
 
 
 def test_upsert_by_id_takes_the_id_from_the_filter(mongo_db: Database) -> None:
