@@ -78,21 +78,35 @@ class ProcessRecords:
                                    upsert=True)
 
     def define_many(self, scope_id: str, definitions: list[tuple[str, dict[str, Any]]]) -> int:
-        """define() for many processes in one unordered bulk write (idempotent: written again, a
-        batch changes nothing). Returns how many records it created."""
-        writes = [(_key(scope_id, process_id), _definition(scope_id, process_id, fields))
-                  for process_id, fields in definitions]
-        return self.collection.upsert_many(writes)[1]
+        """define() for many processes: one read of those that exist, then one unordered bulk
+        write of the missing (inserted) and the changed (upserted); unchanged records are not
+        written. Idempotent: written again, a batch changes nothing. Returns how many records
+        it created."""
+        if not definitions:
+            return 0
+        ids = sorted(process_id for process_id, _ in definitions)
+        existing = {doc["processId"]: doc
+                    for doc in self.collection.find({"scopeId": scope_id, "processId": {"$in": ids}})}
+        inserts, upserts = [], []
+        for process_id, fields in definitions:
+            key, update = _key(scope_id, process_id), _definition(scope_id, process_id, fields)
+            found = existing.get(process_id)
+            if found is None:
+                inserts.append(({**key, **update["$setOnInsert"], **fields}, key, update))
+            elif any(found.get(name) != value for name, value in fields.items()):
+                upserts.append((key, update))
+        return self.collection.write_many(inserts, upserts)
 
     def remove_idle(self, scope_id: str, keep: list[str] | None = None) -> int:
         """Delete the scope's records that are not active (all of them, or those not in keep).
 
         The state is checked again in the delete itself, so a process launched meanwhile stays.
         """
+        kept = None if keep is None else set(keep)
         doomed = [
             record.process_id
             for record in self.in_scope(scope_id)
-            if record.state in LAUNCHABLE and (keep is None or record.process_id not in keep)
+            if record.state in LAUNCHABLE and (kept is None or record.process_id not in kept)
         ]
         if not doomed:
             return 0
