@@ -24,11 +24,18 @@ def dashboard(
         help="Port to listen on (0: any free one).")] = 8765,
     token: Annotated[str, typer.Option(
         envvar="SHARDS_DASHBOARD_TOKEN", show_default=False,
-        help="Actions (run, stop, dismiss, purge) need 'Authorization: Bearer TOKEN'; the page asks "
-             "for it. Prefer the environment variable: a command line is visible to others.")] = "",
+        help="Every read and action needs it: the page asks for it once (a session cookie), scripts "
+             "send 'Authorization: Bearer TOKEN'. Prefer the environment variable: a command line is "
+             "visible to others.")] = "",
     read_only: Annotated[bool, typer.Option(
         "--read-only", envvar="SHARDS_DASHBOARD_READ_ONLY", help="Show, never act: no action buttons; "
                                                                  "the server refuses actions.")] = False,
+    max_live: Annotated[int, typer.Option(
+        min=1, envvar="SHARDS_DASHBOARD_MAX_LIVE",
+        help="Live pages (push channels) at once; more are refused (503).")] = 100,
+    max_live_per_client: Annotated[int, typer.Option(
+        min=1, envvar="SHARDS_DASHBOARD_MAX_LIVE_PER_CLIENT",
+        help="Live pages from one client address (a proxy in front is one client).")] = 20,
     poll: Annotated[float, typer.Option(
         min=0.0, envvar="SHARDS_DASHBOARD_POLL",
         help="Also re-read the open scopes every this many seconds (0: the change stream alone), for "
@@ -50,4 +57,5 @@ def dashboard(
         raise ShardsError(problem)
     serving()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve(connect(mongo), host=host, port=port, token=token, read_only=read_only, scope=scope, poll=poll)
+    serve(connect(mongo), host=host, port=port, token=token, read_only=read_only, scope=scope, poll=poll,
+          max_live=max_live, max_live_per_client=max_live_per_client)

@@ -82,6 +82,18 @@ def pool_summary(workers: list[WorkerRecord], pending: dict[str, int]) -> dict[s
     return summary
 
 
+def _define_waiting(scope_id: str, request: Request | None, timeout: float) -> str:
+    """Why a define is not done yet, after `timeout` seconds without news of it."""
+    if request is None or not request.taken_by:
+        return (f"no worker took the define of scope {scope_id!r} within {timeout:.0f}s "
+                "(is a worker running?)")
+    done, total = request.progress.get("done"), request.progress.get("total")
+    how_far = (f"{done:,} of {total:,} processes written, none in the last {timeout:.0f}s"
+               if isinstance(done, int) and isinstance(total, int) else "computing its catalog")
+    return (f"worker {request.taken_by} is defining scope {scope_id!r} ({how_far}); it goes on "
+            "(shards scopes shows it once defined)")
+
+
 def no_worker_message(process_id: str, pool: str) -> str:
     return (f"no live worker in pool {pool!r} offers process {process_id!r}; it runs when one starts "
             f"(shards worker APP --pool {pool})")
@@ -104,14 +116,23 @@ class Controller:
         return self.store.requests.submit(request)
 
     def wait_defined(self, request: Request, timeout: float = 30.0) -> ScopeRecord:
-        scope = _wait(
-            lambda: self.store.scopes.get(request.scope_id),
-            lambda s: s is not None and s.request_id == str(request.id),
-            timeout,
-            f"no worker handled the define of scope {request.scope_id!r} within {timeout:.0f}s "
-            "(is a worker running?)",
-        )
-        assert scope is not None
+        """The scope once a worker has defined it. `timeout` bounds the wait for a worker to
+        take the define and, once one has, the time without progress: a large define goes on
+        as long as its batches do. TimedOut says who is on it and how far it got."""
+        deadline = time.monotonic() + timeout
+        delay, seen = 0.05, None
+        while True:
+            scope = self.store.scopes.get(request.scope_id)
+            if scope is not None and scope.request_id == str(request.id):
+                break
+            current = self.store.requests.get(request.id)
+            progress = (current.taken_by, current.progress.get("done")) if current else None
+            if progress != seen and current is not None and current.taken_by:
+                seen, deadline = progress, time.monotonic() + timeout
+            if time.monotonic() >= deadline:
+                raise TimedOut(_define_waiting(request.scope_id, current, timeout))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
         if scope.state == "Failed":
             raise ShardsError(f"defining scope {scope.scope_id!r} failed: {scope.error}")
         return scope

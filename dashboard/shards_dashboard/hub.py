@@ -18,7 +18,8 @@ from shards.errors import ShardsError
 Doc = dict[str, Any]
 FLUSH_INTERVAL = 0.1  # seconds between two messages to one page
 PAGE_LIMIT = 2000  # pending process ids per page before it gets a full snapshot instead
-MAX_PAGES = 500  # live pages at once (each holds a connection and a queue: about 30 KB)
+MAX_PAGES = 100  # live pages at once (each holds a connection and a queue: about 30 KB)
+MAX_PER_CLIENT = 20  # live pages of one client address (a proxy in front counts as one client)
 
 
 class TooManyPages(ShardsError):
@@ -29,8 +30,9 @@ class Page:
     """One open page (one push channel) on one scope."""
 
     def __init__(self, scope: str, wake: Callable[[], None], *, limit: int = PAGE_LIMIT,
-                 interval: float = FLUSH_INTERVAL) -> None:
+                 interval: float = FLUSH_INTERVAL, client: str = "") -> None:
         self.scope = scope
+        self.client = client  # the address it was opened from
         self.limit = limit
         self.interval = interval
         self._wake = wake
@@ -89,19 +91,25 @@ class Hub:
     """The pages of every scope; the feed publishes here, pages subscribe."""
 
     def __init__(self, *, limit: int = PAGE_LIMIT, interval: float = FLUSH_INTERVAL,
-                 max_pages: int = MAX_PAGES) -> None:
+                 max_pages: int = MAX_PAGES, max_per_client: int = MAX_PER_CLIENT) -> None:
         self.limit = limit
         self.max_pages = max_pages  # live pages at once: each holds a connection and a queue
+        self.max_per_client = max_per_client
         self.interval = interval
         self._lock = threading.Lock()
         self._pages: dict[str, set[Page]] = {}
         self.changed = threading.Event()  # the set of watched scopes changed (for a polling feed)
 
-    def subscribe(self, scope: str, wake: Callable[[], None]) -> Page:
-        page = Page(scope, wake, limit=self.limit, interval=self.interval)
+    def subscribe(self, scope: str, wake: Callable[[], None], client: str = "") -> Page:
+        page = Page(scope, wake, limit=self.limit, interval=self.interval, client=client)
         with self._lock:
-            if sum(len(pages) for pages in self._pages.values()) >= self.max_pages:
-                raise TooManyPages(f"too many live pages ({self.max_pages}); try again later")
+            live = [page for pages in self._pages.values() for page in pages]
+            if len(live) >= self.max_pages:
+                raise TooManyPages(f"too many live pages ({self.max_pages}, the dashboard's "
+                                   "--max-live); try again later")
+            if sum(1 for other in live if other.client == client) >= self.max_per_client:
+                raise TooManyPages(f"too many live pages from this client ({self.max_per_client}, the "
+                                   "dashboard's --max-live-per-client); close some of its tabs")
             self._pages.setdefault(scope, set()).add(page)
         self.changed.set()
         return page

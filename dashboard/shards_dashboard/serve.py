@@ -12,7 +12,7 @@ from shards_store import Store
 
 from shards_dashboard.auth import Guard, is_loopback, startup_problem
 from shards_dashboard.feed import Follower
-from shards_dashboard.hub import Hub
+from shards_dashboard.hub import MAX_PAGES, MAX_PER_CLIENT, Hub
 from shards_dashboard.server import Dashboard, build_app
 
 log = logging.getLogger("shards.dashboard")
@@ -36,21 +36,21 @@ def bind(host: str, port: int) -> socket.socket:
 
 def describe(guard: Guard, host: str) -> str:
     if guard.read_only:
-        return "read-only"
+        return "read-only; reads need the token" if guard.token else "read-only"
     if guard.token:
-        return "actions need the token"
+        return "reads and actions need the token"
     return "actions open to this machine (loopback)" if is_loopback(host) else "actions open"
 
 
 def serve(store: Store, *, host: str, port: int, token: str, read_only: bool, scope: str,
-          poll: float = 0.0) -> None:
+          poll: float = 0.0, max_live: int = MAX_PAGES, max_live_per_client: int = MAX_PER_CLIENT) -> None:
     problem = startup_problem(host, token, read_only)
     if problem:
         raise ShardsError(problem)
     import uvicorn
 
     guard = Guard(token=token, read_only=read_only)
-    hub = Hub()
+    hub = Hub(max_pages=max_live, max_per_client=max_live_per_client)
     follower = Follower(store, hub, poll=poll)
     app = build_app(Dashboard(Controller(store), hub, guard, scope=scope, follower=follower), host)
     sock = bind(host, port)

@@ -36,7 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from shards_dashboard import views
-from shards_dashboard.auth import Guard, Refused, host_allowed
+from shards_dashboard.auth import NEEDS_TOKEN, SESSION_COOKIE, SESSION_TTL, Guard, Refused, host_allowed
 from shards_dashboard.feed import Follower
 from shards_dashboard.hub import Hub, TooManyPages
 
@@ -85,8 +85,45 @@ class Dashboard:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     def config(self, request: Request) -> Response:
+        """Open to all, so the page knows to ask for the token; says nothing more until then."""
+        if not authorized(self.guard, request):
+            return JSONResponse({"tokenRequired": True, "authenticated": False})
         return JSONResponse({"scope": self.scope, "readOnly": self.guard.read_only,
-                             "tokenRequired": self.guard.token_required})
+                             "tokenRequired": self.guard.token_required, "authenticated": True})
+
+    # -- sessions -------------------------------------------------------------------------------
+    async def login(self, request: Request) -> Response:
+        """The token, posted once as JSON from the page, for a session cookie (the token is
+        never in a URL, so never in a log or a history)."""
+        try:
+            self.guard.check_request(request.headers.get("content-type"), request.headers.get("origin"),
+                                     request.headers.get("host"))
+        except Refused as refused:
+            return problem(refused)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        given = body.get("token") if isinstance(body, dict) else None
+        if not self.guard.token:
+            return JSONResponse({"authenticated": True})
+        if not isinstance(given, str) or not self.guard.is_token(given.strip()):
+            return problem(Refused("wrong token", 401))
+        answer = JSONResponse({"authenticated": True})
+        answer.set_cookie(SESSION_COOKIE, self.guard.new_session(), max_age=SESSION_TTL, path="/",
+                          httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return answer
+
+    async def logout(self, request: Request) -> Response:
+        try:
+            self.guard.check_request(request.headers.get("content-type"), request.headers.get("origin"),
+                                     request.headers.get("host"))
+        except Refused as refused:
+            return problem(refused)
+        answer = JSONResponse({"authenticated": False})
+        answer.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                             secure=request.url.scheme == "https")
+        return answer
 
     def scopes(self, request: Request) -> Response:
         return self._answer(lambda: {"scopes": self.controller.scope_ids()})
@@ -157,7 +194,8 @@ class Dashboard:
     async def _body(self, request: Request) -> dict[str, Any] | Response:
         try:
             self.guard.check_action(request.headers.get("authorization"), request.headers.get("content-type"),
-                                    request.headers.get("origin"), request.headers.get("host"))
+                                    request.headers.get("origin"), request.headers.get("host"),
+                                    request.cookies.get(SESSION_COOKIE))
         except Refused as refused:
             return problem(refused)
         raw = await request.body()
@@ -186,7 +224,7 @@ class Dashboard:
         def wake() -> None:  # from the feed's thread
             loop.call_soon_threadsafe(woken.set)
         try:
-            page = self.hub.subscribe(scope, wake)
+            page = self.hub.subscribe(scope, wake, client=request.client.host if request.client else "")
         except TooManyPages as error:
             return problem(error)
         return StreamingResponse(self._stream(page, woken), media_type="text/event-stream",
@@ -221,9 +259,17 @@ class Dashboard:
             self.hub.unsubscribe(page)
 
 
-def guarded(app: ASGI, bound_host: str) -> ASGI:
+OPEN_API = {"/api/config", "/api/login", "/api/logout"}  # with a token, the rest of /api needs it
+
+
+def authorized(guard: Guard, request: Request) -> bool:
+    return guard.authorized(request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE))
+
+
+def guarded(app: ASGI, bound_host: str, guard: Guard) -> ASGI:
     """Security headers on every response; on a loopback-bound server, a Host that is not
-    loopback (DNS rebinding) is refused."""
+    loopback (DNS rebinding) is refused; with a token, every API request but OPEN_API needs
+    it (or a session): reads as much as actions. The page's shell stays open."""
     async def call(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -232,6 +278,12 @@ def guarded(app: ASGI, bound_host: str) -> ASGI:
         if not host_allowed(host, bound_host):
             await JSONResponse({"error": f"unexpected Host {host!r}", "kind": "Refused"},
                                status_code=421)(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if (guard.token and path.startswith("/api/") and path not in OPEN_API
+                and not authorized(guard, Request(scope))):
+            await JSONResponse({"error": NEEDS_TOKEN, "kind": "Refused"}, status_code=401,
+                               headers={"Cache-Control": "no-store"})(scope, receive, send)
             return
 
         async def send_with_headers(message: Any) -> None:
@@ -249,6 +301,8 @@ def build_app(dashboard: Dashboard, bound_host: str = "127.0.0.1") -> ASGI:
         Route("/", d.index),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/api/config", d.config),
+        Route("/api/login", d.login, methods=["POST"]),
+        Route("/api/logout", d.logout, methods=["POST"]),
         Route("/api/scopes", d.scopes),
         Route("/api/workers", d.workers),
         Route("/api/stats", d.stats),
@@ -273,4 +327,4 @@ def build_app(dashboard: Dashboard, bound_host: str = "127.0.0.1") -> ASGI:
             if d.follower is not None:
                 await run_in_threadpool(d.follower.stop)
 
-    return guarded(Starlette(routes=routes, lifespan=lifespan), bound_host)
+    return guarded(Starlette(routes=routes, lifespan=lifespan), bound_host, d.guard)

@@ -38,6 +38,7 @@ class Request:
     pool: str = ANY_POOL  # a launch's: only workers of this pool claim it
     state: str = RequestState.PENDING
     taken_by: str = ""
+    progress: Document = field(default_factory=dict)  # a define's: how far it got (it resumes there)
     created_at: datetime = field(default_factory=utcnow)
     id: Any = None
 
@@ -56,6 +57,8 @@ class Request:
             "takenBy": self.taken_by,
             "createdAt": to_ms(self.created_at),
         }
+        if self.progress:
+            doc["progress"] = self.progress
         if self.id is not None:
             doc["_id"] = self.id
         return doc
@@ -75,6 +78,7 @@ class Request:
             pool=doc.get("pool") or no_pool,
             state=doc.get("state", RequestState.PENDING),
             taken_by=doc.get("takenBy", ""),
+            progress=doc.get("progress") or {},
             created_at=at_ms(doc["createdAt"]),
             id=doc.get("_id"),
         )

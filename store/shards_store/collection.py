@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
-from pymongo import ReturnDocument
+from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.collection import Collection as MongoCollection
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure
 from shards.errors import StoreUnavailable
 
 from shards_store.indexes import QueryShape
@@ -115,6 +115,31 @@ class Collection:
     def update_one(self, query: Doc, update: Doc, *, upsert: bool = False) -> int:
         self._log.note(self.name, query, operation="update_one")
         return self.mongo.update_one(query, update, upsert=upsert).matched_count
+
+    @translated
+    def write_many(self, inserts: list[tuple[Doc, Doc, Doc]], upserts: list[tuple[Doc, Doc]]) -> int:
+        """One unordered bulk write: an insert of each document believed missing, given with
+        its upsert as (document, query, update), and the (query, update) upserts. An insert that
+        meets a document written meanwhile (a duplicate key) is written again as its upsert.
+        Returns how many documents were inserted. (Inserts, not upserts, for new documents: an
+        upsert that inserts costs NX-27017 a scan of the collection.)"""
+        operations: list[InsertOne[Doc] | UpdateOne] = [InsertOne(doc) for doc, _, _ in inserts]
+        operations += [UpdateOne(query, update, upsert=True) for query, update in upserts]
+        if not operations:
+            return 0
+        for query, _ in upserts:
+            self._log.note(self.name, query, operation="write_many")
+        try:
+            self.mongo.bulk_write(operations, ordered=False)
+            return len(inserts)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            raced = [e["index"] for e in errors if e.get("code") == 11000 and e["index"] < len(inserts)]
+            if len(raced) != len(errors) or error.details.get("writeConcernErrors"):
+                raise
+        again = [UpdateOne(inserts[i][1], inserts[i][2], upsert=True) for i in raced]
+        self.mongo.bulk_write(again, ordered=False)
+        return len(inserts) - len(raced)
 
     @translated
     def delete_one(self, query: Doc) -> int:

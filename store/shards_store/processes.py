@@ -17,6 +17,14 @@ def _key(scope_id: str, process_id: str) -> dict[str, Any]:
     return {"scopeId": scope_id, "processId": process_id}
 
 
+def _definition(scope_id: str, process_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The upsert that creates a record with these definition fields or refreshes them, keeping
+    status and progress."""
+    fresh = ProcessRecord(scope_id=scope_id, process_id=process_id, name=fields["name"])
+    on_insert = {k: v for k, v in fresh.to_doc().items() if k not in fields and k not in _key("", "")}
+    return {"$set": fields, "$setOnInsert": on_insert}
+
+
 def _with_set(doc: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     """The document as a `$set` of these (dotted) fields leaves it, computed here: a write
     returns one version of the document, and the caller may need both."""
@@ -66,21 +74,39 @@ class ProcessRecords:
 
     def define(self, scope_id: str, process_id: str, fields: dict[str, Any]) -> None:
         """Create the record or refresh its definition fields; status and progress are kept."""
-        fresh = ProcessRecord(scope_id=scope_id, process_id=process_id, name=fields["name"])
-        on_insert = {k: v for k, v in fresh.to_doc().items() if k not in fields and k not in _key("", "")}
-        self.collection.update_one(
-            _key(scope_id, process_id), {"$set": fields, "$setOnInsert": on_insert}, upsert=True
-        )
+        self.collection.update_one(_key(scope_id, process_id), _definition(scope_id, process_id, fields),
+                                   upsert=True)
+
+    def define_many(self, scope_id: str, definitions: list[tuple[str, dict[str, Any]]]) -> int:
+        """define() for many processes: one read of those that exist, then one unordered bulk
+        write of the missing (inserted) and the changed (upserted); unchanged records are not
+        written. Idempotent: written again, a batch changes nothing. Returns how many records
+        it created."""
+        if not definitions:
+            return 0
+        ids = sorted(process_id for process_id, _ in definitions)
+        existing = {doc["processId"]: doc
+                    for doc in self.collection.find({"scopeId": scope_id, "processId": {"$in": ids}})}
+        inserts, upserts = [], []
+        for process_id, fields in definitions:
+            key, update = _key(scope_id, process_id), _definition(scope_id, process_id, fields)
+            found = existing.get(process_id)
+            if found is None:
+                inserts.append(({**key, **update["$setOnInsert"], **fields}, key, update))
+            elif any(found.get(name) != value for name, value in fields.items()):
+                upserts.append((key, update))
+        return self.collection.write_many(inserts, upserts)
 
     def remove_idle(self, scope_id: str, keep: list[str] | None = None) -> int:
         """Delete the scope's records that are not active (all of them, or those not in keep).
 
         The state is checked again in the delete itself, so a process launched meanwhile stays.
         """
+        kept = None if keep is None else set(keep)
         doomed = [
             record.process_id
             for record in self.in_scope(scope_id)
-            if record.state in LAUNCHABLE and (keep is None or record.process_id not in keep)
+            if record.state in LAUNCHABLE and (kept is None or record.process_id not in kept)
         ]
         if not doomed:
             return 0

@@ -62,6 +62,16 @@ class RequestQueue:
         doc = self.collection.find_one_and_update(query, update)
         return Request.from_doc(doc) if doc else None
 
+    def get(self, request_id: object) -> Request | None:
+        doc = self.collection.find_one({"_id": request_id})
+        return Request.from_doc(doc) if doc else None
+
+    def note_progress(self, request: Request, worker_id: str, progress: dict[str, object]) -> bool:
+        """Record how far a taken request got (a define resumes there); False if this worker
+        no longer holds it (released to another, or withdrawn)."""
+        query = {"_id": request.id, "state": RequestState.TAKEN, "takenBy": worker_id}
+        return self.collection.update_one(query, {"$set": {"progress": progress}}) > 0
+
     def complete(self, request: Request) -> None:
         self.collection.delete_one({"_id": request.id})
 

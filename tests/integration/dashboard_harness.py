@@ -60,8 +60,11 @@ class Dashboard:
     def post(self, path: str, body: Any = None, **headers: str) -> Answer:
         return self.request("POST", path, {} if body is None else body, headers)
 
-    def events(self, scope: str, timeout: float = WAIT) -> EventStream:
-        return EventStream(self.host.strip("[]"), self.port, f"/api/scopes/{scope}/events", timeout)
+    def events(self, scope: str, timeout: float = WAIT, headers: dict[str, str] | None = None,
+               source: str = "", expect: int = 200) -> EventStream:
+        """The push channel of a scope (from the `source` address, if given)."""
+        return EventStream(self.host.strip("[]"), self.port, f"/api/scopes/{scope}/events", timeout,
+                           headers=headers, source=source, expect=expect)
 
     def stop(self) -> None:
         self.child.terminate()
@@ -70,11 +73,17 @@ class Dashboard:
 class EventStream:
     """A Server-Sent Events client: (event, data) pairs, comments skipped."""
 
-    def __init__(self, host: str, port: int, path: str, timeout: float) -> None:
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        self.conn.request("GET", path, headers={"Accept": "text/event-stream"})
+    def __init__(self, host: str, port: int, path: str, timeout: float, *,
+                 headers: dict[str, str] | None = None, source: str = "", expect: int = 200) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                               source_address=(source, 0) if source else None)
+        self.conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
         self.response = self.conn.getresponse()
-        assert self.response.status == 200, self.response.status
+        self.status = self.response.status
+        assert self.status == expect, self.status
+        if expect != 200:
+            self.body = json.loads(self.response.read())
+            return
         assert self.response.getheader("Content-Type", "").startswith("text/event-stream")
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:

@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, InsertOne, MongoClient, ReturnDocument, UpdateOne
 from pymongo.change_stream import ChangeStream
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from tooling.mongo_servers import MongoServerInfo
 
 Doc = dict[str, Any]
@@ -499,6 +499,38 @@ def test_upsert_with_set_on_insert(mongo_db: Database) -> None:
         "key": "a", "scopeId": "s1", "seen": 2, "createdAt": at(0), "state": "New"
     }
     assert coll.count_documents({}) == 1
+
+
+def test_bulk_write_of_unordered_inserts_and_upserts(mongo_db: Database) -> None:
+    """A define writes its records in unordered bulk writes: inserts of the missing, upserts of
+    the changed ($setOnInsert only on insert); an insert that meets a unique key is reported
+    by its index (code 11000) while the others are written, and is then written as an upsert."""
+    coll = mongo_db["records"]
+    coll.create_index([("scopeId", ASCENDING), ("processId", ASCENDING)], unique=True)
+    coll.insert_one({"scopeId": "s1", "processId": "p0", "name": "old", "state": "Done"})
+
+    def upsert(i: int, name: str) -> UpdateOne:
+        return UpdateOne({"scopeId": "s1", "processId": f"p{i}"},
+                         {"$set": {"name": name}, "$setOnInsert": {"state": "Idle"}}, upsert=True)
+
+    result = coll.bulk_write([InsertOne({"scopeId": "s1", "processId": "p1", "name": "new", "state": "Idle"}),
+                              upsert(0, "new"), upsert(2, "new")], ordered=False)
+    assert (result.inserted_count, result.matched_count, result.upserted_count) == (1, 1, 1)
+    with pytest.raises(BulkWriteError) as raised:
+        coll.bulk_write([InsertOne({"scopeId": "s1", "processId": "p3", "name": "new", "state": "Idle"}),
+                         InsertOne({"scopeId": "s1", "processId": "p1", "name": "dup", "state": "Idle"}),
+                         upsert(0, "newer")], ordered=False)
+    assert [(e["index"], e["code"]) for e in raised.value.details["writeErrors"]] == [(1, 11000)]
+    docs = {doc["processId"]: without_id(doc) for doc in coll.find({"scopeId": "s1"})}
+    assert docs == {
+        "p0": {"scopeId": "s1", "processId": "p0", "name": "newer", "state": "Done"},
+        "p1": {"scopeId": "s1", "processId": "p1", "name": "new", "state": "Idle"},
+        "p2": {"scopeId": "s1", "processId": "p2", "name": "new", "state": "Idle"},
+        "p3": {"scopeId": "s1", "processId": "p3", "name": "new", "state": "Idle"},
+    }
+    again = coll.bulk_write([upsert(i, "new") for i in range(4)], ordered=False)
+    assert (again.matched_count, again.upserted_count) == (4, 0)
+    assert coll.count_documents({}) == 4
 
 
 def test_upsert_by_id_takes_the_id_from_the_filter(mongo_db: Database) -> None:

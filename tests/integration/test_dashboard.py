@@ -50,7 +50,8 @@ def test_the_page_and_its_assets_come_from_the_package(dashboard: Dashboard) -> 
     for asset in ("/static/app.js", "/static/style.css"):
         assert dashboard.get(asset).status == 200
     assert "http" not in page.body.replace("http-equiv", "")  # no CDN, nothing fetched from elsewhere
-    assert dashboard.get("/api/config").body == {"scope": "farm", "readOnly": False, "tokenRequired": False}
+    assert dashboard.get("/api/config").body == {"scope": "farm", "readOnly": False, "tokenRequired": False,
+                                                 "authenticated": True}
     assert "farm" in dashboard.get("/api/scopes").body["scopes"]
 
 
@@ -127,27 +128,78 @@ def test_purge_redefines_the_scope_from_scratch(farm: ShardsHarness, dashboard: 
     assert dashboard.post("/api/scopes/fram/purge").status == 404  # never defines a typo
 
 
-def test_actions_need_the_token_when_one_is_set(farm: ShardsHarness, mongo_server: MongoServerInfo) -> None:
+def test_with_a_token_reads_and_actions_need_it_or_its_session(
+    farm: ShardsHarness, mongo_server: MongoServerInfo
+) -> None:
     secret = "tok-3f9a1c"
     page = Dashboard(farm, "--scope", "farm", poll=poll_for(mongo_server),
                      extra_env={"SHARDS_DASHBOARD_TOKEN": secret})
     try:
-        assert page.get("/api/config").body["tokenRequired"] is True
-        assert page.get(f"{FARM}/processes").status == 200  # reading is open
+        assert page.get("/api/config").body == {"tokenRequired": True, "authenticated": False}
+        for path in ("/api/scopes", f"{FARM}/processes", f"{FARM}/processes/quick/history",
+                     f"{FARM}/processes/quick/runs/r1/logs", "/api/workers", "/api/stats"):
+            assert page.get(path).status == 401, path
+        refused = page.events("farm", expect=401)
+        assert "token" in refused.body["error"]
+        refused.close()
+        assert page.get("/").status == 200 and page.get("/static/app.js").status == 200
+        bearer = {"Authorization": f"Bearer {secret}"}
+        assert page.request("GET", f"{FARM}/processes", headers=bearer).status == 200
+
+        assert page.post("/api/login", {"token": "nope"}).status == 401
+        login = page.post("/api/login", {"token": secret})
+        assert login.status == 200
+        cookie = login.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and secret not in cookie
+        session = {"Cookie": cookie.split(";")[0]}
+        assert page.request("GET", "/api/workers", headers=session).status == 200
+        stream = page.events("farm", headers=session)
+        try:
+            events = iter(stream)
+            kind, first = next(events)
+            assert kind == "snapshot" and "quick" in ids(first)
+            assert page.post(f"{FARM}/processes/quick/launch", **session).status == 200
+            until_record(stream, "quick", lambda r: r["state"] == "Done", time.monotonic() + WAIT)
+        finally:
+            stream.close()
+
         assert page.post(f"{FARM}/processes/quick/launch").status == 401
         assert page.post(f"{FARM}/processes/quick/launch", Authorization="Bearer nope").status == 401
-        assert page.post(f"{FARM}/processes/quick/launch", Authorization=f"Bearer {secret}").status == 200
-        farm.wait_state("farm", "quick", State.DONE)
         form = page.request("POST", f"{FARM}/processes/quick/launch", {}, {
             "Authorization": f"Bearer {secret}", "Content-Type": "application/x-www-form-urlencoded"})
         assert form.status == 415
         cross = page.post(f"{FARM}/processes/quick/launch", Origin="http://evil.example",
                           Authorization=f"Bearer {secret}")
         assert cross.status == 403
-        rebound = page.request("GET", f"{FARM}/processes", headers={"Host": "evil.example"})
+        assert page.post("/api/login", {"token": secret}, Origin="http://evil.example").status == 403
+        rebound = page.request("GET", f"{FARM}/processes", headers={"Host": "evil.example", **bearer})
         assert rebound.status == 421
         assert secret not in page.get("/").body and secret not in page.output()
     finally:
+        page.stop()
+
+
+def test_live_pages_are_bounded_in_all_and_per_client(
+    farm: ShardsHarness, mongo_server: MongoServerInfo
+) -> None:
+    page = Dashboard(farm, "--scope", "farm", "--max-live", "3", "--max-live-per-client", "2",
+                     poll=poll_for(mongo_server))
+    streams = []
+    try:
+        streams += [page.events("farm"), page.events("farm")]
+        mine = page.events("farm", expect=503)
+        assert "too many live pages from this client (2" in mine.body["error"]
+        streams.append(page.events("farm", source="127.0.0.2"))
+        everyone = page.events("farm", source="127.0.0.3", expect=503)
+        assert "too many live pages (3" in everyone.body["error"]
+        for refused in (mine, everyone):
+            refused.close()
+        streams.pop(0).close()
+        wait_until(lambda: page.get("/api/stats").body["pages"] == 2, what="the closed page to unsubscribe")
+        streams.append(page.events("farm"))
+    finally:
+        for stream in streams:
+            stream.close()
         page.stop()
 
 

@@ -213,3 +213,32 @@ def test_the_workers_view_and_read_only(farm: tuple[ShardsHarness, Dashboard],
         assert "0 of 3" in worker and "ago" in worker
     finally:
         read_only.stop()
+
+
+def test_with_a_token_the_page_logs_in_and_goes_live(farm: tuple[ShardsHarness, Dashboard],
+                                                     browsers: Callable[[], Driver]) -> None:
+    env, _dashboard = farm
+    secret = "tok-browser-7c1"
+    guarded = Dashboard(env, "--scope", "farm", extra_env={"SHARDS_DASHBOARD_TOKEN": secret})
+    try:
+        driver = browsers()
+        driver.get(f"{guarded.url}/")
+        wait(driver, lambda d: d.find_element("id", "login").is_displayed(), "the login form")
+        assert driver.find_elements("css selector", "#processes tbody tr") == []
+        driver.find_element("id", "token").send_keys("wrong")
+        driver.find_element("id", "login-button").click()
+        wait(driver, lambda d: d.find_element("id", "login-problem").is_displayed(), "the wrong token said")
+        driver.find_element("id", "token").send_keys(secret)
+        driver.find_element("id", "login-button").click()
+        wait(driver, lambda d: d.find_elements("css selector", 'tr[data-id="broken"]'), "the table")
+        wait(driver, lambda d: d.find_element("id", "live").text == "live", "the live channel")
+        assert driver.execute_script("return document.cookie") == ""  # HttpOnly: the script never sees it
+        env.controller.launch("farm", "broken")  # a change made elsewhere arrives on the live channel
+        wait(driver, lambda d: state_of(d, "broken") in ("Failed", "Done"), "the change pushed live")
+        driver.refresh()  # the session outlives a reload
+        wait(driver, lambda d: d.find_elements("css selector", 'tr[data-id="broken"]'), "the table again")
+        driver.find_element("id", "logout").click()
+        wait(driver, lambda d: d.find_element("id", "login").is_displayed(), "the login form again")
+        assert secret not in guarded.output()
+    finally:
+        guarded.stop()

@@ -9,7 +9,8 @@ from shards_dashboard.auth import Guard, Refused, host_allowed, is_loopback, sta
 def refusal(guard: Guard, **request: str | None) -> int | None:
     try:
         guard.check_action(request.get("authorization"), request.get("content_type", "application/json"),
-                           request.get("origin"), request.get("host", "127.0.0.1:8765"))
+                           request.get("origin"), request.get("host", "127.0.0.1:8765"),
+                           request.get("session"))
     except Refused as refused:
         return refused.status
     return None
@@ -44,7 +45,7 @@ def test_a_token_is_needed_when_one_is_set(authorization: str | None, status: in
 
 def test_read_only_refuses_every_action_even_with_the_token() -> None:
     guard = Guard(token="t", read_only=True)
-    assert not guard.token_required
+    assert guard.token_required  # to read
     assert refusal(guard, authorization="Bearer t") == 403
 
 
@@ -61,6 +62,22 @@ def test_anywhere_but_loopback_needs_a_token_or_read_only() -> None:
     assert "token" in startup_problem("0.0.0.0", "", False)
     assert startup_problem("0.0.0.0", "t", False) == ""
     assert startup_problem("0.0.0.0", "", True) == ""
+
+
+def test_a_session_is_an_hmac_of_its_time_keyed_by_the_token() -> None:
+    guard = Guard(token="s3cret-token")
+    session = guard.new_session(now=1_000_000)
+    assert "s3cret" not in session
+    assert guard.authorized(None, session, now=1_000_000 + 60)
+    assert not guard.authorized(None, session, now=1_000_000 + 13 * 3600)  # expired
+    assert not guard.authorized(None, session, now=1_000_000 - 60)  # from the future
+    assert not Guard(token="rotated").authorized(None, session, now=1_000_000)
+    stamp, nonce, mac = session.split(".")
+    assert not guard.authorized(None, f"{int(stamp) + 3600}.{nonce}.{mac}", now=1_000_000 + 3600)
+    for junk in ("", ".", "..", "x.y.z", "1.2", None):
+        assert not guard.authorized(None, junk, now=1_000_000)
+    assert refusal(guard, session=guard.new_session()) is None and refusal(guard) == 401
+    assert Guard().authorized(None, None)  # no token: open
 
 
 def test_a_loopback_dashboard_answers_only_loopback_host_names() -> None:

@@ -114,7 +114,8 @@ def test_a_launch_with_a_warning_needs_confirm_and_dismiss_refuses_an_active_pro
 def test_actions_are_json_from_the_page_and_need_the_token_when_one_is_set() -> None:
     web, _ = client(Guard(token="s3cret"))
     path = "/api/scopes/farm/processes/fail/dismiss"
-    assert web.post(path, content=b"{}", headers={"content-type": "text/plain"}).status_code == 415
+    assert web.post(path, content=b"{}", headers={"content-type": "text/plain",
+                                                  "authorization": "Bearer s3cret"}).status_code == 415
     assert web.post(path, json={}, headers=JSON).status_code == 401
     assert web.post(path, json={}, headers={**JSON, "authorization": "Bearer wrong"}).status_code == 401
     foreign = {**JSON, "authorization": "Bearer s3cret", "origin": "http://evil.example"}
@@ -140,3 +141,59 @@ def test_every_answer_carries_the_security_headers_and_a_foreign_host_is_refused
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
     assert web.get("/api/scopes", headers={"host": "attacker.example"}).status_code == 421
+
+
+READS = ["/api/scopes", "/api/scopes/farm/processes", "/api/scopes/farm/processes/fail/history",
+         "/api/scopes/farm/processes/fail/runs/r1/logs", "/api/workers", "/api/stats",
+         "/api/scopes/farm/events"]
+
+
+@pytest.mark.parametrize("guard", [Guard(token="s3cret"), Guard(token="s3cret", read_only=True)])
+def test_with_a_token_every_read_needs_it_but_the_page_shell(guard: Guard) -> None:
+    web, _ = client(guard)
+    for path in READS:
+        refused = web.get(path)
+        assert refused.status_code == 401, path
+        assert "token" in refused.json()["error"] and "s3cret" not in refused.text
+    assert web.get("/api/scopes", headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert web.get("/api/scopes", headers={"authorization": "Bearer s3cret"}).json() == {"scopes": ["farm"]}
+    assert web.get("/").status_code == 200 and web.get("/static/app.js").status_code == 200
+    config = web.get("/api/config").json()
+    assert config == {"tokenRequired": True, "authenticated": False}  # not even the scope's name
+
+
+def test_a_login_with_the_token_gives_a_session_cookie_for_reads_and_actions() -> None:
+    web, _ = client(Guard(token="s3cret"))
+    assert web.post("/api/login", json={"token": "wrong"}, headers=JSON).status_code == 401
+    assert "set-cookie" not in web.post("/api/login", json={"token": "wrong"}, headers=JSON).headers
+    assert web.post("/api/login", content=b"token=s3cret",
+                    headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 415
+    foreign = web.post("/api/login", json={"token": "s3cret"}, headers={**JSON, "origin": "http://evil.example"})
+    assert foreign.status_code == 403
+    login = web.post("/api/login", json={"token": "s3cret"}, headers=JSON)
+    assert login.status_code == 200
+    cookie = login.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower() and "path=/" in cookie.lower()
+    assert "; secure" not in cookie.lower()  # plain http: a Secure cookie would not come back
+    assert "s3cret" not in cookie
+    assert web.get("/api/scopes").json() == {"scopes": ["farm"]}  # the client sends the cookie back
+    assert web.get("/api/config").json()["authenticated"] is True
+    done = web.post("/api/scopes/farm/processes/fail/dismiss", json={}, headers=JSON)
+    assert done.status_code == 200
+    web.post("/api/logout", json={}, headers=JSON)
+    assert web.get("/api/scopes").status_code == 401
+
+    value = cookie.split(";")[0].split("=", 1)[1]
+    tampered = value[:-2] + ("aa" if not value.endswith("aa") else "bb")
+    web.cookies.clear()
+    assert web.get("/api/scopes", headers={"cookie": f"shards_session={tampered}"}).status_code == 401
+    other = client(Guard(token="another"))[0]  # a cookie of another token (rotated) is refused
+    assert other.get("/api/scopes", headers={"cookie": f"shards_session={value}"}).status_code == 401
+
+
+def test_over_tls_the_session_cookie_is_secure() -> None:
+    fake = FakeController()
+    dashboard = Dashboard(fake, Hub(), Guard(token="s3cret"), scope="farm")  # type: ignore[arg-type]
+    web = TestClient(build_app(dashboard, "dashboard.example"), base_url="https://dashboard.example")
+    login = web.post("/api/login", json={"token": "s3cret"}, headers=JSON)
+    assert login.status_code == 200 and "; secure" in login.headers["set-cookie"].lower()

@@ -96,3 +96,18 @@ def test_live_pages_are_bounded() -> None:
         hub.subscribe("farm", lambda: None)
     hub.unsubscribe(first)
     hub.subscribe("farm", lambda: None)
+
+
+def test_live_pages_are_bounded_per_client_too() -> None:
+    from shards.errors import ShardsError
+
+    hub = Hub(max_pages=3, max_per_client=2)
+    hub.subscribe("farm", lambda: None, client="10.0.0.1")
+    second = hub.subscribe("farm", lambda: None, client="10.0.0.1")
+    with pytest.raises(ShardsError, match="too many live pages from this client"):
+        hub.subscribe("other", lambda: None, client="10.0.0.1")
+    hub.subscribe("farm", lambda: None, client="10.0.0.2")
+    with pytest.raises(ShardsError, match=r"too many live pages \(3,"):
+        hub.subscribe("farm", lambda: None, client="10.0.0.3")
+    hub.unsubscribe(second)
+    hub.subscribe("farm", lambda: None, client="10.0.0.1")

@@ -28,7 +28,8 @@ StartLaunch = Callable[[Request, "float | None"], None]  # a claimed launch, and
 class Claiming:
     def __init__(self, store: Store, settings: WorkerSettings, state: WorkerState, slots: Slots,
                  offers: Offers, connectivity: Connectivity, *, start_launch: StartLaunch,
-                 deliver_stop: Callable[[Request], None], define: Callable[[Request], None]) -> None:
+                 deliver_stop: Callable[[Request], None], define: Callable[[Request], None],
+                 may_define: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.settings = settings
         self.state = state
@@ -37,7 +38,8 @@ class Claiming:
         self.connectivity = connectivity
         self._start_launch = start_launch
         self._deliver_stop = deliver_stop
-        self._define = define
+        self._define = define  # hands the define to its own thread (shards_worker.defines)
+        self._may_define = may_define  # that thread is free: one define at a time per worker
         self.wakeups = Wakeups(None)  # opened at start
         self._next_sweep = 0.0  # monotonic: the first sweep is at once
         self._backlog = False  # launches may be pending that no offer names: look when a slot frees
@@ -62,14 +64,16 @@ class Claiming:
         self.offers.expire(older_than=settings.sweep_interval)
         while (stop := self._claim(RequestKind.STOP, addressed=True)) is not None:
             self._deliver_stop(stop)
-        while (define := self._claim(RequestKind.DEFINE)) is not None:
+        if self._may_define() and (define := self._claim(RequestKind.DEFINE)) is not None:
             self._define(define)
         self._claim_oldest_launches()
 
     def wait_for_change(self) -> None:
         """Bounded: returns on a change, a freed slot, a shutdown, the next turn to claim, or
         the next sweep."""
-        kinds = {RequestKind.STOP, RequestKind.DEFINE}
+        kinds = {RequestKind.STOP}
+        if self._may_define():
+            kinds.add(RequestKind.DEFINE)
         if self.state.may_claim() and self.slots.free() > 0:
             kinds.add(RequestKind.LAUNCH)
         wake_at = min(self._next_sweep, self.offers.next_due(frozenset(kinds)) or self._next_sweep)
@@ -95,9 +99,10 @@ class Claiming:
         for offer in self._confirmed(self.offers.due(RequestKind.STOP)):
             if (stop := self._claim_id(offer)) is not None:
                 self._deliver_stop(stop)
-        for offer in self._confirmed(self.offers.due(RequestKind.DEFINE)):
-            if (define := self._claim_id(offer)) is not None:
-                self._define(define)
+        if self._may_define():
+            for offer in self._confirmed(self.offers.due(RequestKind.DEFINE, limit=1)):
+                if (define := self._claim_id(offer)) is not None:
+                    self._define(define)
         if not self.state.may_claim():
             return
         free = self.slots.free()
@@ -122,6 +127,11 @@ class Claiming:
     def slot_freed(self) -> None:
         """A run's thread ended: be quick again, and claim a waiting launch now."""
         self.wakeups.busy()
+        self.wakeups.ring()
+
+    def defines_free(self) -> None:
+        """The define thread is free again: sweep for pending defines now (from any thread)."""
+        self._next_sweep = time.monotonic()
         self.wakeups.ring()
 
     def slots_full(self) -> None:

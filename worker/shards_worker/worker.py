@@ -27,7 +27,7 @@ from shards_store.workers import GONE
 
 from shards_worker.claiming import Claiming
 from shards_worker.connectivity import Connectivity
-from shards_worker.defines import define_scope
+from shards_worker.defines import Definer
 from shards_worker.fencing import Fence
 from shards_worker.heartbeat import Heartbeat
 from shards_worker.lease import Lease
@@ -69,9 +69,11 @@ class Worker:
         self.slots = Slots(settings.concurrency)
         self.catalog = advertised(app, settings.pool)
         self.offers = Offers("", self.catalog, settings.claim_stagger, pool=settings.pool)
+        self.definer = Definer(store, app, self.state, on_outage=self.connectivity.failed,
+                               on_idle=self._define_ended, retry_pause=settings.poll_interval)
         self.claiming = Claiming(store, settings, self.state, self.slots, self.offers, self.connectivity,
                                  start_launch=self._start_launch, deliver_stop=self._deliver_stop,
-                                 define=self._define)
+                                 define=self.definer.start, may_define=self.definer.idle)
         self.heartbeat = Heartbeat(store, settings, self.state, self.ledger, self.policing, self.reconciler,
                                    self.offers, self.lease, self.connectivity)
         self.fence = Fence(self.state, self.lease, self.ledger, self.policing)
@@ -129,10 +131,12 @@ class Worker:
         hands off at shutdown (on_shutdown="retry") is queued to run again elsewhere once it
         has ended here: stopped, or killed at the end of the grace."""
         self.state.stopping.set()
+        log.info("%s stopping: claiming nothing more", self.id)
         self.policing.hand_off_all(self.id)
         deadline = time.monotonic() + self.settings.shutdown_grace
         for thread in self._run_threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.definer.finish(deadline)  # a define stops between batches; the next worker resumes it
         if self.host.killable:  # isolated runs end with the worker, and their ends are recorded
             self.policing.kill_all()
             for thread in self._run_threads:
@@ -188,8 +192,10 @@ class Worker:
         self.policing.stop_run(stop.run_id, force=bool(stop.options.get("force")))
         self.store.requests.complete(stop)
 
-    def _define(self, define: Request) -> None:
-        define_scope(self.store, self.app, define, self.id)
+    def _define_ended(self) -> None:
+        """The define thread is free: claim the next define now, not at the next sweep."""
+        if not self.state.stopping.is_set():
+            self.claiming.defines_free()
 
     # -- outages ----------------------------------------------------------------------------
     def _guarded(self, step: Callable[[], None], reached_store: bool = False) -> None:

@@ -75,22 +75,26 @@ function scopePath(scope) { return `/api/scopes/${encodeURIComponent(scope)}`; }
 function processPath(id) { return `${scopePath(state.scope)}/processes/${encodeURIComponent(id)}`; }
 
 async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   const body = await response.json();
+  if (response.status === 401) showLogin();
   if (!response.ok) throw new Error(body.error || `${response.status}`);
   return body;
 }
 
-async function act(path, body) {
+async function post(path, body) {
   const headers = { "Content-Type": "application/json", Accept: "application/json" };
-  const token = $("token").value.trim();
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+  return fetch(path, { method: "POST", headers, credentials: "same-origin", body: JSON.stringify(body || {}) });
+}
+
+async function act(path, body) {
+  // With a token, the session cookie (HttpOnly: this script never sees it) authorizes the action.
+  const response = await post(path, body);
   let answer = {};
   try { answer = await response.json(); } catch (_) { /* no body */ }
   if (!response.ok) {
     toast(answer.error || `the server answered ${response.status}`);
-    if (response.status === 401) $("token").focus();
+    if (response.status === 401) showLogin();
     return null;
   }
   if (answer.record) apply([answer.record]);  // at once; the push channel confirms it
@@ -407,7 +411,50 @@ function connect(scope) {
     apply(data.records);
   });
   source.onopen = () => setLive(true);
-  source.onerror = () => setLive(false);  // the browser reconnects; the server sends a snapshot
+  source.onerror = () => {
+    setLive(false);  // the browser reconnects; the server sends a snapshot
+    // A refusal (401: no session; 503: too many live pages) closes it for good: say why, retry.
+    if (source.readyState === EventSource.CLOSED && state.source === source) refused(source);
+  };
+}
+
+async function refused(source) {
+  let config = {};
+  try { config = await getJSON("/api/config"); } catch (_) { /* the server is down: retry */ }
+  if (config.tokenRequired && !config.authenticated) { showLogin(); return; }
+  toast("the live channel was refused (too many live pages?); trying again in 5 s");
+  setTimeout(() => { if (state.source === source) connect(state.scope); }, 5000);
+}
+
+// -- the token: a session cookie, obtained once by posting it ----------------------------------
+function showLogin() {
+  if (state.source) { state.source.close(); state.source = null; }
+  clearInterval(state.workersTimer);
+  $("main").hidden = true;
+  $("logout").hidden = true;
+  $("login").hidden = false;
+  $("token").focus();
+}
+
+async function login() {
+  const token = $("token").value.trim();
+  if (!token) { $("token").focus(); return; }
+  const response = await post("/api/login", { token });
+  $("token").value = "";  // the cookie carries the session from here; the token is not kept
+  if (!response.ok) {
+    let answer = {};
+    try { answer = await response.json(); } catch (_) { /* no body */ }
+    $("login-problem").textContent = answer.error || `the server answered ${response.status}`;
+    $("login-problem").hidden = false;
+    return;
+  }
+  $("login-problem").hidden = true;
+  await begin();
+}
+
+async function logout() {
+  await post("/api/logout", {});
+  showLogin();
 }
 
 async function loadScopes() {
@@ -422,14 +469,23 @@ function scopeFromHash() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-async function start() {
+async function begin() {
   try { state.config = await getJSON("/api/config"); } catch (error) { toast(error.message); }
+  if (state.config.tokenRequired && !state.config.authenticated) { showLogin(); return; }
+  $("login").hidden = true;
+  $("main").hidden = false;
+  $("logout").hidden = !state.config.tokenRequired;
   document.body.classList.toggle("read-only", state.config.readOnly);
   $("mode").hidden = !state.config.readOnly;
   $("purge").hidden = state.config.readOnly;
-  $("token-box").hidden = !state.config.tokenRequired;
-  $("token").value = sessionStorage.getItem("shards-dashboard-token") || "";
-  $("token").addEventListener("change", () => sessionStorage.setItem("shards-dashboard-token", $("token").value.trim()));
+  connect(scopeFromHash() || state.config.scope);
+  await loadScopes();
+}
+
+async function start() {
+  $("login-button").addEventListener("click", login);
+  $("token").addEventListener("keydown", (event) => { if (event.key === "Enter") login(); });
+  $("logout").addEventListener("click", logout);
   for (const id of ["search", "active-only", "hide-details", "hide-special"]) $(id).addEventListener("input", refilter);
   $("purge").addEventListener("click", purge);
   $("history-close").addEventListener("click", () => { state.historyOf = null; $("history").hidden = true; });
@@ -440,11 +496,10 @@ async function start() {
   });
   window.addEventListener("hashchange", () => {
     const scope = scopeFromHash() || state.config.scope;
-    if (scope !== state.scope) { connect(scope); loadScopes(); }
+    if (scope !== state.scope && !$("main").hidden) { connect(scope); loadScopes(); }
   });
-  connect(scopeFromHash() || state.config.scope);
-  await loadScopes();
   setInterval(tickClocks, 1000);
+  await begin();
 }
 
 document.addEventListener("DOMContentLoaded", start);
