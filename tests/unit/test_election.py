@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from shards_operator.election import Elector, Leadership, LeaseConflict, LeaseError, LeaseRecord, Timings
+from shards_operator.settings import leader_election_default
 
 
 class Clock:
@@ -279,3 +281,11 @@ def test_timings_are_checked() -> None:
         Timings(lease_duration=10, renew_deadline=10)
     with pytest.raises(ValueError, match="retry period"):
         Timings(renew_deadline=2, retry_period=2)
+
+
+def test_leader_election_is_on_by_default_in_a_pod_only(tmp_path: Path) -> None:
+    mounted = tmp_path / "namespace"
+    assert leader_election_default({"POD_NAMESPACE": "shards-system"}, tmp_path / "none")
+    assert not leader_election_default({}, tmp_path / "none")  # a local run acts alone
+    mounted.write_text("shards-system")
+    assert leader_election_default({}, mounted)  # a pod with a ServiceAccount mounted
