@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -99,13 +100,22 @@ def lead(settings: OperatorSettings, stop: StopSignal) -> None:
 
 
 async def run_kopf(settings: OperatorSettings, stop: StopSignal) -> None:
-    await kopf.operator(
+    """kopf until SIGTERM/SIGINT (its own handlers), or `stop` set before they were installed
+    (the signal came as this replica began to lead): then kopf is cancelled, which stops it
+    gracefully. Not kopf's stop_flag: its waiter task outlives a signal and holds kopf's exit 5 s."""
+    stopped = asyncio.create_task(stop.bind(asyncio.get_running_loop()).wait())  # before kopf: not its task
+    operator = asyncio.create_task(kopf.operator(
         standalone=True,  # the Lease (when on) decides who runs: no kopf peering
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=settings.liveness or None,
-        stop_flag=stop.bind(asyncio.get_running_loop()),
-    )
+    ))
+    await asyncio.wait({stopped, operator}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not operator.done():
+        operator.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await operator
 
 
 def elect_then_lead(settings: OperatorSettings, stop: StopSignal) -> None:

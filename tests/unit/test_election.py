@@ -196,7 +196,7 @@ def test_standby_acquires_when_the_leader_stops_renewing() -> None:
     assert a.try_acquire_or_renew()
     started = clock.now
     assert b.acquire(clock)  # nobody renews: b waits out the lease, trying every 2 s
-    assert 15 <= clock.now - started <= 15 + 2 * 1.2
+    assert 15 <= clock.now - started <= 15 + 0.5
     clock.stop_at = clock.now  # a stopped standby gives up at once
     assert not elector(leases, "pod-c", clock).acquire(clock)
 
