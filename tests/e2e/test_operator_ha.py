@@ -170,6 +170,8 @@ def test_sigkill_of_the_leader_mid_burst_hands_over_with_one_launch_each(
     wait_until(lambda: any(state for state in watch.look().values()), TAKEOVER,
                lambda: f"a first launch: {watch.look()}\n{operators.logs()}")
     operators.children["a"].send_signal(signal.SIGKILL)
+    at_kill = watch.look()
+    assert list(at_kill.values()).count("Done") < len(names), "the burst ended before the kill"
     assert operators.wait_leader({"b"}) == "b"
     wait_until(watch.all_done, TAKEOVER, lambda: f"all Done: {watch.look()}\n{operators.logs()}")
     assert_ran_once_each(env, tmp_path, names)
