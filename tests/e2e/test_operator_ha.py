@@ -204,3 +204,27 @@ def test_sigterm_of_the_leader_releases_the_lease_to_the_standby(
     assert not watch.backwards(), watch.seen
     assert operators.children["b"].terminate(sig=signal.SIGTERM) == 0
     assert operators.lease().get("holderIdentity") in (None, "")  # released again
+
+
+def test_a_leader_that_finds_another_holder_exits_at_once_and_a_standby_leads(
+    env: OperatorEnv, tmp_path: Path
+) -> None:
+    env.start_workers(1, app=TEST_APP)
+    operators = Operators(env)
+    operators.start("a")
+    operators.wait_leader({"a"})
+    operators.start("b")
+    wait_until(lambda: operators.healthy("b"), what="the standby's health endpoint")
+    # Someone else writes the Lease (as a leader on the other side of a partition would): a stops
+    # acting at its next renewal, with client-go's OnStoppedLeading exit; b waits the Lease out.
+    env.cluster.kubectl("patch", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "--type", "merge",
+                        "-p", json.dumps({"spec": {"holderIdentity": "intruder_0"}}))
+    wait_until(lambda: not operators.children["a"].running, TAKEOVER,
+               lambda: f"a to exit\n{operators.logs()}")
+    assert operators.children["a"].returncode == 75
+    assert "leadership lost" in operators.children["a"].output()
+    assert operators.wait_leader({"b"}) == "b"
+    names = burst(env, tmp_path, "after", 2)
+    watch = StatusWatch(env, names)
+    wait_until(watch.all_done, TAKEOVER, lambda: f"all Done: {watch.look()}\n{operators.logs()}")
+    assert_ran_once_each(env, tmp_path, names)
