@@ -154,14 +154,27 @@ def operator_command(
         envvar="SHARDS_METRICS_PORT", help="Serve Prometheus metrics on this port (0: off).")] = 0,
     metrics_address: Annotated[str, typer.Option(
         envvar="SHARDS_METRICS_ADDRESS", help="Address for the metrics server.")] = "127.0.0.1",
+    leader_election: Annotated[bool | None, typer.Option(
+        "--leader-election/--no-leader-election", envvar="SHARDS_LEADER_ELECTION", show_default=False,
+        help="Act only while holding a Lease, so that several replicas are safe [default: on in a pod "
+             "($POD_NAMESPACE set, or a ServiceAccount mounted), off otherwise].")] = None,
+    lease_name: Annotated[str, typer.Option(
+        envvar="SHARDS_LEASE_NAME", help="Name of the Lease of the leader election.")] = "shards-operator",
+    lease_namespace: Annotated[str, typer.Option(
+        envvar="SHARDS_LEASE_NAMESPACE", show_default=False,
+        help="Namespace of the Lease [default: $POD_NAMESPACE, else the pod's, else the kubeconfig's].",
+    )] = "",
 ) -> None:
-    """Run the Kubernetes operator: ShardProcess resources launch, stop and show processes."""
+    """Run the Kubernetes operator: ShardProcess resources launch, stop and show processes.
+
+    With leader election, every replica but one stands by (its health endpoint answers) and takes
+    over within about 15 s when the leader dies, or within a few seconds when it stops on SIGTERM."""
     from shards.errors import ShardsError
 
     try:
         from shards_operator.resource import parse_grants
         from shards_operator.runner import run_operator
-        from shards_operator.settings import OperatorSettings
+        from shards_operator.settings import OperatorSettings, leader_election_default
     except ImportError as error:
         needs = ("the operator needs kopf and kubernetes: pip install kopf kubernetes"
                  " (or, in a Shards checkout, pip install -e '.[operator]')")
@@ -171,6 +184,9 @@ def operator_command(
     settings = OperatorSettings(
         mongo_uri=mongo, namespaces=tuple(namespace or ()), grants=parse_grants(";".join(scope_grant or [])),
         status_interval=status_interval, delete_timeout=delete_timeout, liveness=liveness,
+        metrics_port=metrics_port, metrics_address=metrics_address,
+        leader_election=leader_election_default(os.environ) if leader_election is None else leader_election,
+        lease_name=lease_name, lease_namespace=lease_namespace,
     )
     if metrics_port:
         serve_metrics(metrics_port, metrics_address)

@@ -17,6 +17,8 @@ log = logging.getLogger("shards.operator")
 RESOURCES = Gauge("shards_operator_resources", "ShardProcess resources by state", ["state"])
 LAUNCHES = Counter("shards_operator_launches", "Runs launched for ShardProcess resources")
 STATUS_PATCHES = Counter("shards_operator_status_patches", "Status patches sent to the API server")
+LEADER = Gauge("shards_operator_leader",
+               "1 while this replica holds the leader Lease (or runs without leader election)")
 STREAM_ERRORS = Counter("shards_operator_stream_errors", "Change stream failures (followed by a sweep)")
 
 

@@ -253,7 +253,10 @@ def test_defaults_render_the_operator_as_asked(kube_cluster: KubeCluster, tmp_pa
     docs = objects(template(kube_cluster, tmp_path, {**MONGO, "operator": {
         "namespaces": ["a", "b"], "scopeGrants": ["a=farm"]}}).stdout)
     operator = by_kind(docs, "Deployment")["shards-operator"]
-    assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas electing a leader: an update starts a standby before an old pod goes.
+    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["strategy"] == {"type": "RollingUpdate",
+                                            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     pod = operator["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "shards-operator"
     container = pod["containers"][0]
@@ -262,7 +265,28 @@ def test_defaults_render_the_operator_as_asked(kube_cluster: KubeCluster, tmp_pa
     assert container["args"] == [
         "operator", "--liveness", "http://0.0.0.0:8080/healthz", "--metrics-port", "9100",
         "--metrics-address", "0.0.0.0", "--status-interval", "1", "--delete-timeout", "30",
+        "--leader-election", "--lease-name", "shards-operator",
         "--namespace", "a", "--namespace", "b", "--scope-grant", "a=farm"]
+    env = {var["name"]: var.get("valueFrom") for var in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    spread = {(c["topologyKey"], c["whenUnsatisfiable"]) for c in pod["topologySpreadConstraints"]}
+    assert spread == {("kubernetes.io/hostname", "ScheduleAnyway"),
+                      ("topology.kubernetes.io/zone", "ScheduleAnyway")}
+    assert all(c["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+               for c in pod["topologySpreadConstraints"])
+    pdb = by_kind(docs, "PodDisruptionBudget")["shards-operator"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    role = by_kind(docs, "Role")["shards-operator-leader-election"]
+    assert role["metadata"]["namespace"] == "shards"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": ["shards-operator"], "verbs": ["get", "update"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}]
+    binding = by_kind(docs, "RoleBinding")["shards-operator-leader-election"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "shards-operator", "namespace": "shards"}]
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
@@ -271,6 +295,16 @@ def test_defaults_render_the_operator_as_asked(kube_cluster: KubeCluster, tmp_pa
     service = by_kind(docs, "Service")["shards-operator-metrics"]
     assert service["spec"]["ports"][0]["port"] == 9100
     assert not by_kind(docs, "ScaledObject") and not by_kind(docs, "NetworkPolicy")
+
+
+def test_one_operator_replica_has_no_pdb(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+    docs = objects(template(kube_cluster, tmp_path, {**MONGO, "operator": {
+        "replicas": 1, "strategyType": "Recreate", "spreadPods": False}}).stdout)
+    operator = by_kind(docs, "Deployment")["shards-operator"]
+    assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"] == {"type": "Recreate"}
+    assert "topologySpreadConstraints" not in operator["spec"]["template"]["spec"]
+    assert not by_kind(docs, "PodDisruptionBudget")
+    assert "shards-operator-leader-election" in by_kind(docs, "Role")  # still elects: one at a time
 
 
 def test_a_pool_renders_its_worker_command(kube_cluster: KubeCluster, tmp_path: Path) -> None:
@@ -378,7 +412,9 @@ REFUSED = [
     ("pool-without-app", {**MONGO, "workers": [{"name": "x"}]}, ["/workers/0", "missing property 'app'"]),
     ("grace-margin-zero", {**MONGO, "worker": {"terminationGraceMarginSeconds": 0}},
      ["/worker/terminationGraceMarginSeconds", "minimum"]),
-    ("two-operators", {**MONGO, "operator": {"replicas": 2}}, ["/operator/replicas", "maximum"]),
+    ("negative-operators", {**MONGO, "operator": {"replicas": -1}}, ["/operator/replicas", "minimum"]),
+    ("unknown-pdb-key", {**MONGO, "operator": {"pdb": {"maxUnavailable": 1}}},
+     ["/operator/pdb", "additional properties 'maxUnavailable' not allowed"]),
     ("duplicate-pools", {**MONGO, "workers": [SHEEP_POOL, SHEEP_POOL]}, ['two pools are named "default"']),
     ("network-policy-without-mongo", {**MONGO, "networkPolicy": {"enabled": True}},
      ["networkPolicy.mongo.to is required"]),
@@ -410,6 +446,9 @@ def test_install_upgrade_uninstall(kube_cluster: KubeCluster, release: Release) 
         wait_until(lambda what=what: exists(kube_cluster, *what, "-n", ns), what=f"{what} to exist")
     for what in (("clusterrole", f"{name}-operator"), ("clusterrolebinding", f"{name}-operator")):
         assert exists(kube_cluster, *what)
+    election = f"{name}-operator-leader-election"
+    for what in (("role", election), ("rolebinding", election), ("pdb", f"{name}-operator")):
+        assert exists(kube_cluster, *what, "-n", ns)
     assert not exists(kube_cluster, "deployment", f"{name}-worker-default", "-n", ns)
 
     release.upgrade({**VALUE_SETS["two-pools"], "operator": {"scopeGrants": [f"{ns}=farm"]}})
@@ -443,6 +482,19 @@ def test_service_accounts_have_exactly_their_rights(kube_cluster: KubeCluster, r
     assert allowed == dict.fromkeys(allowed, "yes")
     denied = {" ".join(check): can_i(kube_cluster, check, as_user=operator) for check in DENIED}
     assert denied == dict.fromkeys(denied, "no")
+    # Leader election: its own Lease in the release namespace, and no other Lease anywhere.
+    lease = f"leases.coordination.k8s.io/{name}-operator"
+    leases = {" ".join(check): can_i(kube_cluster, check, as_user=operator) for check in (
+        ("get", lease, "-n", ns), ("update", lease, "-n", ns),
+        ("create", "leases.coordination.k8s.io", "-n", ns))}
+    assert leases == dict.fromkeys(leases, "yes")
+    other = {" ".join(check): can_i(kube_cluster, check, as_user=operator) for check in (
+        ("get", "leases.coordination.k8s.io/kube-scheduler", "-n", ns),
+        ("update", "leases.coordination.k8s.io/x", "-n", ns),
+        ("delete", lease, "-n", ns), ("list", "leases.coordination.k8s.io", "-n", ns),
+        ("create", "leases.coordination.k8s.io", "-n", "kube-system"),
+        ("update", "leases.coordination.k8s.io/kube-controller-manager", "-n", "kube-system"))}
+    assert other == dict.fromkeys(other, "no")
     nothing = [("get", "pods", "-n", ns), ("list", "shardprocesses.shards.dev", "--all-namespaces"),
                ("get", "secrets", "-n", ns), ("get", f"secrets/{name}-mongo", "-n", ns),
                ("create", "events", "-n", ns), ("list", "namespaces")]
