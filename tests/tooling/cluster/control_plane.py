@@ -294,6 +294,37 @@ def _start(directory: Path, bin_dir: Path, state: dict[str, object], with_kcm: b
     return cluster
 
 
+def restart(names: tuple[str, ...] = ("etcd", "kube-apiserver")) -> KubeCluster:
+    """Crash and restart recorded control-plane processes in place (a chaos fault).
+
+    Each named process is SIGKILLed (by its recorded pid), then started again in the recorded
+    order with its own command line, so ports, certificates and etcd's data stay the same;
+    state.json records the new pids (``down`` stops them). Returns once /readyz answers again.
+    """
+    directory = state_dir()
+    with _locked(directory):
+        state = _read_state(directory)
+        if not state or not state.get("complete"):
+            raise ClusterError(f"no running cluster recorded in {directory}")
+        records = _records(state)
+        unknown = set(names) - {record.name for record in records}
+        if unknown:
+            raise ClusterError(f"no recorded process named {sorted(unknown)}")
+        chosen = [record for record in records if record.name in names]
+        argvs = {record.name: procs.argv_of(record) for record in chosen}
+        for record in reversed(chosen):  # apiserver first, as down() does
+            procs.kill(record)
+        started = {}
+        for record in chosen:  # etcd first
+            started[record.name] = procs.start(record.name, argvs[record.name], Path(record.log_file))
+        state["processes"] = [started.get(record.name, record).to_json() for record in records]
+        _write_state(directory, state)
+        cluster = _handle(directory, state)
+    wait_for("kube-apiserver /readyz after a restart", lambda: cluster.readyz() or None, APISERVER_TIMEOUT_S,
+             interval=0.2, fail_fast=lambda: next(filter(None, map(procs.exit_reason, started.values())), None))
+    return cluster
+
+
 def add_node(cluster: KubeCluster) -> node_mod.KubeNode:
     """Add a node to a running cluster (no-op if it has one); returns once the Node is Ready."""
     with _locked(cluster.state_dir):
