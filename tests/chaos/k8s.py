@@ -111,7 +111,8 @@ class ChaosRelease:
 
     def __init__(self, cluster: KubeCluster, node: KubeNode, namespace: str, mongo: EmbeddedMongo,
                  work: Path, config: Config) -> None:
-        self.cluster, self.node, self.namespace, self.mongo, self.config = cluster, node, namespace, mongo, config
+        self.cluster, self.node, self.namespace = cluster, node, namespace
+        self.mongo, self.config = mongo, config
         self.name = f"shards-chaos-{uuid.uuid4().hex[:4]}"
         self.uri = f"{mongo.uri}/{self.name.replace('-', '_')}"
         self.controller = Controller(connect(self.uri))
@@ -152,7 +153,8 @@ class ChaosRelease:
 
     def rollout(self) -> None:
         for component in ("operator", "worker-default"):
-            self.kubectl("rollout", "status", f"deploy/{self.name}-{component}", "--timeout=240s", timeout=260)
+            self.kubectl("rollout", "status", f"deploy/{self.name}-{component}", "--timeout=240s",
+                         timeout=260)
 
     def upgrade(self) -> None:
         self.rolls += 1
@@ -191,7 +193,7 @@ def wait(condition: Any, timeout: float, what: str, pause: float = 0.25) -> Any:
     while True:
         try:
             value = condition()
-        except Exception as exc:  # noqa: BLE001 - the control plane or MongoDB may be down: try again
+        except Exception as exc:
             log.debug("%s: %s", what, exc)
             value = None
         if value:
@@ -308,7 +310,7 @@ class Driver:
         while not self.stop_event.wait(self.rng.uniform(0.5, 1.5)):
             try:
                 self._act()
-            except Exception:  # noqa: BLE001 - a fault may cut anything off: the next tick tries again
+            except Exception:
                 log.exception("driver tick")
 
     def start(self) -> None:
@@ -328,7 +330,8 @@ class Faults:
 
     def inject(self, kind: str) -> FaultRecord:
         at = time.time()
-        inject = {"worker": self._worker, "operator": self._operator, "apiserver": self._apiserver_etcd_restart,
+        inject = {"worker": self._worker, "operator": self._operator,
+                  "apiserver": self._apiserver_etcd_restart,
                   "mongo": self._mongo, "helm": self._helm_upgrade}[kind.split("-")[0]]
         failover, detail = inject(kind)
         record = FaultRecord(kind, at, time.time(), detail=detail)
@@ -482,7 +485,8 @@ def check(release: ChaosRelease, driver: Driver, counter: Counter, outcome: Outc
     for tracked in driver.tracked.values():
         _check_launches(store, tracked, outcome)
     mismatched = _status_lag(release, driver, outcome)
-    outcome.stuck += [f"status differs from MongoDB {STATUS_LAG:.0f} s after settling: {m}" for m in mismatched]
+    outcome.stuck += [f"status differs from MongoDB {STATUS_LAG:.0f} s after settling: {m}"
+                      for m in mismatched]
     outcome.executions = counter.executions()
     outcome.duplicated = duplicates(outcome.executions)
 
@@ -521,7 +525,8 @@ def _status_lag(release: ChaosRelease, driver: Driver, outcome: Outcome) -> list
                 entry = store.runs.get(run_id)
                 state = entry.state if entry is not None else None
             if state is None or status.get("state") != state.value:
-                found.append(f"{name}: status {status.get('state')}, MongoDB {state and state.value} ({run_id})")
+                mongo = state.value if state is not None else None
+                found.append(f"{name}: status {status.get('state')}, MongoDB {mongo} ({run_id})")
         return found
 
     found = mismatches()
@@ -560,6 +565,7 @@ def report(outcome: Outcome) -> str:
         unsettled = sum(f.settle is None for f in faults)
         lines.append(f"{kind:<24}{len(faults):>8}  {stats([f.failover for f in faults])}  "
                      f"{stats([f.settle for f in faults])}  {unsettled:>9}")
-    for title, items in (("lost", outcome.lost), ("duplicated", outcome.duplicated), ("stuck", outcome.stuck)):
+    for title, items in (("lost", outcome.lost), ("duplicated", outcome.duplicated),
+                         ("stuck", outcome.stuck)):
         lines += [f"{title}: {item}" for item in items[:20]]
     return "\n".join(lines)

@@ -50,7 +50,7 @@ class Counter:
         counter = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server name
+            def do_POST(self) -> None:
                 try:
                     body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                     counter.record(body, time.time())
@@ -112,7 +112,8 @@ def duplicates(executions: list[Execution]) -> list[str]:
     return found
 
 
-def live_at(executions: list[Execution], at: float, pod_prefix: str = "", slack: float = 1.5) -> list[Execution]:
+def live_at(executions: list[Execution], at: float, pod_prefix: str = "",
+            slack: float = 1.5) -> list[Execution]:
     """Executions going at `at` (started before it, not ended, a beat within `slack` s)."""
     return [e for e in executions if e.started <= at and not e.outcome and e.last >= at - slack
             and e.pod.startswith(pod_prefix)]

@@ -320,8 +320,9 @@ def restart(names: tuple[str, ...] = ("etcd", "kube-apiserver")) -> KubeCluster:
         state["processes"] = [started.get(record.name, record).to_json() for record in records]
         _write_state(directory, state)
         cluster = _handle(directory, state)
-    wait_for("kube-apiserver /readyz after a restart", lambda: cluster.readyz() or None, APISERVER_TIMEOUT_S,
-             interval=0.2, fail_fast=lambda: next(filter(None, map(procs.exit_reason, started.values())), None))
+    wait_for("kube-apiserver /readyz after a restart", lambda: cluster.readyz() or None,
+             APISERVER_TIMEOUT_S, interval=0.2,
+             fail_fast=lambda: next(filter(None, map(procs.exit_reason, started.values())), None))
     return cluster
 
 
