@@ -33,14 +33,17 @@ class KubePatcher:
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
 
-    def patch_status(self, resource: Resource, status: dict[str, Any]) -> None:
+    def patch_status(self, resource: Resource, status: dict[str, Any]) -> bool:
+        """Patch the status; False when the resource is gone (a deleted resource has no status)."""
         try:
             self._custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, resource.namespace, PLURAL, resource.name, {"status": status}
             )
         except client.ApiException as error:
-            if error.status != 404:  # a deleted resource has no status to keep
+            if error.status != 404:
                 raise
+            return False
+        return True
 
     def event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
         now = datetime.now(UTC)
