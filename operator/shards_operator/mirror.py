@@ -105,7 +105,12 @@ class StatusMirror:
             # Just launched: the run may have started, even ended, before this resource was
             # tracked, and the changes seen then were not matched to it. Read it once more.
             launched = self._with_runs(resource)
-            run = current_run(self.controller, launched)
+            try:
+                run = current_run(self.controller, launched)
+            except ShardsError as error:  # later changes come by the stream, or the sweep reads it
+                log.warning("shards.operator: could not read the run of %s/%s just launched: %s",
+                            resource.namespace, resource.name, error)
+                run = None
             if run is not None:
                 self._queue(launched, observed(launched, run).status)
         self._count_states()

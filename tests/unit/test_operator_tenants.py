@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 import pytest
-from shards.errors import InvalidArgs, ShardsError
+from shards.errors import InvalidArgs, ShardsError, StoreUnavailable
 from shards.records import ProcessRecord, ProcessStatus
 from shards.states import State
 from shards_controller import check_args
@@ -251,3 +251,17 @@ def test_a_run_ended_by_an_outage_reads_without_the_servers_address() -> None:
     assert status["error"] == "MongoDB unreachable"
     assert ADDRESS not in json.dumps(status) and ADDRESS not in repr(recorder.events)
     assert recorder.reasons() == ["Failed"]
+
+
+class OutageAfterLaunch(Controller):
+    def get(self, *key: str) -> ProcessRecord | None:
+        if self.launches:
+            raise StoreUnavailable(f"MongoDB unreachable: {ADDRESS}: [Errno 111] Connection refused")
+        return super().get(*key)
+
+
+def test_an_outage_just_after_a_launch_does_not_fail_the_handler() -> None:
+    """kopf would put the error's text (the server's address) in an Event and an annotation."""
+    controller, recorder = OutageAfterLaunch(), Recorder()
+    handle(StatusMirror(controller, recorder, interval=60), controller, stored({}))  # type: ignore[arg-type]
+    assert recorder.statuses[-1]["runs"] == 1 and recorder.reasons() == ["Launched"]
