@@ -40,10 +40,10 @@ EVENT_STATES = {state.value for state in EVENT_ON_STATE}
 class Patcher(Protocol):
     """Where statuses and events go (the Kubernetes API; a list in unit tests)."""
 
-    def patch_status(self, resource: Resource, status: dict[str, Any]) -> bool | None:
-        """False when the resource is gone (no Events for it then)."""
+    def patch_status(self, resource: Resource, status: dict[str, Any]) -> None: ...
 
-    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None: ...
+    def event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
+        """Post an Event; one with a `key` is posted at most once per resource and key."""
 
 
 @dataclass(frozen=True)
@@ -179,29 +179,33 @@ class StatusMirror:
 
     def flush(self, force: bool = False) -> int:
         """Send each queued status that is due (at most one patch per resource per interval;
-        a final state waits for its turn but is never dropped), then the Events of what each
-        patch moved. Returns how many were sent."""
+        a final state waits for its turn but is never dropped), each with the Events of what it
+        moves. Returns how many were sent."""
         now = time.monotonic()
         due = []
         with self._lock:
             for tracked in self._by_uid.values():
                 if tracked.pending and (force or now - tracked.last_patch >= self.interval):
-                    due.append((tracked, tracked.resource, tracked.pending))
+                    due.append((tracked, tracked.resource, tracked.pending, tracked.shown))
                     tracked.pending, tracked.last_patch = {}, now
         sent = 0
-        for tracked, resource, status in due:
+        for tracked, resource, status, before in due:
+            after = before.moved_by(status)
+            # Before the patch, under names that make them idempotent: an operator killed
+            # between the two leaves the Events, and the next one's same Events are no-ops.
+            self._announce(resource, before, after, status)
             try:
-                kept = self.patcher.patch_status(resource, status) is not False
+                self.patcher.patch_status(resource, status)
             except Exception:  # refused or unreachable: send it again with the next one
                 log.warning("shards.operator: status patch of %s/%s failed; retrying", resource.namespace,
                             resource.name, exc_info=True)
                 with self._lock:
                     tracked.pending = {**status, **tracked.pending}
                 continue
+            with self._lock:
+                tracked.shown = after
             sent += 1
             metrics.STATUS_PATCHES.inc()
-            if kept:
-                self._announce(tracked, resource, status)
         return sent
 
     def _queue(self, resource: Resource, status: dict[str, Any]) -> None:
@@ -214,21 +218,22 @@ class StatusMirror:
             tracked.pending.update(status)
         self._count_states()
 
-    def _announce(self, tracked: Tracked, resource: Resource, status: dict[str, Any]) -> None:
-        """The Events of what a status patch moved: a launch, a retry, a state to post."""
-        with self._lock:
-            before, tracked.shown = tracked.shown, tracked.shown.moved_by(status)
-            after = tracked.shown
+    def _announce(self, resource: Resource, before: Shown, after: Shown, status: dict[str, Any]) -> None:
+        """The Events of what a status patch moves: a launch, a retry, a state. Each is named
+        after what it announces, so that posting it twice posts it once."""
         if after.runs > before.runs:
             scope = status.get("scope") or resource.scope
             self._post_event(resource, "Normal", "Launched",
-                             f"run {after.runs} of {resource.spec.get('process')} in scope {scope}")
+                             f"run {after.runs} of {resource.spec.get('process')} in scope {scope}",
+                             key=f"launched/{after.runs}")
         earlier_attempt = before.attempt if after.runs == before.runs else 1
         if after.attempt > max(earlier_attempt, 1) and status.get("attempts"):
-            self._post_event(resource, *retry_event(status["attempts"][-1], after.attempt))
+            self._post_event(resource, *retry_event(status["attempts"][-1], after.attempt),
+                             key=f"retrying/{after.run_id}")
         moved = (after.state, after.run_id) != (before.state, before.run_id)
         if moved and after.state in EVENT_STATES:
-            self._post_event(resource, *self._state_event(resource, State(after.state), status))
+            self._post_event(resource, *self._state_event(resource, State(after.state), status),
+                             key=f"{after.state}/{after.run_id}")
 
     def _state_event(self, resource: Resource, state: State, status: dict[str, Any]) -> tuple[str, str, str]:
         kind, reason = EVENT_ON_STATE[state]
@@ -260,9 +265,10 @@ class StatusMirror:
             return message
         return last_lines(message, run_log.lines)
 
-    def _post_event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+    def _post_event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
+        """`key` names what the Event announces, once per resource (see Patcher.event)."""
         try:
-            self.patcher.event(resource, kind, reason, for_tenant(message))
+            self.patcher.event(resource, kind, reason, for_tenant(message), key=key)
         except Exception:  # an event is a courtesy: never fail on it
             log.warning("shards.operator: could not post event %s on %s/%s", reason,
                         resource.namespace, resource.name, exc_info=True)

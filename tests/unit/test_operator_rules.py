@@ -193,7 +193,7 @@ class RecordingPatcher:
     def patch_status(self, resource: Resource, status: dict) -> None:
         self.states.append(status.get("state", ""))
 
-    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+    def event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
         pass
 
 

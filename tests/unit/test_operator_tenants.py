@@ -110,19 +110,24 @@ def test_a_body_as_deep_as_the_api_server_stores_decodes_on_any_operator_thread(
 
 # -- Events follow the stored status -------------------------------------------------------------
 class Recorder:
-    def __init__(self, fail: int = 0, gone: bool = False) -> None:
+    """The API server's side: statuses patched, Events posted (one per name, as Kubernetes)."""
+
+    def __init__(self, fail: int = 0) -> None:
         self.statuses: list[dict[str, Any]] = []
         self.events: list[tuple[str, str, str]] = []
-        self.fail, self.gone = fail, gone
+        self.names: set[str] = set()
+        self.fail = fail
 
-    def patch_status(self, resource: Resource, status: dict[str, Any]) -> bool:
+    def patch_status(self, resource: Resource, status: dict[str, Any]) -> None:
         if self.fail:
             self.fail -= 1
             raise RuntimeError("the API server refused the patch")
         self.statuses.append(status)
-        return not self.gone
 
-    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+    def event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
+        if key and f"{resource.uid}/{key}" in self.names:
+            return  # the real patcher's create is refused (409): posted already
+        self.names.add(f"{resource.uid}/{key}")
         self.events.append((kind, reason, message))
 
     def reasons(self) -> list[str]:
@@ -208,20 +213,29 @@ def test_a_launch_whose_status_was_never_patched_is_announced_once_by_whoever_pa
     assert recorder.events[0][2] == "run 1 of quick in scope team-a"
 
 
-def test_a_refused_patch_posts_nothing_and_is_sent_again() -> None:
+def test_a_refused_patch_is_sent_again_and_its_events_are_posted_once() -> None:
     controller, recorder = Controller(State.DONE), Recorder(fail=1)
     mirror = StatusMirror(controller, recorder, interval=60)  # type: ignore[arg-type]
     resource = stored(RUNNING)
     mirror.update(resource, apply_spec(controller, resource, {}))  # type: ignore[arg-type]
-    assert recorder.statuses == [] and recorder.events == []
+    assert recorder.statuses == []
     mirror.flush(force=True)
     assert recorder.statuses[-1]["state"] == "Done" and recorder.reasons() == ["Done"]
 
 
-def test_a_resource_gone_before_its_patch_gets_no_events() -> None:
-    controller, recorder = Controller(State.DONE), Recorder(gone=True)
-    handle(StatusMirror(controller, recorder, interval=60), controller, stored(RUNNING))  # type: ignore[arg-type]
-    assert recorder.events == []
+def test_an_operator_killed_between_its_events_and_its_status_patch_is_not_announced_twice() -> None:
+    """The Events go first, named after what they announce: the next operator, which finds the
+    status unmoved, posts the same Events again, and the API server keeps one of each."""
+    controller = Controller()
+    api_server = Recorder(fail=1)  # the first operator's patch never lands: it was killed
+    first = StatusMirror(controller, api_server, interval=60)  # type: ignore[arg-type]
+    resource = stored({})
+    first.update(resource, apply_spec(controller, resource, {}))  # type: ignore[arg-type]
+    assert api_server.reasons() == ["Launched"] and api_server.statuses == []
+    controller.record = Controller._record(State.DONE)  # the run ends while no operator is there
+    handle(StatusMirror(controller, api_server, interval=60), controller, stored({}))  # type: ignore[arg-type]
+    assert api_server.reasons() == ["Launched", "Done"]
+    assert api_server.statuses[-1]["runs"] == 1
 
 
 # -- no server address in what a tenant reads -----------------------------------------------------
