@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import resource
 import sys
 import threading
@@ -34,6 +35,8 @@ RECURSION_LIMIT = 3 * API_SERVER_DEPTH
 THREAD_STACK = 16 * 1024 * 1024
 ARGS_DIGEST = "sha256:"
 
+log = logging.getLogger("shards.operator")
+
 
 def allow_deep_bodies() -> None:
     """Let any thread the operator starts from now on, and the main thread, decode, copy and
@@ -45,6 +48,11 @@ def allow_deep_bodies() -> None:
     if soft != resource.RLIM_INFINITY and soft < THREAD_STACK:
         wanted = THREAD_STACK if hard == resource.RLIM_INFINITY else min(THREAD_STACK, hard)
         resource.setrlimit(resource.RLIMIT_STACK, (wanted, hard))
+    try:  # Python 3.12+ bounds the C decoder by a recursion limit of its own, which no call raises
+        json.loads("[" * API_SERVER_DEPTH + "]" * API_SERVER_DEPTH)
+    except RecursionError:
+        log.warning("shards.operator: this Python cannot decode a body %d levels deep: a resource "
+                    "that deep stops the watch (Python 3.11 can)", API_SERVER_DEPTH)
 
 
 def args_digest(value: Any) -> str:
