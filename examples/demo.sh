@@ -23,6 +23,8 @@ cd "$(dirname "$0")/.."
 NS=shards-demo                # the demo's namespace; also the scope of resources without spec.scope
 SYSTEM_NS=shards-system       # where the chart runs the operator and the workers
 RELEASE=shards
+# Both operator replicas (one leads, the other stands by): their logs, each line prefixed by its Pod.
+OPERATOR_PODS="app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=operator"
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 SHARDS=.venv/bin/shards
 PY=(env PYTHONPATH=tests .venv/bin/python)
@@ -69,13 +71,13 @@ cleanup() {
   set +e
   if [ -z "$finished" ] && [ -n "$installed" ]; then
     echo >&2; echo "demo failed or interrupted (exit $status); the last operator and worker log lines:" >&2
-    kubectl logs -n "$SYSTEM_NS" "deploy/$RELEASE-operator" --tail=15 >&2
+    kubectl logs -n "$SYSTEM_NS" -l "$OPERATOR_PODS" --prefix --tail=15 >&2
     kubectl logs -n "$SYSTEM_NS" -l app.kubernetes.io/component=worker --tail=10 --prefix >&2
   fi
   say "cleaning up"
   local since=$SECONDS
   if [ -n "$installed" ] && [ "${#followers[@]}" = 0 ]; then   # the Pods' logs, if not followed
-    kubectl logs -n "$SYSTEM_NS" "deploy/$RELEASE-operator" >"$work/operator.log" 2>&1
+    kubectl logs -n "$SYSTEM_NS" -l "$OPERATOR_PODS" --prefix >"$work/operator.log" 2>&1
     kubectl logs -n "$SYSTEM_NS" -l app.kubernetes.io/component=worker --prefix --tail=-1 >"$work/workers.log" 2>&1
   fi
   if [ -n "$installed" ]; then
@@ -210,7 +212,7 @@ helm install "$RELEASE" . -n "$SYSTEM_NS" --create-namespace \
 kubectl rollout status -n "$SYSTEM_NS" "deploy/$RELEASE-operator" --timeout=120s
 kubectl rollout status -n "$SYSTEM_NS" "deploy/$RELEASE-worker-default" --timeout=120s
 # The Pods' logs into $work, followed to the Pods' end, so their shutdown is in them too.
-setsid kubectl logs -n "$SYSTEM_NS" -f "deploy/$RELEASE-operator" >"$work/operator.log" 2>&1 &
+setsid kubectl logs -n "$SYSTEM_NS" -f -l "$OPERATOR_PODS" --prefix >"$work/operator.log" 2>&1 &
 followers+=($!)
 setsid kubectl logs -n "$SYSTEM_NS" -f -l app.kubernetes.io/component=worker --prefix --tail=-1 \
   >"$work/workers.log" 2>&1 &

@@ -152,7 +152,7 @@ def launch(
              "shards.Permanent error or a stop is never retried).")] = None,
     retry_backoff: Annotated[float | None, typer.Option(
         help="Seconds before the first retry, doubling for each next one, with jitter "
-             "(default: the process's own, else 1).")] = None,
+             "(at least 0.1; default: the process's own, else 1).")] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Launch a process (a process with a warning needs --confirm). Prints the run id; with no

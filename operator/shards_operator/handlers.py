@@ -29,7 +29,7 @@ def apply(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     resource = _resource(body)
     outcome = apply_spec(SHARED.controller, resource, SHARED.settings.grants)
     SHARED.mirror.update(resource, outcome)
-    if any(reason == "Launched" for _, reason, _ in outcome.events):
+    if outcome.launched:
         metrics.LAUNCHES.inc()
     if outcome.retry_after is not None:
         logger.info("waiting: %s", outcome.message)

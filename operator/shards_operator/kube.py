@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -42,10 +43,17 @@ class KubePatcher:
             if error.status != 404:  # a deleted resource has no status to keep
                 raise
 
-    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+    def event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
+        """An Event with a `key` is named after the resource's uid and the key: a second post of
+        it (a restarted operator announcing what the last one did) is refused, and skipped."""
         now = datetime.now(UTC)
-        self._core.create_namespaced_event(resource.namespace, client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{resource.name}."),
+        if key:
+            digest = hashlib.sha256(f"{resource.uid}/{key}".encode()).hexdigest()[:20]
+            metadata = client.V1ObjectMeta(name=f"{resource.name[:200].rstrip('.-')}.{digest}")
+        else:
+            metadata = client.V1ObjectMeta(generate_name=f"{resource.name[:200].rstrip('.-')}.")
+        event = client.CoreV1Event(
+            metadata=metadata,
             involved_object=client.V1ObjectReference(
                 api_version=f"{GROUP}/{VERSION}", kind=KIND, name=resource.name,
                 namespace=resource.namespace, uid=resource.uid,
@@ -53,4 +61,9 @@ class KubePatcher:
             reason=reason, message=message[:1024], type=kind, count=1,
             first_timestamp=now, last_timestamp=now,
             source=client.V1EventSource(component=COMPONENT), reporting_component=COMPONENT,
-        ))
+        )
+        try:
+            self._core.create_namespaced_event(resource.namespace, event)
+        except client.ApiException as error:
+            if error.status != 409 or not key:  # 409: this Event was posted already
+                raise

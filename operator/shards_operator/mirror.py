@@ -21,6 +21,7 @@ from shards_store import ChangeFeed
 
 from shards_operator import metrics
 from shards_operator.resource import Outcome, Resource, current_run, launch_of, observed, view_of
+from shards_operator.status import for_tenant
 
 log = logging.getLogger("shards.operator")
 
@@ -33,6 +34,7 @@ EVENT_ON_STATE = {
     State.DONE: ("Normal", "Done"),
     State.FAILED: ("Warning", "Failed"),
 }
+EVENT_STATES = {state.value for state in EVENT_ON_STATE}
 
 
 class Patcher(Protocol):
@@ -40,17 +42,41 @@ class Patcher(Protocol):
 
     def patch_status(self, resource: Resource, status: dict[str, Any]) -> None: ...
 
-    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None: ...
+    def event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
+        """Post an Event; one with a `key` is posted at most once per resource and key."""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a resource's stored status shows of its runs: Events are posted when a status patch
+    moves it, so that they follow what the API server holds, not what an operator remembers (a
+    new operator starts from the status the last one patched)."""
+
+    runs: int = 0
+    run_id: str = ""
+    state: str = ""
+    attempt: int = 0
+
+    @classmethod
+    def of(cls, status: dict[str, Any]) -> Shown:
+        return cls().moved_by(status)
+
+    def moved_by(self, status: dict[str, Any]) -> Shown:
+        """What the status shows once `status` (a merge patch) is applied."""
+        return Shown(runs=int(status.get("runs") or self.runs),
+                     run_id=str(status.get("runId") or self.run_id),
+                     state=str(status.get("state") or self.state),
+                     attempt=int(status.get("attempt") or self.attempt))
 
 
 @dataclass
 class Tracked:
     resource: Resource
+    shown: Shown  # what its stored status shows, as the last patch left it
     runs: int = 0  # the resource's launched runs, as the mirror last learnt them
     pending: dict[str, Any] = field(default_factory=dict)
     last_patch: float = 0.0
-    state: str = ""
-    attempt: int = 0  # of its current launch, as last queued: a higher one is a retry
+    state: str = ""  # as last queued (the resources-by-state gauge)
 
 
 class StatusMirror:
@@ -66,19 +92,25 @@ class StatusMirror:
     def update(self, resource: Resource, outcome: Outcome) -> None:
         """A handler decided: remember the resource, queue its status and events."""
         with self._lock:
-            tracked = self._by_uid.setdefault(resource.uid, Tracked(resource))
+            # First seen: its stored status is what the API server holds (what an earlier
+            # operator patched). Later bodies may lag this mirror's own patches: not read again.
+            tracked = self._by_uid.setdefault(resource.uid, Tracked(resource, Shown.of(resource.status)))
             tracked.resource = resource
             tracked.runs = max(tracked.runs, resource.launched_runs, int(outcome.status.get("runs") or 0))
             tracked.pending.update(outcome.status)
             tracked.state = str(outcome.status.get("state", tracked.state))
-            tracked.attempt = int(outcome.status.get("attempt") or tracked.attempt)
         for kind, reason, message in outcome.events:
             self._post_event(resource, kind, reason, message)
         if "runs" in outcome.status:
             # Just launched: the run may have started, even ended, before this resource was
             # tracked, and the changes seen then were not matched to it. Read it once more.
             launched = self._with_runs(resource)
-            run = current_run(self.controller, launched)
+            try:
+                run = current_run(self.controller, launched)
+            except ShardsError as error:  # later changes come by the stream, or the sweep reads it
+                log.warning("shards.operator: could not read the run of %s/%s just launched: %s",
+                            resource.namespace, resource.name, error)
+                run = None
             if run is not None:
                 self._queue(launched, observed(launched, run).status)
         self._count_states()
@@ -147,18 +179,34 @@ class StatusMirror:
 
     def flush(self, force: bool = False) -> int:
         """Send each queued status that is due (at most one patch per resource per interval;
-        a final state waits for its turn but is never dropped). Returns how many were sent."""
+        a final state waits for its turn but is never dropped), each with the Events of what it
+        moves. Returns how many were sent."""
         now = time.monotonic()
         due = []
         with self._lock:
             for tracked in self._by_uid.values():
                 if tracked.pending and (force or now - tracked.last_patch >= self.interval):
-                    due.append((tracked.resource, tracked.pending))
+                    due.append((tracked, tracked.resource, tracked.pending, tracked.shown))
                     tracked.pending, tracked.last_patch = {}, now
-        for resource, status in due:
-            self.patcher.patch_status(resource, status)
+        sent = 0
+        for tracked, resource, status, before in due:
+            after = before.moved_by(status)
+            # Before the patch, under names that make them idempotent: an operator killed
+            # between the two leaves the Events, and the next one's same Events are no-ops.
+            self._announce(resource, before, after, status)
+            try:
+                self.patcher.patch_status(resource, status)
+            except Exception:  # refused or unreachable: send it again with the next one
+                log.warning("shards.operator: status patch of %s/%s failed; retrying", resource.namespace,
+                            resource.name, exc_info=True)
+                with self._lock:
+                    tracked.pending = {**status, **tracked.pending}
+                continue
+            with self._lock:
+                tracked.shown = after
+            sent += 1
             metrics.STATUS_PATCHES.inc()
-        return len(due)
+        return sent
 
     def _queue(self, resource: Resource, status: dict[str, Any]) -> None:
         new_state = str(status.get("state", ""))
@@ -166,21 +214,36 @@ class StatusMirror:
             tracked = self._by_uid.get(resource.uid)
             if tracked is None:
                 return
-            previous, tracked.state = tracked.state, new_state or tracked.state
-            earlier_attempt, tracked.attempt = tracked.attempt, int(status.get("attempt") or tracked.attempt)
+            tracked.state = new_state or tracked.state
             tracked.pending.update(status)
         self._count_states()
-        if earlier_attempt and tracked.attempt > earlier_attempt and status.get("attempts"):
-            self._post_event(resource, *retry_event(status["attempts"][-1], tracked.attempt))
-        if new_state and new_state != previous and State(new_state) in EVENT_ON_STATE:
-            kind, reason = EVENT_ON_STATE[State(new_state)]
-            error = status.get("error") or ""
-            message = f"the run ended {new_state}" + (f": {error}" if error else "")
-            if State(new_state) not in FINAL:
-                message = "the run is stopping"
-            elif State(new_state) is State.FAILED:
-                message = self._with_last_lines(message, resource, str(status.get("runId") or ""))
-            self._post_event(resource, kind, reason, message)
+
+    def _announce(self, resource: Resource, before: Shown, after: Shown, status: dict[str, Any]) -> None:
+        """The Events of what a status patch moves: a launch, a retry, a state. Each is named
+        after what it announces, so that posting it twice posts it once."""
+        if after.runs > before.runs:
+            scope = status.get("scope") or resource.scope
+            self._post_event(resource, "Normal", "Launched",
+                             f"run {after.runs} of {resource.spec.get('process')} in scope {scope}",
+                             key=f"launched/{after.runs}")
+        earlier_attempt = before.attempt if after.runs == before.runs else 1
+        if after.attempt > max(earlier_attempt, 1) and status.get("attempts"):
+            self._post_event(resource, *retry_event(status["attempts"][-1], after.attempt),
+                             key=f"retrying/{after.run_id}")
+        moved = (after.state, after.run_id) != (before.state, before.run_id)
+        if moved and after.state in EVENT_STATES:
+            self._post_event(resource, *self._state_event(resource, State(after.state), status),
+                             key=f"{after.state}/{after.run_id}")
+
+    def _state_event(self, resource: Resource, state: State, status: dict[str, Any]) -> tuple[str, str, str]:
+        kind, reason = EVENT_ON_STATE[state]
+        error = status.get("error") or ""
+        message = f"the run ended {state.value}" + (f": {error}" if error else "")
+        if state not in FINAL:
+            message = "the run is stopping"
+        elif state is State.FAILED:
+            message = self._with_last_lines(message, resource, str(status.get("runId") or ""))
+        return kind, reason, message
 
     def _with_runs(self, resource: Resource) -> Resource:
         """The resource as last known, with the run count the mirror has queued or sent."""
@@ -202,9 +265,10 @@ class StatusMirror:
             return message
         return last_lines(message, run_log.lines)
 
-    def _post_event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+    def _post_event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
+        """`key` names what the Event announces, once per resource (see Patcher.event)."""
         try:
-            self.patcher.event(resource, kind, reason, message)
+            self.patcher.event(resource, kind, reason, for_tenant(message), key=key)
         except Exception:  # an event is a courtesy: never fail on it
             log.warning("shards.operator: could not post event %s on %s/%s", reason,
                         resource.namespace, resource.name, exc_info=True)

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from shards.errors import (
     ConfirmationRequired,
     InvalidArgs,
+    NotActive,
+    NoWorker,
     ProcessActive,
     ShardsError,
     StoreUnavailable,
@@ -36,6 +38,12 @@ from shards_operator.status import (
 
 log = logging.getLogger("shards.operator")
 UNREACHABLE = "MongoDB is unreachable; retrying"  # what a tenant reads: no server address
+# What a tenant reads of anything else that went wrong on the operator's side (a store error
+# other than an outage, a bug): the detail, which may name servers, stays in the operator's log.
+INTERNAL = "an error on the operator's side (its log has the detail)"
+# Errors about the tenant's own request: their text is for the tenant.
+TENANT_ERRORS = (InvalidArgs, ConfirmationRequired, UnknownProcess, UnknownScope, ProcessActive, NoWorker,
+                 NotActive)
 RELEASE_POLL = 0.2  # seconds between looks at a deleted resource's run
 
 RETRY_SOON = 2.0  # seconds: a busy process, a store outage
@@ -85,6 +93,7 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     retry_after: float | None = None  # the handler asks kopf to try again after this
     message: str = ""
+    launched: bool = False  # this call launched the run (or found it launched): status.runs moves
 
 
 def parse_grants(text: str) -> dict[str, set[str]]:
@@ -110,6 +119,9 @@ def apply_spec(controller: Controller, resource: Resource, grants: dict[str, set
     except StoreUnavailable as error:  # the server's address stays in this log, not in the status
         log.warning("%s/%s waits: %s", resource.namespace, resource.name, error)
         return _waiting(resource, "StoreUnavailable", UNREACHABLE, RETRY_SOON)
+    except Exception:  # never kopf's: it would put the text in an Event and an annotation
+        log.exception("%s/%s: the operator could not act on it; retrying", resource.namespace, resource.name)
+        return _waiting(resource, "OperatorError", f"{INTERNAL}; retrying", RETRY_SOON)
 
 
 def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str]]) -> Outcome:
@@ -152,7 +164,7 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
     else:
         outcome = Outcome(status={"scope": scope, "observedGeneration": resource.generation})
     outcome.status["runs"] = number
-    outcome.events.append(("Normal", "Launched", f"run {number} of {record.process_id} in scope {scope}"))
+    outcome.launched = True  # the Launched Event follows the status that shows it (the mirror's)
     return outcome
 
 
@@ -260,8 +272,18 @@ def release(controller: Controller, resource: Resource, timeout: float) -> tuple
             log.warning("%s/%s is deleted while %s", resource.namespace, resource.name, error)
             if time.monotonic() >= deadline:
                 return False, f"could not stop the run: MongoDB stayed unreachable for {timeout:g}s"
-        except ShardsError as error:
-            return False, f"could not stop the run: {error}"
+        except Exception as error:  # the resource goes all the same; the detail stays in this log
+            log.warning("%s/%s is deleted; could not stop its run: %s", resource.namespace, resource.name,
+                        error, exc_info=not isinstance(error, ShardsError))
+            return False, f"could not stop the run: {tenant_text(error)}"
         if time.monotonic() >= deadline:
             return False, f"the run did not end within {timeout:g}s of the stop"
         time.sleep(min(RELEASE_POLL, max(0.0, deadline - time.monotonic())))
+
+
+def tenant_text(error: BaseException) -> str:
+    """What a tenant reads of an error: its text when it is about the tenant's request, else a
+    generic line (store errors name servers)."""
+    if isinstance(error, StoreUnavailable):
+        return "MongoDB is unreachable"
+    return str(error) if isinstance(error, TENANT_ERRORS) else INTERNAL

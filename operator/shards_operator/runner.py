@@ -23,6 +23,7 @@ from shards_operator.election import Elector, Leadership
 from shards_operator.kube import KubePatcher, load_credentials
 from shards_operator.leases import KubeLeases, default_lease_namespace
 from shards_operator.mirror import StatusMirror
+from shards_operator.persistence import ArgsDigestDiffBaseStorage, allow_deep_bodies
 from shards_operator.settings import OperatorSettings
 from shards_operator.shared import SHARED
 
@@ -46,7 +47,7 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Progress and the last handled spec live in annotations of our own prefix: the status
     # belongs to the mirror, and the CRD's status schema has no room for kopf's.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="shards.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = ArgsDigestDiffBaseStorage(
         prefix="shards.dev", key="last-handled-spec"
     )
     settings.persistence.finalizer = "shards.dev/stop-run"
@@ -59,6 +60,7 @@ def run_operator(settings: OperatorSettings) -> None:
     Lease, then lead; without it, lead at once."""
     from shards_operator import handlers  # noqa: F401 - registers the handlers with kopf
 
+    allow_deep_bodies()  # before any thread starts: a tenant's deep args must not stop the watch
     load_credentials()
     logging.getLogger("kopf.objects").addFilter(ExpectedWaits())
     # One access line per probe of the health endpoint (every few seconds) would bury the log.

@@ -3,6 +3,7 @@ Kubernetes client; unit-tested without a cluster."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,15 @@ Status = dict[str, Any]
 
 # Condition types a Job user recognises, and the reasons of Waiting.
 COMPLETE, FAILED, WAITING = "Complete", "Failed", "Waiting"
+
+# The store's outage text names the server ("MongoDB unreachable: 10.0.0.7:27017: ..."): what a
+# tenant reads keeps the fact, the operator's and workers' logs keep the detail.
+STORE_DETAIL = re.compile(r"(MongoDB unreachable): [^;\n]*")
+
+
+def for_tenant(text: str) -> str:
+    """`text` as a tenant may read it: without a store server's address or its error's detail."""
+    return STORE_DETAIL.sub(r"\1", text)
 
 
 @dataclass(frozen=True)
@@ -68,8 +78,9 @@ def run_status(run: RunView) -> Status:
     status = {
         "state": run.state.value,
         "runId": run.run_id,
-        "progress": {"message": run.message[:1024], "rate": run.rate, "percent": int(run.rate * 100)},
-        "error": run.error,
+        "progress": {"message": for_tenant(run.message)[:1024], "rate": run.rate,
+                     "percent": int(run.rate * 100)},
+        "error": for_tenant(run.error),
         "runningSince": iso(run.running_since),
         "finishedAt": iso(run.finished_at),
         "duration": run.duration,
@@ -84,7 +95,7 @@ def run_status(run: RunView) -> Status:
 
 def attempt_status(attempt: Attempt) -> Status:
     status: Status = {"attempt": attempt.attempt, "runId": attempt.run_id, "state": attempt.state.value,
-                      "error": attempt.error[:1024]}
+                      "error": for_tenant(attempt.error)[:1024]}
     if attempt.ended_at is not None:  # a list is patched whole: a null in it would be kept, and refused
         status["endedAt"] = iso(from_ms(attempt.ended_at))
     return status
@@ -120,7 +131,7 @@ def merge_conditions(
             "type": kind,
             "status": status,
             "reason": reason,
-            "message": message[:1024],
+            "message": for_tenant(message)[:1024],
             "lastTransitionTime": old["lastTransitionTime"] if old and old["status"] == status else stamp,
             "observedGeneration": generation,
         }

@@ -19,6 +19,11 @@ from shards.errors import InvalidDefinition
 from shards.states import State
 
 DEFAULT_BACKOFF = 1.0  # seconds: the first retry waits between half of this and all of it
+# A base of 0 never doubles: a launch that fails at once would retry in a hot loop (51 attempts
+# in 16 s were seen). Any positive base doubles per retry, so the rate decays whatever the
+# floor; 0.1 s keeps the sub-second first retries apps define (and tests use) valid, and lets a
+# launch that fails at once make about 9 attempts in its first 16 s, 13 in its first 7 minutes.
+MIN_BACKOFF = 0.1
 MAX_BACKOFF = 300.0  # no retry waits longer than this
 MAX_RETRIES = 100
 KEPT_ATTEMPTS = 20  # a record keeps the outcomes of this many earlier attempts (the history has all)
@@ -95,8 +100,10 @@ def check_retries(value: object) -> int:
 
 
 def check_backoff(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_BACKOFF:
-        raise InvalidDefinition(f"retry backoff must be 0 to {MAX_BACKOFF:g} seconds, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not MIN_BACKOFF <= value <= MAX_BACKOFF):
+        raise InvalidDefinition(
+            f"retry backoff must be {MIN_BACKOFF:g} to {MAX_BACKOFF:g} seconds, got {value!r}")
     return float(value)
 
 
@@ -109,8 +116,9 @@ def check_on_shutdown(value: object) -> str:
 def backoff_delay(retry: int, base: float, draw: Callable[[], float] = random.random) -> float:
     """Exponential backoff with equal jitter: retry n waits between half of and all of
     base * 2**(n-1) (at most MAX_BACKOFF), so retries of many launches that failed together
-    spread out, and none comes sooner than half its step."""
-    ceiling = min(MAX_BACKOFF, base * 2 ** max(0, retry - 1))
+    spread out, and none comes sooner than half its step. A base under MIN_BACKOFF (stored
+    before the floor) counts as MIN_BACKOFF."""
+    ceiling = min(MAX_BACKOFF, max(MIN_BACKOFF, base) * 2 ** max(0, retry - 1))
     return ceiling / 2 + draw() * ceiling / 2
 
 

@@ -69,7 +69,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     }},
     "plain": yaml.safe_load((DEPLOY / "helm" / "values-plain.yaml").read_text()),
     "dashboard": {**MONGO, "dashboard": {"enabled": True, "token": {"existingSecret": "dash-token"}}},
-    "dashboard-read-only": {**MONGO, "dashboard": {"enabled": True, "readOnly": True, "poll": 2}},
+    "dashboard-read-only": {**MONGO, "dashboard": {"enabled": True, "readOnly": True, "poll": 2,
+                                                   "token": {"existingSecret": "dash-token"}}},
 }
 
 
@@ -392,7 +393,8 @@ def test_the_dashboard_is_off_by_default_and_safe_when_on(kube_cluster: KubeClus
                         "Deployment")["shards-dashboard"]
     [container] = read_only["spec"]["template"]["spec"]["containers"]
     assert container["args"][-3:] == ["--poll", "2", "--read-only"]
-    assert "SHARDS_DASHBOARD_TOKEN" not in {var["name"] for var in container["env"]}
+    # Read-only hides the actions; the reads stay behind the token.
+    assert "SHARDS_DASHBOARD_TOKEN" in {var["name"] for var in container["env"]}
 
 
 # --- values the schema or the templates refuse --------------------------------------------------
@@ -419,7 +421,9 @@ REFUSED = [
     ("network-policy-without-mongo", {**MONGO, "networkPolicy": {"enabled": True}},
      ["networkPolicy.mongo.to is required"]),
     ("dashboard-without-token", {**MONGO, "dashboard": {"enabled": True}},
-     ["set dashboard.token.existingSecret", "or dashboard.readOnly"]),
+     ["set dashboard.token.existingSecret", "every read and action needs"]),
+    ("dashboard-read-only-without-token", {**MONGO, "dashboard": {"enabled": True, "readOnly": True}},
+     ["set dashboard.token.existingSecret"]),
     ("dashboard-literal-token", {**MONGO, "dashboard": {"enabled": True, "token": {"value": "x"}}},
      ["/dashboard/token", "additional properties 'value' not allowed"]),
 ]

@@ -281,7 +281,7 @@ def test_a_retried_run_the_record_moved_on_from_reads_as_its_last_attempt(
     env.start_workers(1, app=FLAKY_APP)
     env.start_operator()
     env.apply(env.shp("retried", process="flaky", args={"journal": str(tmp_path / "a.log"), "fail": 1},
-                      retries=1, retryBackoffSeconds=0))
+                      retries=1, retryBackoffSeconds=0.1))
     env.wait_state("retried", "Done")
     env.apply(env.shp("next", process="flaky", args={"journal": str(tmp_path / "b.log"), "fail": 0}))
     env.wait_state("next", "Done")  # the process record now holds the other resource's run

@@ -107,7 +107,7 @@ def test_a_run_whose_worker_is_lost_is_retried_on_another(shards_env: ShardsHarn
     first = _worker(shards_env)
     shards_env.define("farm")
     journal = tmp_path / "work.journal"
-    shards_env.ok("launch", "handed-off", "--scope", "farm", "--retries", "1", "--retry-backoff", "0",
+    shards_env.ok("launch", "handed-off", "--scope", "farm", "--retries", "1", "--retry-backoff", "0.1",
                   "--args", json.dumps({"journal": str(journal), "seconds": 2}))
     shards_env.wait_state("farm", "handed-off", State.RUNNING)
     wait_until(lambda: _journal(journal), what="the first attempt to start")

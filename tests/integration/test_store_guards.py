@@ -82,7 +82,7 @@ def test_require_worker_refuses_without_touching_the_record(controller: Controll
 
 
 def _running_attempt(controller: Controller) -> ProcessRecord:
-    scheduled = controller.launch("s", "job", retries=2, retry_backoff=0)
+    scheduled = controller.launch("s", "job", retries=2, retry_backoff=0.1)
     controller.store.requests.withdraw_launch(scheduled.run_id)  # as a worker's start completes it
     started = controller.store.processes.start("s", "job", scheduled.run_id, worker_id="w")
     assert started is not None

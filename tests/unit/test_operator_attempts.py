@@ -140,7 +140,7 @@ class RecordingPatcher:
     def patch_status(self, resource: Resource, status: dict[str, object]) -> None:
         self.statuses.append(status)
 
-    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+    def event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
         self.events.append((kind, reason, message))
 
 

@@ -120,7 +120,7 @@ def test_a_new_resource_launches_its_first_run_under_a_stable_id() -> None:
                                     "confirm": False, "run_id": "k8s-uid-1-1", "timeout": None,
                                     "retries": None, "retry_backoff": None}]
     assert (outcome.status["runs"], outcome.status["state"], outcome.retry_after) == (1, "Scheduled", None)
-    assert [reason for _, reason, _ in outcome.events] == ["Launched"]
+    assert outcome.launched and outcome.events == []  # Launched is posted once the status shows it
     waiting = {c["type"]: c for c in outcome.status["conditions"]}["Waiting"]
     assert (waiting["status"], waiting["reason"]) == ("False", "Launched")
 
@@ -193,7 +193,7 @@ class RecordingPatcher:
     def patch_status(self, resource: Resource, status: dict) -> None:
         self.states.append(status.get("state", ""))
 
-    def event(self, resource: Resource, kind: str, reason: str, message: str) -> None:
+    def event(self, resource: Resource, kind: str, reason: str, message: str, key: str = "") -> None:
         pass
 
 

@@ -10,6 +10,7 @@ from shards.records import LaunchSpec, ProcessRecord
 from shards.retries import (
     KEPT_ATTEMPTS,
     MAX_BACKOFF,
+    MIN_BACKOFF,
     Attempt,
     Cause,
     LaunchState,
@@ -29,13 +30,31 @@ def launch(attempt: int = 1, retried: int = 0, retries: int = 3, backoff: float 
     return LaunchState(launch_id="run1", attempt=attempt, retried=retried, retries=retries, backoff=backoff)
 
 
-@given(st.integers(1, 60), st.floats(0, MAX_BACKOFF), st.floats(0, 1))
+@given(st.integers(1, 60), st.floats(MIN_BACKOFF, MAX_BACKOFF), st.floats(0, 1))
 def test_the_nth_retry_waits_between_half_and_all_of_its_exponential_step(
     retry: int, base: float, draw: float
 ) -> None:
     step = min(MAX_BACKOFF, base * 2 ** (retry - 1))
     delay = backoff_delay(retry, base, lambda: draw)
     assert step / 2 <= delay <= step + 1e-9
+
+
+@pytest.mark.parametrize("backoff", [0, 0.0, 0.05, -1])
+def test_a_backoff_under_the_minimum_is_refused(backoff: float) -> None:
+    """A base of 0 never doubles: a launch that fails at once would retry in a hot loop."""
+    with pytest.raises(InvalidDefinition, match=r"retry backoff must be 0\.1 to 300 seconds"):
+        check_backoff(backoff)
+    assert check_backoff(MIN_BACKOFF) == MIN_BACKOFF
+
+
+def test_a_zero_backoff_stored_before_the_minimum_still_doubles_from_it() -> None:
+    assert [backoff_delay(n, 0.0, lambda: 1.0) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.8]
+    # A launch that fails at once, retried 100 times from the floor: at most 9 attempts in 16 s.
+    elapsed, attempts = 0.0, 1
+    for retry in range(1, 101):
+        elapsed += backoff_delay(retry, MIN_BACKOFF, lambda: 0.0)
+        attempts += elapsed <= 16
+    assert attempts <= 9
 
 
 def test_backoff_doubles_and_jitter_spreads_it() -> None:
