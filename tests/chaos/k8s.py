@@ -74,6 +74,7 @@ class FaultRecord:
     failover: float | None = None  # seconds until the component's duty was taken up again
     settle: float | None = None  # seconds from recovery until a new launch ran end to end
     detail: str = ""
+    cut_off: list[str] = field(default_factory=list)  # launches executing where a worker fault hit
 
 
 @dataclass
@@ -321,6 +322,9 @@ class Driver:
         self.thread.join(timeout=120)
 
 
+Injected = tuple[float | None, str, list[str]]  # failover (if known at once), what was hit, cut-off launches
+
+
 class Faults:
     """Injects one fault of a kind and measures its failover and the settling after it."""
 
@@ -333,17 +337,14 @@ class Faults:
         inject = {"worker": self._worker, "operator": self._operator,
                   "apiserver": self._apiserver_etcd_restart,
                   "mongo": self._mongo, "helm": self._helm_upgrade}[kind.split("-")[0]]
-        failover, detail = inject(kind)
-        record = FaultRecord(kind, at, time.time(), detail=detail)
-        record.failover = failover(record) if callable(failover) else failover
+        failover, detail, cut_off = inject(kind)
+        record = FaultRecord(kind, at, time.time(), failover, detail=detail, cut_off=cut_off)
         record.settle = self.probe(record)
-        if callable(failover) and record.failover is None:
-            record.failover = failover(record)
         log.info("fault %s: %s failover %s settle %s", kind, detail, record.failover, record.settle)
         return record
 
-    def _worker(self, kind: str) -> tuple[Any, str]:
-        pods = self.release.pods("worker")
+    def _worker(self, kind: str) -> Injected:
+        pods = wait(lambda: self.release.pods("worker"), 120, "a Running worker Pod")
         executions = self.counter.executions()
         now = time.time()
         pods.sort(key=lambda pod: -len(live_at(executions, now, pod["metadata"]["name"])))
@@ -355,42 +356,40 @@ class Faults:
         else:
             self.release.node.ctr("tasks", "kill", "--signal", "SIGKILL", self.release.container_id(pod))
 
-        def failover(record: FaultRecord) -> float | None:
-            executions = self.counter.executions()
-            resumed = [resumed_after(executions, launch, record.at) for launch in affected]
-            times = [r - record.at for r in resumed if r is not None]
-            return max(times) if times else None
+        return None, f"{name} ({len(affected)} running)", sorted(affected)  # failover: see resumed()
 
-        return failover, f"{name} ({len(affected)} running)"
+    def _operator(self, kind: str) -> Injected:
+        def leading() -> tuple[str, dict[str, Any]] | None:
+            holder = self.release.leader()  # "<pod>_<random>": a new one for every process
+            pods = [p for p in self.release.pods("operator") if p["metadata"]["name"] == holder.split("_")[0]]
+            return (holder, pods[0]) if holder and pods else None
 
-    def _operator(self, kind: str) -> tuple[Any, str]:
-        holder = wait(self.release.leader, 60, "an operator leading")
-        pod_name = holder.split("_")[0]
-        [pod] = [p for p in self.release.pods("operator") if p["metadata"]["name"] == pod_name]
+        holder, pod = wait(leading, 120, "a Running operator Pod leading")
+        pod_name = pod["metadata"]["name"]
         at = time.time()
         if kind == "operator-leader-sigkill":
             self.release.node.ctr("tasks", "kill", "--signal", "SIGKILL", self.release.container_id(pod))
         else:
             self.release.kubectl("delete", "pod", pod_name, "--wait=false")
         wait(lambda: (now := self.release.leader()) and now != holder, 120, "another operator leading")
-        return time.time() - at, pod_name
+        return time.time() - at, pod_name, []
 
-    def _apiserver_etcd_restart(self, kind: str) -> tuple[Any, str]:
+    def _apiserver_etcd_restart(self, kind: str) -> Injected:
         at = time.time()
         restart(("etcd", "kube-apiserver"))
-        return time.time() - at, "SIGKILL + start"
+        return time.time() - at, "SIGKILL + start", []
 
-    def _mongo(self, kind: str) -> tuple[Any, str]:
+    def _mongo(self, kind: str) -> Injected:
         seconds = float(kind.split("-")[1].rstrip("s"))
         self.release.mongo.kill()
         time.sleep(seconds)
         self.release.mongo.start()
-        return None, f"down {seconds:.0f} s"
+        return None, f"down {seconds:.0f} s", []
 
-    def _helm_upgrade(self, kind: str) -> tuple[Any, str]:
+    def _helm_upgrade(self, kind: str) -> Injected:
         at = time.time()
         self.release.upgrade()
-        return time.time() - at, f"roll r{self.release.rolls}"
+        return time.time() - at, f"roll r{self.release.rolls}", []
 
     def probe(self, record: FaultRecord) -> float | None:
         """A new resource, launched at once after the fault: seconds until it is Done."""
@@ -489,18 +488,44 @@ def check(release: ChaosRelease, driver: Driver, counter: Counter, outcome: Outc
                       for m in mismatched]
     outcome.executions = counter.executions()
     outcome.duplicated = duplicates(outcome.executions)
+    for fault in outcome.faults:
+        resumed_at(fault, outcome.executions, store)
+
+
+def resumed_at(fault: FaultRecord, executions: list[Execution], store: Any) -> None:
+    """A worker fault's failover: until every launch it cut off ran again (its next attempt
+    started, by the app's count). A cut-off launch that never ran again ended otherwise (a stop,
+    a delete, or retries used up): its last attempt's state is noted in the detail."""
+    if not fault.cut_off:
+        return
+    times, ended = [], []
+    for launch in fault.cut_off:
+        again = resumed_after(executions, launch, fault.at)
+        if again is not None:
+            times.append(again - fault.at)
+        else:
+            last = _last_attempt(store, launch)
+            ended.append(f"{launch} {last.state.value if last else '?'}: {last.error if last else ''}"[:160])
+    fault.failover = max(times) if times else None
+    if ended:
+        fault.detail += f"; not run again: {'; '.join(ended)}"
+
+
+def _last_attempt(store: Any, launch: str) -> Any:
+    last = None
+    for attempt in range(1, 50):
+        entry = store.runs.get(launch if attempt == 1 else f"{launch}.{attempt}")
+        if entry is None:
+            break
+        last = entry
+    return last
 
 
 def _check_launches(store: Any, tracked: Tracked, outcome: Outcome) -> None:
     """Every launch the operator made for the resource ended (its last attempt is final)."""
     for number in range(1, tracked.launched + 1):
         launch = f"k8s-{tracked.uid}-{number}"
-        last = None
-        for attempt in range(1, 50):
-            entry = store.runs.get(launch if attempt == 1 else f"{launch}.{attempt}")
-            if entry is None:
-                break
-            last = entry
+        last = _last_attempt(store, launch)
         if last is None and not tracked.deleted:
             outcome.lost.append(f"{tracked.name}: launch {launch} has no run in MongoDB")
         elif last is not None and last.state not in FINAL:
@@ -565,6 +590,8 @@ def report(outcome: Outcome) -> str:
         unsettled = sum(f.settle is None for f in faults)
         lines.append(f"{kind:<24}{len(faults):>8}  {stats([f.failover for f in faults])}  "
                      f"{stats([f.settle for f in faults])}  {unsettled:>9}")
+    lines += [f"{fault.kind} at +{fault.at - outcome.faults[0].at:.0f} s: {fault.detail}"
+              for fault in outcome.faults if "not run again" in fault.detail]
     for title, items in (("lost", outcome.lost), ("duplicated", outcome.duplicated),
                          ("stuck", outcome.stuck)):
         lines += [f"{title}: {item}" for item in items[:20]]
