@@ -488,11 +488,13 @@ def check(release: ChaosRelease, driver: Driver, counter: Counter, outcome: Outc
                       for m in mismatched]
     outcome.executions = counter.executions()
     outcome.duplicated = duplicates(outcome.executions)
+    asked = {t.uid: ("deleted" if t.deleted else "stop asked" if t.stopped else "")
+             for t in outcome.resources}
     for fault in outcome.faults:
-        resumed_at(fault, outcome.executions, store)
+        resumed_at(fault, outcome.executions, store, asked)
 
 
-def resumed_at(fault: FaultRecord, executions: list[Execution], store: Any) -> None:
+def resumed_at(fault: FaultRecord, executions: list[Execution], store: Any, asked: dict[str, str]) -> None:
     """A worker fault's failover: until every launch it cut off ran again (its next attempt
     started, by the app's count). A cut-off launch that never ran again ended otherwise (a stop,
     a delete, or retries used up): its last attempt's state is noted in the detail."""
@@ -505,7 +507,10 @@ def resumed_at(fault: FaultRecord, executions: list[Execution], store: Any) -> N
             times.append(again - fault.at)
         else:
             last = _last_attempt(store, launch)
-            ended.append(f"{launch} {last.state.value if last else '?'}: {last.error if last else ''}"[:160])
+            uid = launch.removeprefix("k8s-").rsplit("-", 1)[0]
+            why = f" ({asked[uid]})" if asked.get(uid) else ""
+            state, error = (last.state.value, last.error) if last else ("?", "")
+            ended.append(f"{launch}{why} {state}: {error}"[:200])
     fault.failover = max(times) if times else None
     if ended:
         fault.detail += f"; not run again: {'; '.join(ended)}"
