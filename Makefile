@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv venv-demo venv-cli browser fresh-check lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos clean
+.PHONY: venv venv-demo venv-cli browser fresh-check lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos chaos-k8s clean
 
 ## One venv, installed in levels, each including the one before (extras in pyproject.toml):
 ##   cli   .[embedded]  the `shards` CLI and the embedded MongoDB: make demo-cli
@@ -93,6 +93,19 @@ chaos: venv
 
 test-chaos: venv
 	$(PYTEST) tests/chaos
+
+## Seeded faults against the chart on real Pods (the local node, as root): worker Pods deleted and
+## their containers killed, the leading operator killed, kube-apiserver and etcd restarted, MongoDB
+## down 5/12/60 s, helm upgrades; exits non-zero on lost, duplicated or stuck runs. About
+## DURATION seconds of faults (default 600) plus setup and checks; the report table is printed
+## and written to CHAOS_K8S_REPORT. A small version runs in test-e2e (tests/e2e/test_chaos_k8s.py).
+SEED ?= 1
+DURATION ?= 600
+CHAOS_K8S_REPORT ?= chaos-k8s-report.txt
+chaos-k8s: venv tools
+	SHARDS_CHAOS_K8S=full SHARDS_CHAOS_SEED=$(SEED) SHARDS_CHAOS_DURATION=$(DURATION) \
+	  SHARDS_CHAOS_REPORT=$(abspath $(CHAOS_K8S_REPORT)) \
+	  $(PYTEST) tests/e2e/test_chaos_k8s.py -m e2e -s -k full
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -173,13 +173,17 @@ def _follow(controller: Controller, resource: Resource) -> Outcome:
     run = current_run(controller, resource)
     if run is None:
         return Outcome(status={"observedGeneration": resource.generation})
-    outcome = observed(resource, run)
     force = bool(resource.spec.get("forceStop"))
     if (resource.spec.get("stop") or force) and run.state in ACTIVE:
         controller.stop(resource.scope, str(resource.spec["process"]), force=force)
+        # Read again: a stop may end the run at once (a Scheduled one), and the change stream's
+        # news of it may reach the mirror before this outcome, which must not undo it.
+        run = current_run(controller, resource) or run
+        outcome = observed(resource, run)
         verb = "kill" if force else "stop"
         outcome.events.append(("Normal", "Stopping", f"{verb} requested for run {resource.launched_runs}"))
-    return outcome
+        return outcome
+    return observed(resource, run)
 
 
 def current_run(controller: Controller, resource: Resource) -> RunView | None:

@@ -6,7 +6,7 @@ CLI: ``PYTHONPATH=tests python -m tooling.cluster {tools,up [--node],down,status
 
 from ._common import ClusterError, state_dir, tools_cache_root, wait_for
 from .client import KubeCluster, KubectlError
-from .control_plane import add_node, down, running, running_node, status, up
+from .control_plane import add_node, down, restart, running, running_node, status, up
 from .node import KubeNode, can_run_node
 from .node import ensure_packages as ensure_node_packages
 from .tools import bin_dir, ensure_tools, is_built, pins
@@ -24,6 +24,7 @@ __all__ = [
     "ensure_tools",
     "is_built",
     "pins",
+    "restart",
     "running",
     "running_node",
     "state_dir",

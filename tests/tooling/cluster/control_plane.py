@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import ssl
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,6 +292,60 @@ def _start(directory: Path, bin_dir: Path, state: dict[str, object], with_kcm: b
         )
     state["complete"] = True
     _write_state(directory, state)
+    return cluster
+
+
+RESTART_BIND_TRIES = 60  # a freed port may be some client's ephemeral port for a moment
+
+
+def restart(names: tuple[str, ...] = ("etcd", "kube-apiserver")) -> KubeCluster:
+    """Crash and restart recorded control-plane processes in place (a chaos fault).
+
+    Each named process is SIGKILLed (by its recorded pid), then started again in the recorded
+    order with its own command line, so ports, certificates and etcd's data stay the same;
+    state.json records the new pids (``down`` stops them). While a port is down another process's
+    outgoing connection may take it as its local port: a start that fails with "address already
+    in use" is tried again, once a second. Returns once /readyz answers again.
+    """
+    directory = state_dir()
+    with _locked(directory):
+        state = _read_state(directory)
+        if not state or not state.get("complete"):
+            raise ClusterError(f"no running cluster recorded in {directory}")
+        records = _records(state)
+        unknown = set(names) - {record.name for record in records}
+        if unknown:
+            raise ClusterError(f"no recorded process named {sorted(unknown)}")
+        chosen = [record for record in records if record.name in names]
+        argvs = {record.name: procs.argv_of(record) for record in chosen}
+        for record in reversed(chosen):  # apiserver first, as down() does
+            procs.kill(record)
+        started: dict[str, procs.ProcessRecord] = {}
+        tries = dict.fromkeys(argvs, 0)
+
+        def launch(record: procs.ProcessRecord) -> None:
+            tries[record.name] += 1
+            started[record.name] = procs.start(record.name, argvs[record.name], Path(record.log_file))
+            state["processes"] = [started.get(r.name, r).to_json() for r in records]
+            _write_state(directory, state)
+
+        def gone() -> str | None:
+            """Start again what could not bind yet; say why a process died for another reason."""
+            for record in chosen:
+                reason = procs.exit_reason(started[record.name])
+                if reason is None:
+                    continue
+                if "address already in use" not in reason or tries[record.name] >= RESTART_BIND_TRIES:
+                    return reason
+                time.sleep(1.0)
+                launch(record)
+            return None
+
+        for record in chosen:  # etcd first
+            launch(record)
+        cluster = _handle(directory, state)
+        wait_for("kube-apiserver /readyz after a restart", lambda: cluster.readyz() or None,
+                 APISERVER_TIMEOUT_S, interval=0.2, fail_fast=gone)
     return cluster
 
 

@@ -118,6 +118,24 @@ def stop(record: ProcessRecord) -> None:
         raise ClusterError(f"{record.name} (pid {record.pid}) survived SIGKILL")
 
 
+def argv_of(record: ProcessRecord) -> list[str]:
+    """The command line the recorded process runs (to start it again as itself)."""
+    if not is_alive(record):
+        raise ClusterError(f"{record.name} (pid {record.pid}) is not running")
+    raw = Path(f"/proc/{record.pid}/cmdline").read_bytes()
+    return [arg.decode() for arg in raw.split(b"\0") if arg]
+
+
+def kill(record: ProcessRecord) -> None:
+    """SIGKILL the recorded process (a crash) and wait until it is gone; never any other pid."""
+    if is_alive(record):
+        log.info("killing %s (pid %d)", record.name, record.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGKILL)
+    if not _wait_gone(record, KILL_TIMEOUT_S):
+        raise ClusterError(f"{record.name} (pid {record.pid}) survived SIGKILL")
+
+
 def exit_reason(record: ProcessRecord) -> str | None:
     """None while the process runs, else a one-line reason pointing at its log."""
     if is_alive(record):
