@@ -162,6 +162,7 @@ class ProcessRecord:
     launch_id: str = ""  # the run id of the launch's first attempt
     attempt: int = 0  # the current or last attempt of the launch (1: the first)
     retried: int = 0  # failed attempts of this launch retried so far
+    handoffs: int = 0  # attempts of this launch handed off so far (they spend no retry)
     attempts: list[Attempt] = field(default_factory=list)  # how earlier attempts ended
     launch: LaunchSpec = field(default_factory=LaunchSpec)
 
@@ -180,7 +181,8 @@ class ProcessRecord:
             retries, backoff = self.policy.retries, self.policy.backoff
         return LaunchState(launch_id=self.launch_id or self.run_id, attempt=max(1, self.attempt),
                            retried=self.retried, retries=retries, backoff=backoff,
-                           nested=bool(self.parent_run_id))
+                           nested=bool(self.parent_run_id), handoffs=self.handoffs,
+                           on_shutdown=self.policy.on_shutdown)
 
     def attempt_label(self) -> str:
         """`attempt 2 of 4` for a launch that retries or was retried, else ""."""
@@ -208,6 +210,7 @@ class ProcessRecord:
             "launchId": self.launch_id,
             "attempt": self.attempt,
             "retried": self.retried,
+            "handoffs": self.handoffs,
             "attempts": [attempt.to_doc() for attempt in self.attempts],
             "launch": self.launch.to_doc(),
         }
@@ -231,6 +234,7 @@ class ProcessRecord:
             launch_id=doc.get("launchId") or "",
             attempt=int(doc.get("attempt") or 0),
             retried=int(doc.get("retried") or 0),
+            handoffs=int(doc.get("handoffs") or 0),
             attempts=[Attempt.from_doc(item) for item in doc.get("attempts") or []],
             launch=LaunchSpec.from_doc(doc.get("launch")),
         )

@@ -75,10 +75,12 @@ class Policing:
                 run.killed = True
                 run.kill()
 
-    def kill_all(self) -> None:
-        """Kill the isolated runs that still execute (a worker leaving after its grace)."""
+    def kill_all(self, reason: str = "") -> None:
+        """Kill the isolated runs that still execute (a worker leaving after its grace, or
+        losing its lease); `reason` becomes their error."""
         for run in self.ledger.executions():
             if run.parent is None and run.kill is not None and not run.killed:
+                run.clock.kill_reason = run.clock.kill_reason or reason
                 run.killed = True
                 run.kill()
 
