@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from shards.errors import ShardsError
-from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
+from shards.records import ProcessRecord, ProcessStatus, Progress, set_server_offset, utcnow, wall_clock
 from shards.requests import ANY_POOL, ANY_WORKER, Request, RequestKind
 from shards.retries import RetryPlan
 from shards.states import State
 
 from shards_store.changes import ChangeFeed, PollPace
-from shards_store.collection import Collection, Doc, QueryLog
+from shards_store.collection import Collection, Doc, QueryLog, translated
 from shards_store.indexes import INDEXES, OBSOLETE
 from shards_store.processes import ProcessRecords
 from shards_store.reachability import TIMEOUT_ENV, brief, check_loopback_listens, mongo_timeout
@@ -29,6 +30,7 @@ from shards_store.workers import WorkerRegistry
 
 DEFAULT_URI = "mongodb://127.0.0.1:27017/shards"
 DEFAULT_DATABASE = "shards"
+CLOCK_SYNC_INTERVAL = 60.0  # seconds between measures of this machine's clock against the server's
 
 
 def default_uri() -> str:
@@ -52,6 +54,31 @@ class Store:
         self.runlogs = RunLogs(self._collection("runlogs"))
         self.workers = WorkerRegistry(self._collection("workers"))
         self.scopes = ScopeCatalog(self._collection("scopes"))
+        self._clock_synced: float | None = None  # monotonic: when sync_clock last measured
+
+    @translated
+    def sync_clock(self, *, at_most_every: float = 0.0) -> float | None:
+        """Measure the server's clock against this machine's (the `localTime` of a hello) and
+        correct shards.records.utcnow by the difference, so that times that decide (when a retry
+        may start, durations) do not depend on this host's wall clock. Returns the offset in
+        seconds (None: the server gives no time, or the last measure is recent enough). Raises
+        StoreUnavailable."""
+        if self._clock_synced is not None and time.monotonic() - self._clock_synced < at_most_every:
+            return None
+        sent = wall_clock()
+        try:
+            reply = self.client.admin.command("hello")
+        except OperationFailure:  # a server older than hello (mongo-java-server): the same reply
+            reply = self.client.admin.command("isMaster")
+        received = wall_clock()
+        self._clock_synced = time.monotonic()
+        server = reply.get("localTime")
+        if not isinstance(server, datetime):
+            return None
+        server = server if server.tzinfo else server.replace(tzinfo=UTC)
+        offset = (server - (sent + (received - sent) / 2)).total_seconds()
+        set_server_offset(offset)
+        return offset
 
     def _collection(self, name: str) -> Collection:
         return Collection(self.database[name], self.query_log)
@@ -171,11 +198,13 @@ def connect(uri: str | None = None, *, timeout: float | None = None, check: bool
             serverSelectionTimeoutMS=int(seconds * 1000),
             connectTimeoutMS=int(seconds * 1000),
         )
+        store = Store(client, client.get_default_database(DEFAULT_DATABASE), uri)
         if check:
             client.admin.command("ping")
+            store.sync_clock()
     except (PyMongoError, ValueError) as error:
         raise ShardsError(
             f"cannot reach MongoDB at {redact(uri)} within {seconds:g}s: {brief(error)} "
             f"(set SHARDS_MONGO_URI to a reachable server, or {TIMEOUT_ENV} for a slower one)"
         ) from error
-    return Store(client, client.get_default_database(DEFAULT_DATABASE), uri)
+    return store

@@ -61,14 +61,15 @@ def test_workers_cut_off_past_their_lease_stay_up_and_hand_their_runs_off(
         assert "Traceback" not in worker.output(), worker.output()
 
 
-def test_a_worker_restarted_after_an_outage_settles_nothing_twice(outage_env: OutageEnv, tmp_path: Path) -> None:
+def test_a_run_handed_off_in_an_outage_runs_again_once(outage_env: OutageEnv, tmp_path: Path) -> None:
     """The records a worker handed off during an outage are not its own any more: a heartbeat or
     reconciler that comes later leaves the relaunch alone."""
     harness, mongo = outage_env
     worker = harness.start_workers(1)[0]
     harness.define("p")
     journal = tmp_path / "journal"
-    harness.ok("launch", "ticker", "--scope", "p", "--args", json.dumps({"journal": str(journal), "seconds": 8}))
+    harness.ok("launch", "ticker", "--scope", "p",
+               "--args", json.dumps({"journal": str(journal), "seconds": 8}))
     harness.wait_state("p", "ticker", State.RUNNING)
     mongo.kill()
     wait_until(lambda: "stopping 1 runs" in worker.output(), what="the fence to stop the run")

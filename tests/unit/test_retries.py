@@ -94,7 +94,8 @@ def test_hand_offs_are_bounded_then_a_lost_worker_spends_a_retry() -> None:
     assert lost is not None and (lost.retried, lost.handoffs) == (2, MAX_HANDOFFS)
     assert "its worker was lost" in lost.message
     assert plan_retry(worn, Cause.HANDOFF) is None
-    spent = LaunchState(launch_id="run1", attempt=30, retried=3, retries=3, backoff=2.0, handoffs=MAX_HANDOFFS)
+    spent = LaunchState(launch_id="run1", attempt=30, retried=3, retries=3, backoff=2.0,
+                        handoffs=MAX_HANDOFFS)
     assert plan_retry(spent, Cause.WORKER_LOST) is None
 
 

@@ -10,6 +10,8 @@ from shards.errors import StoreUnavailable
 from shards.requests import RequestKind
 from shards.states import State
 from shards_store import Store
+from shards_store.reconciler import Reconciler, settle_record
+from shards_store.store import CLOCK_SYNC_INTERVAL
 
 from shards_worker import metrics
 from shards_worker.connectivity import Connectivity
@@ -17,7 +19,6 @@ from shards_worker.lease import Lease
 from shards_worker.ledger import Ledger
 from shards_worker.offers import Offers
 from shards_worker.policing import Policing
-from shards_worker.reconciler import Reconciler, settle_record
 from shards_worker.settings import WorkerSettings
 from shards_worker.state import WorkerState
 
@@ -68,6 +69,7 @@ class Heartbeat:
                 self.policing.stop_all()
             return
         self.lease.renewed(sent)
+        self.store.sync_clock(at_most_every=CLOCK_SYNC_INTERVAL)  # clocks drift: measured now and then
         # A renewal sent long ago (a slow beat after an outage) may already be half a lease old:
         # claiming again now would only stop the runs it claims a moment later.
         if state.fenced.is_set() and not self.lease.runs_must_stop():

@@ -23,6 +23,7 @@ from shards.app import App
 from shards.errors import StoreUnavailable
 from shards.requests import Request
 from shards_store import Store, upgrade
+from shards_store.reconciler import Reconciler, replace_predecessors
 from shards_store.workers import GONE
 
 from shards_worker.claiming import Claiming
@@ -37,7 +38,6 @@ from shards_worker.logs import about
 from shards_worker.offers import Offers, advertised
 from shards_worker.policing import Policing
 from shards_worker.process_host import host_for
-from shards_worker.reconciler import Reconciler, replace_predecessors
 from shards_worker.settings import WorkerSettings
 from shards_worker.slots import Slots
 from shards_worker.state import WorkerState
@@ -102,6 +102,7 @@ class Worker:
     def start(self) -> None:
         self.store.ensure_indexes()
         upgrade(self.store)  # before the first claim: what an older release left becomes claimable
+        self.store.sync_clock()  # times it stores follow the server's clock, not this host's
         self.host.warm()
         sent = time.monotonic()
         self.state.id = self.store.workers.register(
