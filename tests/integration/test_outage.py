@@ -80,3 +80,21 @@ def test_a_run_handed_off_in_an_outage_runs_again_once(outage_env: OutageEnv, tm
     history = harness.controller.history("p", "ticker")
     assert [(run.attempt, run.state) for run in reversed(history)] == [(1, State.STOPPED), (2, State.DONE)]
     assert worker.running
+
+
+def test_a_worker_declared_lost_while_cut_off_comes_back_as_a_new_incarnation(
+    shards_env: ShardsHarness,
+) -> None:
+    """Reaped by others while it was cut off alone (here: by the test's hand, with nothing
+    running), a worker registers anew and serves on, instead of shutting down."""
+    harness = shards_env
+    worker = harness.start_workers(1)[0]
+    harness.define("q")
+    first = harness.store.workers.alive()[0].worker_id
+    assert harness.store.workers.retire(first, "Lost", f"worker {first} was lost (no heartbeat for 3s)")
+    wait_until(lambda: [w.worker_id for w in harness.store.workers.alive()] not in ([], [first]),
+               what="a new incarnation")
+    assert worker.running
+    harness.ok("launch", "quick", "--scope", "q", "--wait")
+    assert harness.record("q", "quick").worker_id == ""  # ended
+    assert harness.controller.history("q", "quick")[0].worker_id != first

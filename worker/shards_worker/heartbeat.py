@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from shards.errors import StoreUnavailable
 from shards.requests import RequestKind
@@ -28,7 +29,7 @@ log = logging.getLogger("shards.worker")
 class Heartbeat:
     def __init__(self, store: Store, settings: WorkerSettings, state: WorkerState, ledger: Ledger,
                  policing: Policing, reconciler: Reconciler, offers: Offers, lease: Lease,
-                 connectivity: Connectivity) -> None:
+                 connectivity: Connectivity, rejoin: Callable[[float], None]) -> None:
         self.store = store
         self.settings = settings
         self.state = state
@@ -38,6 +39,7 @@ class Heartbeat:
         self.offers = offers
         self.lease = lease
         self.connectivity = connectivity
+        self.rejoin = rejoin  # register a new incarnation (sent at: this monotonic time)
         self._next_watch = 0.0  # monotonic: when a worker that does not lead next reconciles
         self._unheld_launches: set[str] = set()  # seen taken by this worker but not held
 
@@ -63,10 +65,16 @@ class Heartbeat:
         state = self.state
         sent = time.monotonic()
         if not self.store.workers.heartbeat(state.id, len(self.ledger.executions())):
-            if not state.stopping.is_set():
-                log.error("%s was declared lost by another worker; shutting down", state.id)
-                state.stopping.set()
-                self.policing.stop_all()
+            if state.stopping.is_set():
+                return
+            if not self.ledger.executions():
+                # Reaped while cut off (a whole lease: the fence ended its runs, the reaper handed
+                # them off): nothing of it executes, so it comes back as a new incarnation.
+                self.rejoin(sent)
+                return
+            log.error("%s was declared lost by another worker while runs execute; shutting down", state.id)
+            state.stopping.set()
+            self.policing.stop_all()
             return
         self.lease.renewed(sent)
         self.store.sync_clock(at_most_every=CLOCK_SYNC_INTERVAL)  # clocks drift: measured now and then

@@ -75,9 +75,10 @@ class Worker:
                                  start_launch=self._start_launch, deliver_stop=self._deliver_stop,
                                  define=self.definer.start, may_define=self.definer.idle)
         self.heartbeat = Heartbeat(store, settings, self.state, self.ledger, self.policing, self.reconciler,
-                                   self.offers, self.lease, self.connectivity)
+                                   self.offers, self.lease, self.connectivity, rejoin=self._rejoin)
         self.fence = Fence(self.state, self.lease, self.ledger, self.policing)
         self._run_threads: list[threading.Thread] = []
+        self._rejoined = threading.Event()  # a new incarnation: the stream must name its id
 
     @property
     def id(self) -> str:
@@ -92,6 +93,10 @@ class Worker:
         self.start()
         try:
             while not self.state.stopping.is_set():
+                if self._rejoined.is_set():
+                    self._rejoined.clear()
+                    self.claiming.close()
+                    self._guarded(self.claiming.open)
                 if self.claiming.sweep_due():
                     self._guarded(self.claiming.sweep, reached_store=True)
                 self.claiming.wait_for_change()
@@ -104,7 +109,20 @@ class Worker:
         upgrade(self.store)  # before the first claim: what an older release left becomes claimable
         self.store.sync_clock()  # times it stores follow the server's clock, not this host's
         self.host.warm()
-        sent = time.monotonic()
+        self._register(time.monotonic())
+        replace_predecessors(self.store, self.name, self.id)
+        self.claiming.open()
+        for target, name in ((self.heartbeat.beat_until_closed, "shards-heartbeat"),
+                             (self.fence.watch_until_closed, "shards-lease"),
+                             (lambda: self.policing.patrol(self.state.closed), "shards-police")):
+            threading.Thread(target=target, name=name, daemon=True).start()
+        log.info("%s started (pool %s, concurrency %d, %s isolation, processes %s)", self.id,
+                 self.settings.pool, self.settings.concurrency, self.settings.isolation,
+                 ", ".join(self.catalog) or "per scope")
+
+    def _register(self, sent: float) -> None:
+        """Register a new incarnation (sent: when, on the monotonic clock): its id is the
+        lease's holder from here on."""
         self.state.id = self.store.workers.register(
             self.name,
             host=socket.gethostname(),
@@ -116,15 +134,17 @@ class Worker:
         )
         self.lease.renewed(sent)
         self.lifecycle.worker_id = self.reconciler.me = self.offers.me = self.id
-        replace_predecessors(self.store, self.name, self.id)
-        self.claiming.open()
-        for target, name in ((self.heartbeat.beat_until_closed, "shards-heartbeat"),
-                             (self.fence.watch_until_closed, "shards-lease"),
-                             (lambda: self.policing.patrol(self.state.closed), "shards-police")):
-            threading.Thread(target=target, name=name, daemon=True).start()
-        log.info("%s started (pool %s, concurrency %d, %s isolation, processes %s)", self.id,
-                 self.settings.pool, self.settings.concurrency, self.settings.isolation,
-                 ", ".join(self.catalog) or "per scope")
+        self.state.may_own_records = True
+
+    def _rejoin(self, sent: float) -> None:
+        """Declared lost while cut off, with nothing left executing: come back as a new
+        incarnation instead of leaving (on the heartbeat thread; the main loop reopens the
+        stream under the new id)."""
+        lost = self.id
+        self._register(sent)
+        self._rejoined.set()
+        self.claiming.wakeups.ring()
+        log.warning("%s was declared lost while cut off from MongoDB; back as %s", lost, self.id)
 
     def stop(self) -> None:
         """Stop running processes cooperatively, heart-beating all along so no other worker
