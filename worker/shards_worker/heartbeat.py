@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from shards.errors import StoreUnavailable
 from shards.requests import RequestKind
+from shards.retries import Cause
 from shards.states import State
 from shards_store import Store
 from shards_store.reconciler import Reconciler, settle_record
@@ -106,7 +107,9 @@ class Heartbeat:
         for record in records:
             # An inline child of an isolated run is the run's own: its end comes with the run's.
             if not ledger.holds(record.run_id) and not ledger.holds(record.parent_run_id):
-                settle_record(self.store, record, f"worker {me} no longer runs it")
+                # Its start was cut off by an outage, or its end lost: handed off as a lost
+                # worker's run would be (it executes nowhere).
+                settle_record(self.store, record, f"worker {me} no longer runs it", Cause.WORKER_LOST)
             elif record.state is State.STOP_REQUESTED:
                 self.policing.stop_run(record.run_id)
         # A launch taken but not held: its start failed midway. Seen so twice in a row, so a claim
