@@ -20,6 +20,7 @@ PYTHONPATH=<tree>/sdk:<tree>/store:<tree>/controller:<tree>/worker:<tree>/cli:<t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -45,7 +46,7 @@ def journal_overlap(journal: Path) -> bool:
         first, last = spans.get(attempt, (float(at), float(at)))
         spans[attempt] = (min(first, float(at)), max(last, float(at)))
     ordered = sorted(spans.values())
-    return any(later[0] < earlier[1] for earlier, later in zip(ordered, ordered[1:], strict=False))
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(ordered))
 
 
 def one_outage(seconds: float, workdir: Path) -> dict[str, object]:
@@ -104,7 +105,8 @@ def one_kill(restart: bool, workdir: Path) -> dict[str, object]:
         wait_until(lambda: harness.record("k", "ticker").state is not State.RUNNING
                    or harness.record("k", "ticker").attempt > 1, timeout=180, what="the run to be settled")
         settled = time.monotonic() - killed
-        return {"restart": restart, "settled_s": round(settled, 2), "state": harness.record("k", "ticker").state.value}
+        state = harness.record("k", "ticker").state.value
+        return {"restart": restart, "settled_s": round(settled, 2), "state": state}
     finally:
         harness.close()
         mongo.stop()

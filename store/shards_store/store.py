@@ -31,6 +31,9 @@ from shards_store.workers import WorkerRegistry
 DEFAULT_URI = "mongodb://127.0.0.1:27017/shards"
 DEFAULT_DATABASE = "shards"
 CLOCK_SYNC_INTERVAL = 60.0  # seconds between measures of this machine's clock against the server's
+CLOCK_SAMPLES = 3  # the quickest round trip of these measures the offset
+CLOCK_TOLERANCE = 0.25  # seconds: an offset within this is no offset (see Store.sync_clock)
+MAX_CLOCK_ROUND_TRIP = 1.0  # seconds: a slower measure says too little to change anything
 
 
 def default_uri() -> str:
@@ -60,25 +63,40 @@ class Store:
     def sync_clock(self, *, at_most_every: float = 0.0) -> float | None:
         """Measure the server's clock against this machine's (the `localTime` of a hello) and
         correct shards.records.utcnow by the difference, so that times that decide (when a retry
-        may start, durations) do not depend on this host's wall clock. Returns the offset in
-        seconds (None: the server gives no time, or the last measure is recent enough). Raises
-        StoreUnavailable."""
+        may start, durations) do not depend on this host's wall clock. Returns the offset applied,
+        in seconds (None: no measure this time). Raises StoreUnavailable.
+
+        A measure is off by up to half its round trip, so the quickest of a few counts, and an
+        offset within CLOCK_TOLERANCE is taken as none: clocks kept by NTP (milliseconds apart)
+        stay exactly as they are, and processes of one host never disagree by a measure's noise
+        (a stop request a few ms "in the future" for a worker would wait for its turn)."""
         if self._clock_synced is not None and time.monotonic() - self._clock_synced < at_most_every:
             return None
+        self._clock_synced = time.monotonic()
+        best: tuple[float, float] | None = None  # (round trip, offset)
+        for _ in range(CLOCK_SAMPLES):
+            sample = self._clock_sample()
+            if sample is not None and (best is None or sample[0] < best[0]):
+                best = sample
+        if best is None or best[0] > MAX_CLOCK_ROUND_TRIP:
+            return None
+        offset = best[1] if abs(best[1]) > CLOCK_TOLERANCE else 0.0
+        set_server_offset(offset)
+        return offset
+
+    def _clock_sample(self) -> tuple[float, float] | None:
+        """One (round trip, server minus this machine) measure, in seconds."""
         sent = wall_clock()
         try:
             reply = self.client.admin.command("hello")
         except OperationFailure:  # a server older than hello (mongo-java-server): the same reply
             reply = self.client.admin.command("isMaster")
         received = wall_clock()
-        self._clock_synced = time.monotonic()
         server = reply.get("localTime")
         if not isinstance(server, datetime):
             return None
         server = server if server.tzinfo else server.replace(tzinfo=UTC)
-        offset = (server - (sent + (received - sent) / 2)).total_seconds()
-        set_server_offset(offset)
-        return offset
+        return (received - sent).total_seconds(), (server - (sent + (received - sent) / 2)).total_seconds()
 
     def _collection(self, name: str) -> Collection:
         return Collection(self.database[name], self.query_log)
@@ -165,6 +183,7 @@ class Store:
         return self.end_run(record, ProcessStatus.ended(state, error=error),
                             only_from_seen_state=only_from_seen_state, request=request)
 
+    @translated
     def ensure_indexes(self) -> None:
         for name, obsolete in OBSOLETE.items():
             present = set(self.database[name].index_information())

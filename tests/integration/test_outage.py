@@ -98,3 +98,17 @@ def test_a_worker_declared_lost_while_cut_off_comes_back_as_a_new_incarnation(
     harness.ok("launch", "quick", "--scope", "q", "--wait")
     assert harness.record("q", "quick").worker_id == ""  # ended
     assert harness.controller.history("q", "quick")[0].worker_id != first
+
+
+def test_a_worker_started_during_an_outage_waits_for_mongodb(outage_env: OutageEnv) -> None:
+    """A worker restarted while MongoDB is away (a crash during an outage) waits for it."""
+    harness, mongo = outage_env
+    mongo.kill()
+    worker = harness.start_worker()
+    wait_until(lambda: "MongoDB unreachable" in worker.output() or not worker.running,
+               what="the worker to notice the outage")
+    assert worker.running, worker.output()
+    mongo.start()
+    wait_until(lambda: harness.store.workers.alive(), what="the worker to register")
+    harness.define("r")
+    harness.ok("launch", "quick", "--scope", "r", "--wait")

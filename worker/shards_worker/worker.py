@@ -90,6 +90,8 @@ class Worker:
 
     # -- the story --------------------------------------------------------------------------
     def run(self) -> None:
+        if not self._reach_store():
+            return  # asked to stop before MongoDB ever answered: nothing to leave
         self.start()
         try:
             while not self.state.stopping.is_set():
@@ -103,6 +105,19 @@ class Worker:
                 self._guarded(self.claiming.claim_offered)
         finally:
             self.stop()
+
+    def _reach_store(self) -> bool:
+        """A worker started while MongoDB is away (a restart during an outage) waits for it, in
+        bounded steps, rather than exiting; False if asked to stop meanwhile."""
+        while True:
+            try:
+                self.store.ensure_indexes()
+                self.connectivity.ok()
+                return True
+            except StoreUnavailable as error:
+                self.connectivity.failed(error)
+                if self.state.stopping.wait(self.settings.poll_interval):
+                    return False
 
     def start(self) -> None:
         self.store.ensure_indexes()
