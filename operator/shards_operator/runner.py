@@ -88,7 +88,7 @@ def lead(settings: OperatorSettings, stop: StopSignal) -> None:
     mirror = threading.Thread(target=SHARED.mirror.run, args=(mirror_stop,), name="shards-mirror",
                               daemon=True)
     mirror.start()
-    reconciler = start_reconciler(SHARED.controller.store, stop)  # stranded records, even with no worker
+    reconciler = start_reconciler(SHARED.controller.store, mirror_stop)  # stranded records, with no worker
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
