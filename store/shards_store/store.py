@@ -162,6 +162,9 @@ class Store:
         with contextlib.suppress(DuplicateKeyError):  # queued already: by an earlier try of this
             self.requests.submit(request)             # write, or by another settler of the attempt
             queued = True
+        # The attempt's history entry before the record moves on: once the record names the next
+        # attempt nothing would ever end this entry, if the writer died between the two writes.
+        self.runs.ended(record.run_id, record.scope_id, record.process_id, ended)
         moved = self.processes.retry(record, ended, plan, retry_at, Progress(plan.message, 0.0))
         if moved is None:
             # Withdraw only a request this call queued and no record names: another settler of
@@ -170,7 +173,6 @@ class Store:
             if queued and (current is None or current.run_id != plan.run_id):
                 self.requests.withdraw_launch(plan.run_id)
             return None
-        self.runs.ended(record.run_id, record.scope_id, record.process_id, ended)
         return moved
 
     def end_unstarted(

@@ -62,3 +62,15 @@ def test_the_fence_kills_isolated_runs_and_exits_only_for_a_run_in_a_thread(
     ledger.adopt(a_run("thread"))  # no kill: it executes in one of the worker's threads
     fence.check()
     assert exits == [EXIT_LEASE_LOST]
+
+
+def test_a_run_already_stopping_keeps_its_own_reason_when_the_fence_stops_it() -> None:
+    ledger = Ledger(cast(Store, None))
+    policing = Policing(cast(Store, None), ledger, stop_grace=30)
+    stopping, running = a_run("stopping"), a_run("running")
+    stopping.ask_stop("deadline exceeded after 3 s")
+    for run in (stopping, running):
+        ledger.adopt(run)
+    policing.stop_all("stopped: worker w-1 lost contact with MongoDB", Cause.WORKER_LOST)
+    assert stopping.ended_by is None and stopping.stop_reason == "deadline exceeded after 3 s"
+    assert running.ended_by is Cause.WORKER_LOST
