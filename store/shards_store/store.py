@@ -164,7 +164,8 @@ class Store:
             queued = True
         # The attempt's history entry before the record moves on: once the record names the next
         # attempt nothing would ever end this entry, if the writer died between the two writes.
-        self.runs.ended(record.run_id, record.scope_id, record.process_id, ended)
+        self.runs.ended(record.run_id, record.scope_id, record.process_id, ended,
+                        launch_id=record.launch_id, attempt=max(1, record.attempt))
         moved = self.processes.retry(record, ended, plan, retry_at, Progress(plan.message, 0.0))
         if moved is None:
             # Withdraw only a request this call queued and no record names: another settler of
