@@ -33,7 +33,7 @@ DEFAULT_DATABASE = "shards"
 CLOCK_SYNC_INTERVAL = 60.0  # seconds between measures of this machine's clock against the server's
 CLOCK_SAMPLES = 3  # the quickest round trip of these measures the offset
 CLOCK_TOLERANCE = 0.25  # seconds: an offset within this is no offset (see Store.sync_clock)
-MAX_CLOCK_ROUND_TRIP = 1.0  # seconds: a slower measure says too little to change anything
+MAX_CLOCK_ROUND_TRIP = 0.5  # seconds: a slower measure says too little to change anything
 
 
 def default_uri() -> str:
@@ -67,7 +67,7 @@ class Store:
         in seconds (None: no measure this time). Raises StoreUnavailable.
 
         A measure is off by up to half its round trip, so the quickest of a few counts, and an
-        offset within CLOCK_TOLERANCE is taken as none: clocks kept by NTP (milliseconds apart)
+        offset within CLOCK_TOLERANCE (plus that error) is taken as none: clocks kept by NTP (milliseconds apart)
         stay exactly as they are, and processes of one host never disagree by a measure's noise
         (a stop request a few ms "in the future" for a worker would wait for its turn)."""
         if self._clock_synced is not None and time.monotonic() - self._clock_synced < at_most_every:
@@ -80,7 +80,10 @@ class Store:
                 best = sample
         if best is None or best[0] > MAX_CLOCK_ROUND_TRIP:
             return None
-        offset = best[1] if abs(best[1]) > CLOCK_TOLERANCE else 0.0
+        round_trip, measured = best
+        # Corrected only when surely beyond the tolerance, whatever the measure's error (up to
+        # half its round trip): under load a slow measure must not invent an offset.
+        offset = measured if abs(measured) > CLOCK_TOLERANCE + round_trip / 2 else 0.0
         set_server_offset(offset)
         return offset
 
