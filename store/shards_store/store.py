@@ -67,9 +67,9 @@ class Store:
         in seconds (None: no measure this time). Raises StoreUnavailable.
 
         A measure is off by up to half its round trip, so the quickest of a few counts, and an
-        offset within CLOCK_TOLERANCE (plus that error) is taken as none: clocks kept by NTP (milliseconds apart)
-        stay exactly as they are, and processes of one host never disagree by a measure's noise
-        (a stop request a few ms "in the future" for a worker would wait for its turn)."""
+        offset within CLOCK_TOLERANCE (plus that error) is taken as none: clocks kept by NTP
+        (milliseconds apart) stay exactly as they are, and processes of one host never disagree
+        by a measure's noise (a stop request "in the future" for a worker would wait for it)."""
         if self._clock_synced is not None and time.monotonic() - self._clock_synced < at_most_every:
             return None
         self._clock_synced = time.monotonic()
@@ -161,14 +161,14 @@ class Store:
         request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id, process_id=record.process_id,
                           run_id=plan.run_id, args=record.launch.args, options=record.launch.options,
                           pool=record.pool, created_at=retry_at, id=plan.run_id)
-        queued = False
-        with contextlib.suppress(DuplicateKeyError):  # queued already: by an earlier try of this
-            self.requests.submit(request)             # write, or by another settler of the attempt
-            queued = True
         # The attempt's history entry before the record moves on: once the record names the next
         # attempt nothing would ever end this entry, if the writer died between the two writes.
         self.runs.ended(record.run_id, record.scope_id, record.process_id, ended,
                         launch_id=record.launch_id, attempt=max(1, record.attempt))
+        queued = False
+        with contextlib.suppress(DuplicateKeyError):  # queued already: by an earlier try of this
+            self.requests.submit(request)             # write, or by another settler of the attempt
+            queued = True
         moved = self.processes.retry(record, ended, plan, retry_at, Progress(plan.message, 0.0))
         if moved is None:
             # Withdraw only a request this call queued and no record names: another settler of
