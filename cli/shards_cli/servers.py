@@ -126,7 +126,8 @@ def worker(
         claim_stagger=claim_stagger, stream_poll_min=stream_poll_min, stream_poll_max=stream_poll_max,
         isolation=isolation.value, stop_grace=stop_grace,
     )
-    runner = Worker(connect(mongo), application, settings, worker_id, app_spec=app_spec)
+    # Not checked here: a worker started during an outage waits for MongoDB (Worker.run).
+    runner = Worker(connect(mongo, check=False), application, settings, worker_id, app_spec=app_spec)
     if metrics_port:
         serve_metrics(metrics_port, metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):

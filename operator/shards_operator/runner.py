@@ -24,6 +24,7 @@ from shards_operator.kube import KubePatcher, load_credentials
 from shards_operator.leases import KubeLeases, default_lease_namespace
 from shards_operator.mirror import StatusMirror
 from shards_operator.persistence import ArgsDigestDiffBaseStorage, allow_deep_bodies
+from shards_operator.reconciler import start_reconciler
 from shards_operator.settings import OperatorSettings
 from shards_operator.shared import SHARED
 
@@ -87,6 +88,7 @@ def lead(settings: OperatorSettings, stop: StopSignal) -> None:
     mirror = threading.Thread(target=SHARED.mirror.run, args=(mirror_stop,), name="shards-mirror",
                               daemon=True)
     mirror.start()
+    reconciler = start_reconciler(SHARED.controller.store, mirror_stop)  # stranded records, with no worker
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
@@ -98,6 +100,7 @@ def lead(settings: OperatorSettings, stop: StopSignal) -> None:
         stop.install()  # asyncio gave SIGTERM back its default action when its loop closed
         mirror_stop.set()
         mirror.join(timeout=10)
+        reconciler.join(timeout=10)
         SHARED.mirror.flush(force=True)  # the last statuses land before the process goes
         log.info("shards.operator: stopped")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +22,42 @@ SCHEMA_FIELD = "schemaVersion"
 SCHEMA_VERSION = 1
 
 
+CLOCK_SKEW_ENV = "SHARDS_TEST_CLOCK_SKEW"  # seconds: a test hook, see wall_clock
+
+
+def _skew_from_env() -> timedelta:
+    try:
+        return timedelta(seconds=float(os.environ.get(CLOCK_SKEW_ENV) or 0))
+    except (ValueError, OverflowError):
+        return timedelta(0)
+
+
+_skew = _skew_from_env()
+_server_offset = timedelta(0)  # the server's clock minus this machine's, as the store measured it
+
+
+def wall_clock() -> datetime:
+    """This machine's wall clock. Tests put it off (SHARDS_TEST_CLOCK_SKEW, in a worker's
+    environment) to play a host whose clock is wrong."""
+    return datetime.now(UTC) + _skew
+
+
+def set_server_offset(seconds: float) -> None:
+    """The store measured the server's clock `seconds` ahead of this machine's: stored times
+    (when a retry may start, when a run started and ended) follow the server's clock, so that
+    they do not depend on the wall clock of whichever host wrote them."""
+    global _server_offset
+    _server_offset = timedelta(seconds=seconds)
+
+
+def server_offset() -> float:
+    return _server_offset.total_seconds()
+
+
 def utcnow() -> datetime:
-    """Now, in UTC, at the millisecond precision MongoDB keeps."""
-    now = datetime.now(UTC)
+    """Now on the server's clock (as far as the store measured it), in UTC, at the millisecond
+    precision MongoDB keeps."""
+    now = wall_clock() + _server_offset
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -102,7 +136,8 @@ class ProcessStatus:
             error=error,
             running_since=running_since,
             done_at=at if state is State.DONE else None,
-            duration=round((at - running_since).total_seconds(), 3) if running_since else None,
+            # Never negative: the two ends may come from hosts whose clocks the store corrected apart.
+            duration=max(0.0, round((at - running_since).total_seconds(), 3)) if running_since else None,
             stopped_at=at if state is State.STOPPED else None,
             failed_at=at if state is State.FAILED else None,
         )
@@ -162,6 +197,7 @@ class ProcessRecord:
     launch_id: str = ""  # the run id of the launch's first attempt
     attempt: int = 0  # the current or last attempt of the launch (1: the first)
     retried: int = 0  # failed attempts of this launch retried so far
+    handoffs: int = 0  # attempts of this launch handed off so far (they spend no retry)
     attempts: list[Attempt] = field(default_factory=list)  # how earlier attempts ended
     launch: LaunchSpec = field(default_factory=LaunchSpec)
 
@@ -180,7 +216,8 @@ class ProcessRecord:
             retries, backoff = self.policy.retries, self.policy.backoff
         return LaunchState(launch_id=self.launch_id or self.run_id, attempt=max(1, self.attempt),
                            retried=self.retried, retries=retries, backoff=backoff,
-                           nested=bool(self.parent_run_id))
+                           nested=bool(self.parent_run_id), handoffs=self.handoffs,
+                           on_shutdown=self.policy.on_shutdown)
 
     def attempt_label(self) -> str:
         """`attempt 2 of 4` for a launch that retries or was retried, else ""."""
@@ -208,6 +245,7 @@ class ProcessRecord:
             "launchId": self.launch_id,
             "attempt": self.attempt,
             "retried": self.retried,
+            "handoffs": self.handoffs,
             "attempts": [attempt.to_doc() for attempt in self.attempts],
             "launch": self.launch.to_doc(),
         }
@@ -231,6 +269,7 @@ class ProcessRecord:
             launch_id=doc.get("launchId") or "",
             attempt=int(doc.get("attempt") or 0),
             retried=int(doc.get("retried") or 0),
+            handoffs=int(doc.get("handoffs") or 0),
             attempts=[Attempt.from_doc(item) for item in doc.get("attempts") or []],
             launch=LaunchSpec.from_doc(doc.get("launch")),
         )

@@ -2,9 +2,13 @@
 of its attempts. Plain logic (unit-tested); the worker and the reconciler act on its plans.
 
 What retries (docs/design.md, "Retries"): a failure (the process raised, crashed or missed its
-deadline) while retries are left; a run whose worker was lost while retries are left; a run its
-worker handed off at shutdown (`on_shutdown="retry"`), always and at once. What never retries:
-`shards.Permanent`, a stop by a user, a launch that could not start (unknown process).
+deadline) while retries are left. What is handed off (run again at once, spending no retry: the
+run did not fail, its worker went away) when its process allows it (`on_shutdown="retry"`, the
+default): a run its worker stopped at shutdown, a run its worker stopped because it lost MongoDB
+for most of its lease, a run whose worker was lost or killed. Hand-offs are bounded by
+MAX_HANDOFFS per launch, so no launch loops forever; past it (or with `on_shutdown="stop"`) a run
+whose worker was lost spends a retry if it has one left. What never retries: `shards.Permanent`,
+a stop by a user, a launch that could not start (unknown process).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ DEFAULT_BACKOFF = 1.0  # seconds: the first retry waits between half of this and
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 300.0  # no retry waits longer than this
 MAX_RETRIES = 100
+# Hand-offs of one launch (its workers shut down, lost MongoDB or were lost): a long run may see
+# a rolling update a day and a few outages, but a launch whose every attempt takes its worker
+# down (a crash of the machine, an OOM kill of the pod) must not loop forever.
+MAX_HANDOFFS = 20
 KEPT_ATTEMPTS = 20  # a record keeps the outcomes of this many earlier attempts (the history has all)
 ON_SHUTDOWN = ("retry", "stop")
 
@@ -35,7 +43,7 @@ class Cause(StrEnum):
 
     FAILED = "failed"  # raised, crashed, missed its deadline
     PERMANENT = "permanent"  # raised shards.Permanent
-    WORKER_LOST = "worker-lost"
+    WORKER_LOST = "worker-lost"  # its worker lost MongoDB (and stopped it), or was lost or killed
     HANDOFF = "handoff"  # its worker shut down and the process's policy is "retry"
     STOPPED = "stopped"  # by a user (or a forced stop): the launch is over
     DONE = "done"
@@ -91,6 +99,7 @@ class RetryPlan:
     delay: float
     retried: int  # failed attempts retried so far, this one included (hand-offs do not count)
     message: str  # what the record's progress says while it waits
+    handoffs: int = 0  # hand-offs of the launch so far, this one included
 
 
 def check_retries(value: object) -> int:
@@ -138,6 +147,8 @@ class LaunchState:
     retries: int  # allowed for this launch
     backoff: float
     nested: bool = False  # a child run: its parent is what retries
+    handoffs: int = 0  # attempts handed off so far (see MAX_HANDOFFS)
+    on_shutdown: str = "retry"  # the process's policy: "stop" is never run again after its worker
 
 
 def plan_retry(launch: LaunchState, cause: Cause, error: str = "",
@@ -147,16 +158,18 @@ def plan_retry(launch: LaunchState, cause: Cause, error: str = "",
         return None
     next_attempt = launch.attempt + 1
     run_id = attempt_run_id(launch.launch_id, next_attempt)
-    if cause is Cause.HANDOFF:
+    handed_off = cause is Cause.HANDOFF or (cause is Cause.WORKER_LOST and launch.on_shutdown == "retry")
+    if handed_off and launch.handoffs < MAX_HANDOFFS:
+        why = "shut down" if cause is Cause.HANDOFF else "was lost or lost MongoDB"
         return RetryPlan(next_attempt, run_id, 0.0, launch.retried,
-                         f"handed off: attempt {launch.attempt}'s worker shut down")
-    if launch.retried >= launch.retries:
+                         f"handed off: attempt {launch.attempt}'s worker {why}", launch.handoffs + 1)
+    if launch.retried >= launch.retries or cause is Cause.HANDOFF:
         return None
     retried = launch.retried + 1
     delay = backoff_delay(retried, launch.backoff, draw)
     what = "its worker was lost" if cause is Cause.WORKER_LOST else f"failed: {error}" if error else "failed"
     message = f"retry {retried} of {launch.retries} in {delay:.1f} s (attempt {launch.attempt} {what})"
-    return RetryPlan(next_attempt, run_id, delay, retried, message)
+    return RetryPlan(next_attempt, run_id, delay, retried, message, launch.handoffs)
 
 
 def kept(attempts: list[Attempt], ended: Attempt) -> list[Attempt]:

@@ -38,12 +38,12 @@ def _with_set(doc: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-ATTEMPT_FIELDS = ("launchId", "attempt", "retried", "attempts", "launch")
+ATTEMPT_FIELDS = ("launchId", "attempt", "retried", "handoffs", "attempts", "launch")
 
 
 def _first_attempt(run_id: str, launch: LaunchSpec | None) -> dict[str, Any]:
     """The fields a launch starts its attempts with."""
-    return {"launchId": run_id, "attempt": 1, "retried": 0, "attempts": [],
+    return {"launchId": run_id, "attempt": 1, "retried": 0, "handoffs": 0, "attempts": [],
             "launch": (launch or LaunchSpec()).to_doc()}
 
 
@@ -220,6 +220,7 @@ class ProcessRecords:
             "progress": progress.to_doc(),
             "attempt": plan.attempt,
             "retried": plan.retried,
+            "handoffs": plan.handoffs,
             "attempts": [a.to_doc() for a in kept(record.attempts, attempt)],
         }
         query = {**_key(record.scope_id, record.process_id), "runId": record.run_id,

@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from shards.errors import ShardsError
-from shards.records import ProcessRecord, ProcessStatus, Progress, utcnow
+from shards.records import ProcessRecord, ProcessStatus, Progress, set_server_offset, utcnow, wall_clock
 from shards.requests import ANY_POOL, ANY_WORKER, Request, RequestKind
 from shards.retries import RetryPlan
 from shards.states import State
 
 from shards_store.changes import ChangeFeed, PollPace
-from shards_store.collection import Collection, Doc, QueryLog
+from shards_store.collection import Collection, Doc, QueryLog, translated
 from shards_store.indexes import INDEXES, OBSOLETE
 from shards_store.processes import ProcessRecords
 from shards_store.reachability import TIMEOUT_ENV, brief, check_loopback_listens, mongo_timeout
@@ -29,6 +30,10 @@ from shards_store.workers import WorkerRegistry
 
 DEFAULT_URI = "mongodb://127.0.0.1:27017/shards"
 DEFAULT_DATABASE = "shards"
+CLOCK_SYNC_INTERVAL = 60.0  # seconds between measures of this machine's clock against the server's
+CLOCK_SAMPLES = 3  # the quickest round trip of these measures the offset
+CLOCK_TOLERANCE = 0.25  # seconds: an offset within this is no offset (see Store.sync_clock)
+MAX_CLOCK_ROUND_TRIP = 0.5  # seconds: a slower measure says too little to change anything
 
 
 def default_uri() -> str:
@@ -52,6 +57,49 @@ class Store:
         self.runlogs = RunLogs(self._collection("runlogs"))
         self.workers = WorkerRegistry(self._collection("workers"))
         self.scopes = ScopeCatalog(self._collection("scopes"))
+        self._clock_synced: float | None = None  # monotonic: when sync_clock last measured
+
+    @translated
+    def sync_clock(self, *, at_most_every: float = 0.0) -> float | None:
+        """Measure the server's clock against this machine's (the `localTime` of a hello) and
+        correct shards.records.utcnow by the difference, so that times that decide (when a retry
+        may start, durations) do not depend on this host's wall clock. Returns the offset applied,
+        in seconds (None: no measure this time). Raises StoreUnavailable.
+
+        A measure is off by up to half its round trip, so the quickest of a few counts, and an
+        offset within CLOCK_TOLERANCE (plus that error) is taken as none: clocks kept by NTP
+        (milliseconds apart) stay exactly as they are, and processes of one host never disagree
+        by a measure's noise (a stop request "in the future" for a worker would wait for it)."""
+        if self._clock_synced is not None and time.monotonic() - self._clock_synced < at_most_every:
+            return None
+        self._clock_synced = time.monotonic()
+        best: tuple[float, float] | None = None  # (round trip, offset)
+        for _ in range(CLOCK_SAMPLES):
+            sample = self._clock_sample()
+            if sample is not None and (best is None or sample[0] < best[0]):
+                best = sample
+        if best is None or best[0] > MAX_CLOCK_ROUND_TRIP:
+            return None
+        round_trip, measured = best
+        # Corrected only when surely beyond the tolerance, whatever the measure's error (up to
+        # half its round trip): under load a slow measure must not invent an offset.
+        offset = measured if abs(measured) > CLOCK_TOLERANCE + round_trip / 2 else 0.0
+        set_server_offset(offset)
+        return offset
+
+    def _clock_sample(self) -> tuple[float, float] | None:
+        """One (round trip, server minus this machine) measure, in seconds."""
+        sent = wall_clock()
+        try:
+            reply = self.client.admin.command("hello")
+        except OperationFailure:  # a server older than hello (mongo-java-server): the same reply
+            reply = self.client.admin.command("isMaster")
+        received = wall_clock()
+        server = reply.get("localTime")
+        if not isinstance(server, datetime):
+            return None
+        server = server if server.tzinfo else server.replace(tzinfo=UTC)
+        return (received - sent).total_seconds(), (server - (sent + (received - sent) / 2)).total_seconds()
 
     def _collection(self, name: str) -> Collection:
         return Collection(self.database[name], self.query_log)
@@ -113,6 +161,10 @@ class Store:
         request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id, process_id=record.process_id,
                           run_id=plan.run_id, args=record.launch.args, options=record.launch.options,
                           pool=record.pool, created_at=retry_at, id=plan.run_id)
+        # The attempt's history entry before the record moves on: once the record names the next
+        # attempt nothing would ever end this entry, if the writer died between the two writes.
+        self.runs.ended(record.run_id, record.scope_id, record.process_id, ended,
+                        launch_id=record.launch_id, attempt=max(1, record.attempt))
         queued = False
         with contextlib.suppress(DuplicateKeyError):  # queued already: by an earlier try of this
             self.requests.submit(request)             # write, or by another settler of the attempt
@@ -125,7 +177,6 @@ class Store:
             if queued and (current is None or current.run_id != plan.run_id):
                 self.requests.withdraw_launch(plan.run_id)
             return None
-        self.runs.ended(record.run_id, record.scope_id, record.process_id, ended)
         return moved
 
     def end_unstarted(
@@ -138,6 +189,7 @@ class Store:
         return self.end_run(record, ProcessStatus.ended(state, error=error),
                             only_from_seen_state=only_from_seen_state, request=request)
 
+    @translated
     def ensure_indexes(self) -> None:
         for name, obsolete in OBSOLETE.items():
             present = set(self.database[name].index_information())
@@ -171,11 +223,13 @@ def connect(uri: str | None = None, *, timeout: float | None = None, check: bool
             serverSelectionTimeoutMS=int(seconds * 1000),
             connectTimeoutMS=int(seconds * 1000),
         )
+        store = Store(client, client.get_default_database(DEFAULT_DATABASE), uri)
         if check:
             client.admin.command("ping")
+            store.sync_clock()
     except (PyMongoError, ValueError) as error:
         raise ShardsError(
             f"cannot reach MongoDB at {redact(uri)} within {seconds:g}s: {brief(error)} "
             f"(set SHARDS_MONGO_URI to a reachable server, or {TIMEOUT_ENV} for a slower one)"
         ) from error
-    return Store(client, client.get_default_database(DEFAULT_DATABASE), uri)
+    return store

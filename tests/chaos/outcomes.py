@@ -8,7 +8,8 @@ after the deadline and the grace; each in bounded time, each with its own reason
 A run that an injected fault also hit (a worker killed, Mongo down, a launch client killed) is left
 to the lost, duplicated and stuck rules: how it ended is that fault's story, not this one's. Mongo
 down hits every run on its workers until a lease after it is back (a worker may still fence its
-runs just after its lease renewed: it stops them, and they end Stopped, killed after the grace).
+runs just after its lease renewed: it stops them, and they end Stopped, killed after the grace or
+at the end of its lease, and are handed off).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ STOPS = (Fault.STOP.value, Fault.FORCE_STOP.value)
 # How a worker's lease fence stops its runs once it could not reach Mongo for half its lease. Mongo's
 # doing, never a crash's: a run may end so beside a crash too (also when it started just after an
 # outage, so that no fault's victims name it).
-FENCED = re.compile(r"^stopped: worker \S+ lost contact with MongoDB")
+FENCED = re.compile(r"^(stopped|killed): worker \S+ lost contact with MongoDB")
 
 # How each kind ends when nothing but itself happens to it.
 EXPECTED_ALONE: dict[str, tuple[State, str]] = {

@@ -144,6 +144,21 @@ def test_default_database_comes_from_the_uri_path(
             assert client.get_default_database("shards").name == "shards"
 
 
+def test_hello_or_is_master_gives_the_servers_local_time(mongo_db: Database) -> None:
+    """The store measures the server's clock with this (Store.sync_clock): `hello`, or `isMaster`
+    where the server is older than hello (mongo-java-server)."""
+    admin = mongo_db.client.admin
+    sent = datetime.now(UTC)
+    try:
+        reply = admin.command("hello")
+    except Exception:
+        reply = admin.command("isMaster")
+    server = reply["localTime"]
+    assert isinstance(server, datetime)
+    server = server if server.tzinfo else server.replace(tzinfo=UTC)
+    assert abs((server - sent).total_seconds()) < 5  # the same machine's clock
+
+
 def test_tz_aware_datetimes_round_trip_with_millisecond_precision(mongo_db: Database) -> None:
     coll = mongo_db["times"]
     written = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)

@@ -95,6 +95,9 @@ def test_a_run_that_ends_during_an_outage_is_recorded_when_mongo_returns(
 
 
 # -- case 3: an outage longer than the lease ---------------------------------------------------
+# wait-for-stop's policy is on_shutdown="stop": a run its worker stopped for lack of MongoDB ends
+# Stopped, as at a shutdown. A process of the default policy is handed off instead, spending no
+# retry (issue 22: test_outage.py).
 def test_an_outage_longer_than_the_lease_reaps_no_worker(outage_env: OutageEnv, tmp_path: Path) -> None:
     harness, mongo = outage_env
     lease = 3.0  # the harness's workers run with --lease 3

@@ -103,18 +103,21 @@ def test_a_stop_during_the_backoff_ends_the_retrying(shards_env: ShardsHarness, 
         (1, State.FAILED, runs[0].run_id), (2, State.STOPPED, runs[0].run_id)]
 
 
-def test_a_run_whose_worker_is_lost_is_retried_on_another(shards_env: ShardsHarness, tmp_path: Path) -> None:
+def test_a_run_whose_worker_is_lost_is_handed_off_to_another_spending_no_retry(
+    shards_env: ShardsHarness, tmp_path: Path
+) -> None:
     first = _worker(shards_env)
     shards_env.define("farm")
     journal = tmp_path / "work.journal"
-    shards_env.ok("launch", "handed-off", "--scope", "farm", "--retries", "1", "--retry-backoff", "0.1",
+    # No retries: a lost worker is not the run's own failure (issue 22).
+    shards_env.ok("launch", "handed-off", "--scope", "farm",
                   "--args", json.dumps({"journal": str(journal), "seconds": 2}))
     shards_env.wait_state("farm", "handed-off", State.RUNNING)
     wait_until(lambda: _journal(journal), what="the first attempt to start")
     second = _worker(shards_env)
     first.kill()
     done = shards_env.wait_state("farm", "handed-off", State.DONE, State.FAILED, State.STOPPED)
-    assert (done.state, done.attempt) == (State.DONE, 2)
+    assert (done.state, done.attempt, done.retried, done.handoffs) == (State.DONE, 2, 0, 1)
     assert "lost" in done.attempts[0].error
     assert _journal(journal)[-1] == "done" and _journal(journal).count("done") == 1
     assert second.popen.poll() is None

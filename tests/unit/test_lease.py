@@ -25,9 +25,9 @@ def test_runs_stop_at_half_the_lease_and_the_process_exits_before_its_end() -> N
     clock.now += 4.9
     assert not lease.runs_must_stop()
     clock.now += 0.2
-    assert lease.runs_must_stop() and not lease.process_must_exit()
+    assert lease.runs_must_stop() and not lease.runs_must_end()
     clock.now += 3.5
-    assert lease.process_must_exit()
+    assert lease.runs_must_end()
     assert lease.silence() < 10.0  # before any other worker may declare it lost
 
 

@@ -10,6 +10,7 @@ from shards.records import LaunchSpec, ProcessRecord
 from shards.retries import (
     KEPT_ATTEMPTS,
     MAX_BACKOFF,
+    MAX_HANDOFFS,
     MIN_BACKOFF,
     Attempt,
     Cause,
@@ -76,13 +77,34 @@ def test_permanent_errors_stops_and_successes_end_the_launch(cause: Cause) -> No
     assert plan_retry(launch(), cause, "why") is None
 
 
-def test_a_lost_worker_costs_a_retry_and_a_hand_off_costs_none() -> None:
-    lost = plan_retry(launch(attempt=2, retried=1), Cause.WORKER_LOST, "worker w1 was lost")
-    assert lost is not None and lost.retried == 2 and "its worker was lost" in lost.message
+def test_a_lost_worker_or_a_shutdown_hands_off_without_spending_a_retry() -> None:
     spent = launch(attempt=3, retried=3, retries=3)
+    for cause in (Cause.WORKER_LOST, Cause.HANDOFF):
+        handed = plan_retry(spent, cause, "worker w1 was lost")
+        assert handed is not None
+        assert (handed.attempt, handed.delay, handed.retried, handed.handoffs) == (4, 0.0, 3, 1)
+        assert handed.message.startswith("handed off: attempt 3's worker")
+    no_retries = plan_retry(launch(retries=0), Cause.WORKER_LOST)
+    assert no_retries is not None and no_retries.retried == 0
+
+
+def test_hand_offs_are_bounded_then_a_lost_worker_spends_a_retry() -> None:
+    worn = LaunchState(launch_id="run1", attempt=30, retried=1, retries=3, backoff=2.0, handoffs=MAX_HANDOFFS)
+    lost = plan_retry(worn, Cause.WORKER_LOST, "worker w1 was lost")
+    assert lost is not None and (lost.retried, lost.handoffs) == (2, MAX_HANDOFFS)
+    assert "its worker was lost" in lost.message
+    assert plan_retry(worn, Cause.HANDOFF) is None
+    spent = LaunchState(launch_id="run1", attempt=30, retried=3, retries=3, backoff=2.0,
+                        handoffs=MAX_HANDOFFS)
     assert plan_retry(spent, Cause.WORKER_LOST) is None
-    handed = plan_retry(spent, Cause.HANDOFF)
-    assert handed is not None and (handed.attempt, handed.delay, handed.retried) == (4, 0.0, 3)
+
+
+def test_a_process_that_stops_at_shutdown_spends_a_retry_when_its_worker_is_lost() -> None:
+    stops = LaunchState(launch_id="run1", attempt=1, retried=0, retries=1, backoff=2.0, on_shutdown="stop")
+    lost = plan_retry(stops, Cause.WORKER_LOST)
+    assert lost is not None and (lost.retried, lost.handoffs) == (1, 0)
+    assert plan_retry(LaunchState(launch_id="r", attempt=1, retried=0, retries=0, backoff=1.0,
+                                  on_shutdown="stop"), Cause.WORKER_LOST) is None
 
 
 def test_a_child_run_is_never_retried_itself() -> None:

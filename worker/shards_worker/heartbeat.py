@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from shards.errors import StoreUnavailable
 from shards.requests import RequestKind
+from shards.retries import Cause
 from shards.states import State
 from shards_store import Store
+from shards_store.reconciler import Reconciler, settle_record
+from shards_store.store import CLOCK_SYNC_INTERVAL
 
 from shards_worker import metrics
 from shards_worker.connectivity import Connectivity
@@ -17,7 +21,6 @@ from shards_worker.lease import Lease
 from shards_worker.ledger import Ledger
 from shards_worker.offers import Offers
 from shards_worker.policing import Policing
-from shards_worker.reconciler import Reconciler, settle_record
 from shards_worker.settings import WorkerSettings
 from shards_worker.state import WorkerState
 
@@ -27,7 +30,7 @@ log = logging.getLogger("shards.worker")
 class Heartbeat:
     def __init__(self, store: Store, settings: WorkerSettings, state: WorkerState, ledger: Ledger,
                  policing: Policing, reconciler: Reconciler, offers: Offers, lease: Lease,
-                 connectivity: Connectivity) -> None:
+                 connectivity: Connectivity, rejoin: Callable[[float], None]) -> None:
         self.store = store
         self.settings = settings
         self.state = state
@@ -37,6 +40,7 @@ class Heartbeat:
         self.offers = offers
         self.lease = lease
         self.connectivity = connectivity
+        self.rejoin = rejoin  # register a new incarnation (sent at: this monotonic time)
         self._next_watch = 0.0  # monotonic: when a worker that does not lead next reconciles
         self._unheld_launches: set[str] = set()  # seen taken by this worker but not held
 
@@ -62,12 +66,19 @@ class Heartbeat:
         state = self.state
         sent = time.monotonic()
         if not self.store.workers.heartbeat(state.id, len(self.ledger.executions())):
-            if not state.stopping.is_set():
-                log.error("%s was declared lost by another worker; shutting down", state.id)
-                state.stopping.set()
-                self.policing.stop_all()
+            if state.stopping.is_set():
+                return
+            if not self.ledger.executions():
+                # Reaped while cut off (a whole lease: the fence ended its runs, the reaper handed
+                # them off): nothing of it executes, so it comes back as a new incarnation.
+                self.rejoin(sent)
+                return
+            log.error("%s was declared lost by another worker while runs execute; shutting down", state.id)
+            state.stopping.set()
+            self.policing.stop_all()
             return
         self.lease.renewed(sent)
+        self.store.sync_clock(at_most_every=CLOCK_SYNC_INTERVAL)  # clocks drift: measured now and then
         # A renewal sent long ago (a slow beat after an outage) may already be half a lease old:
         # claiming again now would only stop the runs it claims a moment later.
         if state.fenced.is_set() and not self.lease.runs_must_stop():
@@ -96,7 +107,9 @@ class Heartbeat:
         for record in records:
             # An inline child of an isolated run is the run's own: its end comes with the run's.
             if not ledger.holds(record.run_id) and not ledger.holds(record.parent_run_id):
-                settle_record(self.store, record, f"worker {me} no longer runs it")
+                # Its start was cut off by an outage, or its end lost: handed off as a lost
+                # worker's run would be (it executes nowhere).
+                settle_record(self.store, record, f"worker {me} no longer runs it", Cause.WORKER_LOST)
             elif record.state is State.STOP_REQUESTED:
                 self.policing.stop_run(record.run_id)
         # A launch taken but not held: its start failed midway. Seen so twice in a row, so a claim

@@ -4,7 +4,8 @@ Others declare a worker lost once its heartbeat counter stood still for a whole 
 clocks, counted at the earliest from when its last successful heartbeat was sent. Before that
 moment the worker must have stopped executing, or another worker could start the same process
 while this one's code still runs. So: at half the lease without a renewal it asks its runs to
-stop and claims nothing; if some still execute near the end of the lease, the process exits.
+stop and claims nothing; near the end of the lease it kills the OS processes of those that still
+execute (and exits only if some execute in its own threads: shards_worker.fencing).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 
 STOP_RUNS_AT = 0.5  # of the lease without a renewal: runs are asked to stop
-EXIT_AT = 0.85  # of the lease: still executing runs end with the process
+END_AT = 0.85  # of the lease: still executing runs are killed (or end with the process)
 # A run's own OS process is the backstop for a worker that cannot act at all (frozen): it asks its
 # runs to stop, and exits, a little after the worker would have, and still before others may
 # declare the worker lost (a whole lease after its last renewal was sent, on their clocks).
@@ -37,8 +38,8 @@ class Lease:
     def runs_must_stop(self) -> bool:
         return self.silence() >= STOP_RUNS_AT * self.seconds
 
-    def process_must_exit(self) -> bool:
-        return self.silence() >= EXIT_AT * self.seconds
+    def runs_must_end(self) -> bool:
+        return self.silence() >= END_AT * self.seconds
 
     def guard_deadlines(self) -> tuple[float, float]:
         """When a run's OS process asks itself to stop and when it exits, on the monotonic clock

@@ -16,6 +16,7 @@ from shards.context import ProcessContext, ProcessStopped
 from shards.errors import InvalidDefinition, Permanent, ProcessActive, StoreUnavailable, UnknownProcess
 from shards.records import ProcessRecord, ProcessStatus, utcnow
 from shards.requests import Request
+from shards.retries import attempt_run_id
 from shards.runlog import entry
 from shards.states import State
 from shards_store import Store
@@ -96,6 +97,12 @@ class Lifecycle:
         """End a launch that never started here: failed (error), stopped (a stop arrived
         first), or superseded (its record has moved on: nothing to end). Read only now."""
         record = self.store.processes.get(request.scope_id, request.process_id)
+        if record is not None and _next_attempt_not_moved_yet(record, request):
+            # Queued a moment before its record moves to it (shards_store.Store.retry_run): any
+            # worker may start it once it has; a settler that died in between leaves the record
+            # to a reconciler, whose hand-off queues this same request.
+            self.store.requests.release(request)
+            return
         unstarted = (record is not None and record.run_id == request.run_id and not record.worker_id
                      and record.state in (State.SCHEDULED, State.STOP_REQUESTED))
         if record is not None and unstarted and (error or record.state is State.STOP_REQUESTED):
@@ -241,6 +248,12 @@ def _announce(run: Run) -> None:
         log.info("started%s", f" ({label})" if label else "", extra=about(record))
     else:
         log.info("started (inline child of run %s)", run.parent.run_id, extra=about(record))
+
+
+def _next_attempt_not_moved_yet(record: ProcessRecord, request: Request) -> bool:
+    """The request is the next attempt of the launch whose attempt the record still runs."""
+    return (record.state in (State.RUNNING, State.STOPPING) and bool(record.launch_id)
+            and request.run_id == attempt_run_id(record.launch_id, max(1, record.attempt) + 1))
 
 
 def launch_timeout(request: Request, definition: ProcessDefinition) -> float | None:

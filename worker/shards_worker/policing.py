@@ -42,7 +42,8 @@ class Policing:
         """Ask every run to stop; `reason` becomes the error of the runs that end Stopped.
         ended_by: the worker is losing its lease, so its launches may retry elsewhere."""
         for run in self.ledger.executions():
-            if run.parent is None and ended_by is not None:
+            # A run already stopping (a user's stop, its deadline) ends for that reason.
+            if run.parent is None and ended_by is not None and not run.stop_requested():
                 run.ended_by = ended_by
             run.ask_stop(reason)
 
@@ -75,10 +76,12 @@ class Policing:
                 run.killed = True
                 run.kill()
 
-    def kill_all(self) -> None:
-        """Kill the isolated runs that still execute (a worker leaving after its grace)."""
+    def kill_all(self, reason: str = "") -> None:
+        """Kill the isolated runs that still execute (a worker leaving after its grace, or
+        losing its lease); `reason` becomes their error."""
         for run in self.ledger.executions():
             if run.parent is None and run.kill is not None and not run.killed:
+                run.clock.kill_reason = run.clock.kill_reason or reason
                 run.killed = True
                 run.kill()
 

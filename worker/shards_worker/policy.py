@@ -20,6 +20,7 @@ class RunClock:
     stop_asked: float | None = None  # when a stop was first asked (by anyone)
     forced: bool = False  # a forced stop: kill at once
     deadline_hit: bool = False  # the stop was asked by the deadline
+    kill_reason: str = ""  # why it was killed, when neither a forced stop nor the grace did it
 
     @property
     def deadline(self) -> float | None:
@@ -58,5 +59,7 @@ def outcome(clock: RunClock, state: State, error: str, *, killed: bool, grace: f
     if clock.deadline_hit and clock.timeout is not None and (killed or state is State.STOPPED):
         return State.FAILED, deadline_reason(clock.timeout)
     if killed:
+        if clock.kill_reason:
+            return State.STOPPED, clock.kill_reason
         return State.STOPPED, "killed by a forced stop" if clock.forced else f"killed after {grace:g} s grace"
     return state, error

@@ -26,7 +26,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from shards.errors import ShardsError
-from shards.records import ProcessRecord, Progress
+from shards.records import ProcessRecord, Progress, server_offset
 from shards.runlog import entry
 from shards.states import State
 
@@ -124,7 +124,8 @@ class Supervisor:
     def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> Outcome:
         top, record = self.top, self.top.record
         job = run_process.Job(self.host.app_spec, self.host.mongo_uri, record.worker_id, record, dict(args),
-                              dict(top.scope_data), self.host.pump_interval, logs.settings(), self.lease_sent)
+                              dict(top.scope_data), self.host.pump_interval, logs.settings(), self.lease_sent,
+                              server_offset())
         here, there = self.host.context.Pipe()
         process = self.host.context.Process(target=run_process.main, args=(there, job),
                                             name=f"shards-run-{record.run_id[:8]}")

@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from shards.app import App
-from shards.records import ProcessRecord, Progress
+from shards.records import ProcessRecord, Progress, set_server_offset
 from shards.states import State
 from shards_store import Store, connect
 
@@ -65,6 +65,7 @@ class Job:
     pump_interval: float = 0.05  # seconds between progress messages to the worker
     log: tuple[str, str] = ("info", "text")  # the worker's log level and format (logs.settings())
     lease: tuple[float, float] | None = None  # (stop, exit) deadlines, monotonic; None: no lease
+    clock_offset: float = 0.0  # the server's clock minus this machine's, as the worker measured it
 
 
 class Link:
@@ -205,6 +206,7 @@ def main(conn: Connection, job: Job) -> None:
     """The entry point of a run's OS process; it always ends with os._exit (no lingering threads)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its runs stop
     record = job.record
+    set_server_offset(job.clock_offset)  # this process's records are timed as its worker's
     logs.configure_logging(*job.log)  # as the worker logs; every line here is about this run,
     logs.set_process_run(record)  # from any thread, prints included
     logs.capture_prints()

@@ -23,6 +23,7 @@ from shards.app import App
 from shards.errors import StoreUnavailable
 from shards.requests import Request
 from shards_store import Store, upgrade
+from shards_store.reconciler import Reconciler, replace_predecessors
 from shards_store.workers import GONE
 
 from shards_worker.claiming import Claiming
@@ -37,7 +38,6 @@ from shards_worker.logs import about
 from shards_worker.offers import Offers, advertised
 from shards_worker.policing import Policing
 from shards_worker.process_host import host_for
-from shards_worker.reconciler import Reconciler, replace_predecessors
 from shards_worker.settings import WorkerSettings
 from shards_worker.slots import Slots
 from shards_worker.state import WorkerState
@@ -75,9 +75,10 @@ class Worker:
                                  start_launch=self._start_launch, deliver_stop=self._deliver_stop,
                                  define=self.definer.start, may_define=self.definer.idle)
         self.heartbeat = Heartbeat(store, settings, self.state, self.ledger, self.policing, self.reconciler,
-                                   self.offers, self.lease, self.connectivity)
+                                   self.offers, self.lease, self.connectivity, rejoin=self._rejoin)
         self.fence = Fence(self.state, self.lease, self.ledger, self.policing)
         self._run_threads: list[threading.Thread] = []
+        self._rejoined = threading.Event()  # a new incarnation: the stream must name its id
 
     @property
     def id(self) -> str:
@@ -89,9 +90,15 @@ class Worker:
 
     # -- the story --------------------------------------------------------------------------
     def run(self) -> None:
+        if not self._reach_store():
+            return  # asked to stop before MongoDB ever answered: nothing to leave
         self.start()
         try:
             while not self.state.stopping.is_set():
+                if self._rejoined.is_set():
+                    self._rejoined.clear()
+                    self.claiming.close()
+                    self._guarded(self.claiming.open)
                 if self.claiming.sweep_due():
                     self._guarded(self.claiming.sweep, reached_store=True)
                 self.claiming.wait_for_change()
@@ -99,11 +106,38 @@ class Worker:
         finally:
             self.stop()
 
+    def _reach_store(self) -> bool:
+        """A worker started while MongoDB is away (a restart during an outage) waits for it, in
+        bounded steps, rather than exiting; False if asked to stop meanwhile."""
+        while True:
+            try:
+                self.store.ensure_indexes()
+                self.connectivity.ok()
+                return True
+            except StoreUnavailable as error:
+                self.connectivity.failed(error)
+                if self.state.stopping.wait(self.settings.poll_interval):
+                    return False
+
     def start(self) -> None:
         self.store.ensure_indexes()
         upgrade(self.store)  # before the first claim: what an older release left becomes claimable
+        self.store.sync_clock()  # times it stores follow the server's clock, not this host's
         self.host.warm()
-        sent = time.monotonic()
+        self._register(time.monotonic())
+        replace_predecessors(self.store, self.name, self.id)
+        self.claiming.open()
+        for target, name in ((self.heartbeat.beat_until_closed, "shards-heartbeat"),
+                             (self.fence.watch_until_closed, "shards-lease"),
+                             (lambda: self.policing.patrol(self.state.closed), "shards-police")):
+            threading.Thread(target=target, name=name, daemon=True).start()
+        log.info("%s started (pool %s, concurrency %d, %s isolation, processes %s)", self.id,
+                 self.settings.pool, self.settings.concurrency, self.settings.isolation,
+                 ", ".join(self.catalog) or "per scope")
+
+    def _register(self, sent: float) -> None:
+        """Register a new incarnation (sent: when, on the monotonic clock): its id is the
+        lease's holder from here on."""
         self.state.id = self.store.workers.register(
             self.name,
             host=socket.gethostname(),
@@ -115,15 +149,17 @@ class Worker:
         )
         self.lease.renewed(sent)
         self.lifecycle.worker_id = self.reconciler.me = self.offers.me = self.id
-        replace_predecessors(self.store, self.name, self.id)
-        self.claiming.open()
-        for target, name in ((self.heartbeat.beat_until_closed, "shards-heartbeat"),
-                             (self.fence.watch_until_closed, "shards-lease"),
-                             (lambda: self.policing.patrol(self.state.closed), "shards-police")):
-            threading.Thread(target=target, name=name, daemon=True).start()
-        log.info("%s started (pool %s, concurrency %d, %s isolation, processes %s)", self.id,
-                 self.settings.pool, self.settings.concurrency, self.settings.isolation,
-                 ", ".join(self.catalog) or "per scope")
+        self.state.may_own_records = True
+
+    def _rejoin(self, sent: float) -> None:
+        """Declared lost while cut off, with nothing left executing: come back as a new
+        incarnation instead of leaving (on the heartbeat thread; the main loop reopens the
+        stream under the new id)."""
+        lost = self.id
+        self._register(sent)
+        self._rejoined.set()
+        self.claiming.wakeups.ring()
+        log.warning("%s was declared lost while cut off from MongoDB; back as %s", lost, self.id)
 
     def stop(self) -> None:
         """Stop running processes cooperatively, heart-beating all along so no other worker

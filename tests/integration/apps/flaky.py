@@ -69,3 +69,14 @@ def oblivious(ctx: shards.ProcessContext) -> None:
     _log(ctx, f"start {os.getpid()} {ctx.run_id}")
     time.sleep(float(ctx.args.get("seconds", 3)))
     _log(ctx, "done")
+
+
+@app.process("stamped", name="Stamped")
+def stamped(ctx: shards.ProcessContext) -> None:
+    """Fails its first `fail` attempts; each writes "start <attempt> <time>" and "end <attempt>
+    <time>" (this machine's clock, which the skewed clock of a worker leaves alone)."""
+    _log(ctx, f"start {ctx.attempt} {time.time():.3f}")
+    failing = ctx.attempt <= int(ctx.args.get("fail", 1))
+    _log(ctx, f"end {ctx.attempt} {time.time():.3f}")
+    if failing:
+        raise RuntimeError(f"stamped failure {ctx.attempt}")

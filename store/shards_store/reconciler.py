@@ -2,8 +2,11 @@
 
 Every worker runs one on its heartbeat thread: all of them watch the others' heartbeats (any may
 reap a silent worker), and the first worker in line also looks at every active record for an
-owner (Heartbeat.beat). Its writes are guarded on what it read, so several reconcilers at once
-settle each thing exactly once, and a run that started or moved on meanwhile is never touched.
+owner (shards_worker.heartbeat). The operator runs one too (shards_operator.reconciler), so
+stranded records are settled even when no worker is left. Its writes are guarded on what it
+read, so several reconcilers at once settle each thing exactly once, and a run that started or
+moved on meanwhile is never touched. Plain logic over the store: here so that the worker and the
+operator share it (neither imports the other).
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ from shards.records import ProcessRecord, ProcessStatus, WorkerRecord
 from shards.requests import Request, RequestKind, RequestState
 from shards.retries import Cause, plan_retry
 from shards.states import EXECUTING, State
-from shards_store import Store
+
+from shards_store.store import Store
 from shards_store.workers import ALIVE, GONE, LOST, REPLACED
 
-from shards_worker.logs import about
-
-log = logging.getLogger("shards.worker")
+log = logging.getLogger("shards.reconciler")
 
 
 class Reconciler:
@@ -154,13 +156,18 @@ def settle_record(
     if cause is not None and record.worker_id and record.state is State.RUNNING:
         retry = plan_retry(record.launch_state(), cause, verdict.error)
     if retry is not None and store.retry_run(record, status, retry) is not None:
-        log.warning("settled: %s; %s", verdict.error, retry.message, extra=about(record))
+        log.warning("settled run %s (%s): %s; %s", record.run_id, _named(record), verdict.error,
+                    retry.message)
         return True
     if store.end_run(record, status, only_from_seen_state=True) is None:
         return False
-    log.warning("settled: ended %s: %s", verdict.state.value, verdict.error or "stopped before it started",
-                extra=about(record))
+    log.warning("settled run %s (%s): ended %s: %s", record.run_id, _named(record), verdict.state.value,
+                verdict.error or "stopped before it started")
     return True
+
+
+def _named(record: ProcessRecord) -> str:
+    return f"scope={record.scope_id} process={record.process_id}"
 
 
 def settle_worker(store: Store, worker_id: str, reason: str) -> None:
