@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from e2e.operator_env import OperatorEnv
 from e2e.resources import CRD_FILE, CRD_NAME, DEPLOY, OPERATOR, can_i, fresh_namespace
 from tooling.cluster import (
     KubeCluster,
@@ -104,6 +106,18 @@ def operator_rbac(kube_cluster: KubeCluster, shp_crd: str) -> str:
 
     wait_for("the operator's ClusterRoleBinding to take effect", effective, timeout=60)
     return OPERATOR
+
+
+@pytest.fixture
+def env(kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, mongo_db_uri: str,
+        tmp_path: Path) -> Iterator[OperatorEnv]:
+    """The operator's tests' world (e2e/operator_env.py): their namespace, a database, workers and
+    operators as local processes; all stopped afterwards."""
+    operator_env = OperatorEnv(kube_cluster, kube_namespace, mongo_db_uri, tmp_path)
+    try:
+        yield operator_env
+    finally:
+        operator_env.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ pytestmark = pytest.mark.e2e
 
 POOLS_APP = "tests/integration/apps/pools.py:app"
 
-
-@pytest.fixture
-def env(kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, mongo_db_uri: str,
-        tmp_path: Path) -> Iterator[OperatorEnv]:
-    operator_env = OperatorEnv(kube_cluster, kube_namespace, mongo_db_uri, tmp_path)
-    try:
-        yield operator_env
-    finally:
-        operator_env.close()
 
 
 def test_apply_the_example_runs_it_to_done(env: OperatorEnv) -> None:

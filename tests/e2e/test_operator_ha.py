@@ -10,7 +10,6 @@ import json
 import signal
 import socket
 import urllib.request
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import pytest
 from e2e.operator_env import OperatorEnv
 from integration.harness import wait_until
-from tooling.cluster import KubeCluster
 from tooling.harness import Child
 from tooling.harness.child import shards_command
 
@@ -57,6 +55,13 @@ class Operators:
         self.children[name] = child
         return child
 
+    def start_leader_and_standby(self) -> None:
+        """a leads (the Lease names it), then b stands by (its health endpoint answers)."""
+        self.start("a")
+        self.wait_leader({"a"})
+        self.start("b")
+        wait_until(lambda: self.healthy("b"), what="the standby's health endpoint")
+
     def lease(self) -> dict[str, Any]:
         found = self.env.cluster.kubectl("get", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "-o", "json",
                                          check=False)
@@ -80,15 +85,6 @@ class Operators:
     def logs(self) -> str:
         return "\n".join(f"--- {name}\n{child.output()[-2500:]}" for name, child in self.children.items())
 
-
-@pytest.fixture
-def env(kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, mongo_db_uri: str,
-        tmp_path: Path) -> Iterator[OperatorEnv]:
-    operator_env = OperatorEnv(kube_cluster, kube_namespace, mongo_db_uri, tmp_path)
-    try:
-        yield operator_env
-    finally:
-        operator_env.close()
 
 
 class StatusWatch:
@@ -159,10 +155,7 @@ def test_sigkill_of_the_leader_mid_burst_hands_over_with_one_launch_each(
 ) -> None:
     env.start_workers(2, app=TEST_APP)
     operators = Operators(env)
-    operators.start("a")
-    operators.wait_leader({"a"})
-    operators.start("b")
-    wait_until(lambda: operators.healthy("b"), what="the standby's health endpoint")
+    operators.start_leader_and_standby()
     before = int(operators.lease().get("leaseTransitions") or 0)
     names = burst(env, tmp_path, "burst", 12)
     watch = StatusWatch(env, names)
@@ -186,10 +179,7 @@ def test_sigterm_of_the_leader_releases_the_lease_to_the_standby(
 ) -> None:
     env.start_workers(1, app=TEST_APP)
     operators = Operators(env)
-    operators.start("a")
-    operators.wait_leader({"a"})
-    operators.start("b")
-    wait_until(lambda: operators.healthy("b"), what="the standby's health endpoint")
+    operators.start_leader_and_standby()
     first = burst(env, tmp_path, "first", 3)
     watch = StatusWatch(env, first)
     wait_until(watch.all_done, TAKEOVER, lambda: f"all Done: {watch.look()}\n{operators.logs()}")
@@ -211,10 +201,7 @@ def test_a_leader_that_finds_another_holder_exits_at_once_and_a_standby_leads(
 ) -> None:
     env.start_workers(1, app=TEST_APP)
     operators = Operators(env)
-    operators.start("a")
-    operators.wait_leader({"a"})
-    operators.start("b")
-    wait_until(lambda: operators.healthy("b"), what="the standby's health endpoint")
+    operators.start_leader_and_standby()
     # Someone else writes the Lease (as a leader on the other side of a partition would): a stops
     # acting at its next renewal, with client-go's OnStoppedLeading exit; b waits the Lease out.
     env.cluster.kubectl("patch", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "--type", "merge",

@@ -5,8 +5,6 @@ an OS process, real workers (issue 22, point 4)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +17,6 @@ pytestmark = pytest.mark.e2e
 TEST_APP = "tests/integration/apps/testapp.py:app"
 API_VERSION = "shards.dev/v1alpha1"
 
-
-@pytest.fixture
-def env(kube_cluster: KubeCluster, kube_namespace: str, operator_rbac: str, mongo_db_uri: str,
-        tmp_path: Path) -> Iterator[OperatorEnv]:
-    operator_env = OperatorEnv(kube_cluster, kube_namespace, mongo_db_uri, tmp_path)
-    try:
-        yield operator_env
-    finally:
-        operator_env.close()
 
 
 def nested(depth: int) -> dict[str, Any]:
