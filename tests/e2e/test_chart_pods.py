@@ -188,15 +188,16 @@ def test_deleting_a_worker_pod_mid_run_leaves_nothing_stuck(release: Release) ->
                timeout=WAIT, what="a new run Done")
 
     # A crash (the container SIGKILLed, as an OOM kill): the kubelet restarts it under the same
-    # Pod name, and the new incarnation settles what the old one left at once, saying why.
+    # Pod name, and the new incarnation settles what the old one left at once, saying why: a lost
+    # worker's run is handed off (on_shutdown "retry"), its retries untouched.
     pod = _running_on(release, scopes[1])
     status = json.loads(release.kubectl("get", "pod", pod, "-o", "json"))["status"]
     container = status["containerStatuses"][0]["containerID"].removeprefix("containerd://")
     release.node.ctr("tasks", "kill", "--signal", "SIGKILL", container)
-    wait_until(lambda: release.controller.get(scopes[1], "count-sheep").state in FINAL,
-               timeout=WAIT, what="the crashed pod's run settled")
-    settled = release.controller.get(scopes[1], "count-sheep")
-    assert settled.state is State.FAILED and pod in settled.status.error
+    settled = wait_until(lambda: (r := release.controller.get(scopes[1], "count-sheep")).attempt == 2 and r,
+                         timeout=WAIT, what="the crashed pod's run handed off")
+    assert (settled.retried, settled.handoffs) == (0, 1)
+    assert [a.attempt for a in settled.attempts] == [1] and pod in settled.attempts[0].error
 
 
 def test_a_rolling_update_of_the_workers_loses_no_launch(release: Release) -> None:
