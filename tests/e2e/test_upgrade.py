@@ -99,7 +99,9 @@ def test_helm_upgrade_with_runs_active_ends_every_launch_exactly_once(
     wait_until(lambda: not old_pods & set(release.pods("worker")), timeout=WAIT,
                what="every worker pod replaced")
     assert release.images("worker") == {f"shards-example-sheep:{VERSION}"}
-    assert release.images("operator") == {f"shards-operator:{VERSION}"}
+    # Two operator replicas now, rolled with maxUnavailable 0: the old one goes once both are Ready.
+    wait_until(lambda: release.images("operator") == {f"shards-operator:{VERSION}"}, timeout=WAIT,
+               what=f"every operator pod replaced: {release.images('operator')}")
 
     def states() -> dict[str, State]:
         return {scope: release.controller.get(scope, "count-sheep").state for scope in scopes}
