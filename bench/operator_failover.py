@@ -21,7 +21,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,18 +28,16 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 from shards_controller import Controller
 from shards_store import connect
-from shards_store.embedded import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling, the harness
 from stats import percentile  # bench/ is this script's directory
 from tooling.cluster import KubeCluster, down, running, up
-from tooling.harness import Child, EmbeddedMongo, Processes, shards_env, wait_until
-from tooling.harness.child import shards_command
+from tooling.harness import DEPLOY_LEASE, Child, EmbeddedMongo, Processes, answers, shards_env, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "crds" / "shardprocesses.shards.dev.yaml"
 DEPLOY = REPO / "deploy"
-LEASE_NAMESPACE, LEASE_NAME = "shards-system", "shards-operator"
+LEASE_NAMESPACE, LEASE_NAME = DEPLOY_LEASE
 TARGETS = {"SIGKILL": 20.0, "SIGTERM": 3.0}  # seconds, signal -> the standby acts
 WAIT = 90.0
 
@@ -56,7 +53,6 @@ class Failover:
         self.mongo = EmbeddedMongo(workdir / "mongo", "bench", grace=30)
         self.processes = Processes(workdir, shards_env(self.mongo.uri), grace=30, mongo=self.mongo)
         self.operators: dict[str, Child] = {}
-        self.health: dict[str, str] = {}
         self.kubeconfig = workdir / "operator.kubeconfig"
         self.controller: Controller | None = None
         self.count = 0
@@ -82,21 +78,9 @@ class Failover:
         self.controller.wait_defined(self.controller.define(self.namespace), timeout=60)
 
     def start(self, name: str) -> None:
-        self.health[name] = f"http://127.0.0.1:{free_port()}/healthz"
-        command = shards_command(
-            "operator", "--namespace", self.namespace, "--liveness", self.health[name], "--leader-election",
-            "--lease-namespace", LEASE_NAMESPACE, "--lease-name", LEASE_NAME, "--status-interval", "0.5")
-        self.operators[name] = self.processes.spawn(
-            command, f"operator-{name}.log", append=True,
-            env={"KUBECONFIG": str(self.kubeconfig), "POD_NAME": name})
-        wait_until(lambda: self._healthy(name), 60, f"operator {name}'s health endpoint", pause=0.1)
-
-    def _healthy(self, name: str) -> bool:
-        try:
-            with urllib.request.urlopen(self.health[name], timeout=2) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
+        self.operators[name], health = self.processes.start_candidate(
+            self.namespace, self.kubeconfig, name, log=f"operator-{name}.log", append=True)
+        wait_until(lambda: answers(health), 60, f"operator {name}'s health endpoint", pause=0.1)
 
     def holder(self) -> str:
         try:

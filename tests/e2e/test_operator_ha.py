@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import urllib.request
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -17,21 +15,14 @@ from typing import Any
 import pytest
 from e2e.operator_env import OperatorEnv
 from integration.harness import wait_until
-from tooling.harness import Child
-from tooling.harness.child import shards_command
+from tooling.harness import DEPLOY_LEASE, Child, answers
 
 pytestmark = pytest.mark.e2e
 
 TEST_APP = "tests/integration/apps/testapp.py:app"
-LEASE_NAMESPACE, LEASE_NAME = "shards-system", "shards-operator"  # what deploy/'s Role allows
+LEASE_NAMESPACE, LEASE_NAME = DEPLOY_LEASE
 STATE_ORDER = {"": 0, "Idle": 0, "Scheduled": 1, "Running": 2, "Done": 3}
 TAKEOVER = 90.0  # bound of a wait that includes the 15 s lease and a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Operators:
@@ -44,14 +35,8 @@ class Operators:
         env.cluster.kubectl("delete", "lease", LEASE_NAME, "-n", LEASE_NAMESPACE, "--ignore-not-found")
 
     def start(self, name: str) -> Child:
-        port = free_port()
-        self.health[name] = f"http://127.0.0.1:{port}/healthz"
-        command = shards_command(
-            "operator", "--namespace", self.env.namespace, "--status-interval", "0.5",
-            "--liveness", self.health[name], "--leader-election",
-            "--lease-namespace", LEASE_NAMESPACE, "--lease-name", LEASE_NAME)
-        child = self.env.shards.processes.spawn(
-            command, f"operator-{name}.log", env={"KUBECONFIG": str(self.env.kubeconfig), "POD_NAME": name})
+        child, self.health[name] = self.env.shards.processes.start_candidate(
+            self.env.namespace, self.env.kubeconfig, name, log=f"operator-{name}.log")
         self.children[name] = child
         return child
 
@@ -76,11 +61,7 @@ class Operators:
                               lambda: f"a leader among {among}: lease {self.lease()}\n{self.logs()}"))
 
     def healthy(self, name: str) -> bool:
-        try:
-            with urllib.request.urlopen(self.health[name], timeout=5) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
+        return answers(self.health[name])
 
     def logs(self) -> str:
         return "\n".join(f"--- {name}\n{child.output()[-2500:]}" for name, child in self.children.items())

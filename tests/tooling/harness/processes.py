@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from shards_store.embedded import free_port
 
 from tooling.harness.child import WAIT, Child, reap, shards_command, spawn, wait_until
 from tooling.harness.mongo import EmbeddedMongo
 
 DASHBOARD_ADDRESS = re.compile(r"dashboard on http://([^/]+)/")
+DEPLOY_LEASE = ("shards-system", "shards-operator")  # deploy/'s Lease (namespace, name): what its Role allows
 
 
 def shards_env(mongo_uri: str, **extra: str) -> dict[str, str]:
@@ -59,6 +63,17 @@ class Processes:
                                  "--status-interval", str(status_interval), *options)
         return self.spawn(command, log, env={"KUBECONFIG": str(kubeconfig)})
 
+    def start_candidate(self, namespace: str, kubeconfig: Path, name: str, *, log: str,
+                        lease: tuple[str, str] = DEPLOY_LEASE, append: bool = False) -> tuple[Child, str]:
+        """`shards operator` electing its leader on `lease` (namespace, name) as the Pod `name`, and
+        the URL of its health endpoint (it answers while standing by too)."""
+        health = f"http://127.0.0.1:{free_port()}/healthz"
+        command = shards_command("operator", "--namespace", namespace, "--status-interval", "0.5",
+                                 "--liveness", health, "--leader-election",
+                                 "--lease-namespace", lease[0], "--lease-name", lease[1])
+        child = self.spawn(command, log, env={"KUBECONFIG": str(kubeconfig), "POD_NAME": name}, append=append)
+        return child, health
+
     def start_dashboard(self, *options: str, log: str, env: Mapping[str, str] | None = None,
                         timeout: float = WAIT) -> tuple[Child, str]:
         """`shards dashboard --port 0 OPTIONS` and the address ("host:port") it printed it serves on."""
@@ -77,3 +92,12 @@ class Processes:
         self.stop_workers()
         if self.mongo is not None:
             self.mongo.stop()
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether `url` answers 200 now (a health endpoint)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
