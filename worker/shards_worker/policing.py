@@ -33,6 +33,9 @@ class Policing:
         if run is None:
             return False
         run.ask_stop(force=force)
+        if run.stop_recorded and not force:
+            return True  # the same stop by its other way (request and heartbeat): once is enough
+        run.stop_recorded = True
         record = run.record
         self.store.processes.move(record.scope_id, record.process_id, State.STOPPING, run_id=run_id)
         log.info("stopping%s", " (forced: killed at once)" if force else "", extra=about(record))

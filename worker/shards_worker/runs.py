@@ -40,6 +40,7 @@ class Run:
     body_over: bool = False  # the process function has returned (or its OS process is gone)
     permanent: bool = False  # it raised shards.Permanent: not retried
     ended_by: Cause | None = None  # the worker ended it (shutting down, or losing its lease)
+    stop_recorded: bool = False  # a stop of it was recorded as Stopping (see Policing.stop_run)
 
     @property
     def run_id(self) -> str:
