@@ -54,3 +54,30 @@ def test_a_frozen_workers_run_ends_before_its_relaunch_starts(shards_env: Shards
     last_of_first, first_of_second = max(ticks[1]), min(ticks[2])
     assert last_of_first < first_of_second, (
         f"attempt 1 executed {last_of_first - first_of_second:.2f}s after attempt 2 started")
+
+
+def test_a_run_its_own_process_ended_for_a_frozen_worker_is_handed_off(shards_env: ShardsHarness,
+                                                                       tmp_path: Path) -> None:
+    """Frozen past its lease (no other worker to take over), the worker wakes to find its run's
+    process gone: ended by its own lease guard. That is its worker losing the lease, as a kill by
+    the fence would be: attempt 1 ends Stopped and is handed off (no retry spent), not Failed."""
+    journal = tmp_path / "journal"
+    frozen = shards_env.start_worker()
+    shards_env.define(SCOPE)
+    args = json.dumps({"journal": str(journal), "seconds": 6})
+    shards_env.ok("launch", "ticker", "--scope", SCOPE, "--args", args)  # no retries
+    shards_env.wait_state(SCOPE, "ticker", State.RUNNING)
+    wait_until(lambda: journal.exists() and journal.stat().st_size > 0, what="attempt 1 to tick")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: "ending runs" in frozen.output(), what="the run's process to end itself")
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    done = shards_env.wait_state(SCOPE, "ticker", State.DONE, State.FAILED, State.STOPPED, timeout=60)
+    history = shards_env.controller.history(SCOPE, "ticker")
+    assert [(run.attempt, run.state) for run in reversed(history)] == [(1, State.STOPPED), (2, State.DONE)], (
+        history, frozen.output()[-3000:])
+    assert (done.attempt, done.retried) == (2, 0), done
+    assert "lease" in history[-1].error, history[-1]
+    ticks = _journal(journal)
+    assert max(ticks[1]) < min(ticks[2])

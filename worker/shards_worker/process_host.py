@@ -27,6 +27,7 @@ from typing import Any
 
 from shards.errors import ShardsError
 from shards.records import ProcessRecord, Progress, server_offset
+from shards.retries import Cause
 from shards.runlog import entry
 from shards.states import State
 
@@ -149,10 +150,19 @@ class Supervisor:
             top.body_over = True  # nothing of it runs any more, whatever the store does
             keeper.join(BOOKKEEPING_WAIT)  # the start's entry before the end's
         reason = exit_reason(process.exitcode)
-        self._end_children(reason)
+        lease_ended = result is None and process.exitcode == run_process.EXIT_LEASE_EXPIRED
+        self._end_children(reason, lease_ended=lease_ended)
         if result is not None:  # it ended on its own, before a kill could matter
             top.killed = False
             return result
+        if lease_ended:
+            # Not the run failing: its worker lost the lease (frozen, or cut off from MongoDB) and
+            # the run's process kept the promise for it, as the fence's kill would have. A hand-off
+            # like the fence's, unless a stop was already under way (that one stands).
+            if not top.stop_requested():
+                top.ended_by = Cause.WORKER_LOST
+            log.warning("its OS process ended the run: %s", reason, extra=logs.about(record))
+            return State.STOPPED, f"stopped: {reason}"
         log.warning("its OS process exited before the run ended: %s", reason, extra=logs.about(record))
         top.logs.append(entry(logging.ERROR, f"its OS process exited before the run ended: {reason}"))
         return State.FAILED, reason
@@ -225,13 +235,15 @@ class Supervisor:
             except OSError:  # the process is gone: _follow sees it
                 return
 
-    def _end_children(self, reason: str) -> None:
+    def _end_children(self, reason: str, *, lease_ended: bool) -> None:
         """Inline children whose end never came went down with the run's process."""
         for run_id, run in list(self.runs.items()):
             if run_id == self.top.run_id:
                 continue
             if self.top.killed:
                 self.reporter.end(run, State.STOPPED, "killed with its parent run")
+            elif lease_ended:
+                self.reporter.end(run, State.STOPPED, f"stopped with its parent run: {reason}")
             else:
                 self.reporter.end(run, State.FAILED, reason)
 
