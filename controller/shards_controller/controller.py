@@ -12,27 +12,39 @@ import difflib
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from shards.errors import (
-    ConfirmationRequired,
-    NotActive,
+    InvalidArgs,
+    InvalidDefinition,
     NoWorker,
     ProcessActive,
     ShardsError,
-    StoreUnavailable,
     TimedOut,
     UnknownProcess,
     UnknownRun,
+    UnknownSchedule,
     UnknownScope,
 )
-from shards.records import LaunchSpec, ProcessRecord, RunRecord, ScopeRecord, WorkerRecord
+from shards.records import ProcessRecord, RunRecord, ScopeRecord, WorkerRecord, utcnow
 from shards.requests import Request, RequestKind
 from shards.runlog import RunLog
+from shards.schedules import (
+    Action,
+    NextFire,
+    ScheduleRecord,
+    ScheduleSpec,
+    backfill_times,
+    first_next,
+    next_fire_after,
+)
 from shards.states import ACTIVE, FINAL, State
-from shards_store import Store
+from shards_store import Store, firing, launches
+from shards_store.launches import MAX_QUEUE
+from shards_store.schedules import ScheduleExists
 
-from shards_controller.inputs import check_args, check_id, launch_options
+from shards_controller.inputs import check_args, check_id, check_start_at, launch_options
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -103,6 +115,7 @@ class Controller:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._alive_seen: tuple[float, builtins.list[WorkerRecord]] = (0.0, [])  # (monotonic, workers)
+        self.schedules = Schedules(self)
 
     # -- scopes ---------------------------------------------------------------------------
     def define(self, scope_id: str, *, only_if_missing: bool = False, clean: bool = False) -> Request:
@@ -187,6 +200,8 @@ class Controller:
         timeout: float | None = None,
         retries: int | None = None,
         retry_backoff: float | None = None,
+        at: datetime | None = None,
+        queue: bool = False,
     ) -> ProcessRecord:
         """Launch a run: two round trips, a guarded schedule and its request (the worker that
         starts it writes the history entry). With a caller's run_id the launch is idempotent:
@@ -195,67 +210,28 @@ class Controller:
         require_worker refuses (NoWorker) when no live worker offers the process, instead of
         leaving it Scheduled. timeout: each attempt's time limit in seconds; retries: failed
         attempts run again this many times, the first after about retry_backoff seconds (each
-        else the process's own; see shards.retries)."""
+        else the process's own; see shards.retries). at: a delayed launch, Scheduled until then
+        (no worker claims it sooner). queue: while the process is active, wait behind its run
+        (at most MAX_QUEUE launches) instead of being refused."""
         args = check_args(args)
         options = launch_options(timeout, retries, retry_backoff)
+        start_at = check_start_at(at)
+        if start_at is not None and queue:
+            raise ShardsError("a launch waits either for a time (--at, --in) or behind the active run "
+                              "(--queue), not both")
         if run_id is not None:
             check_id("run", run_id)
-            if self.store.runs.get(run_id) is not None:
-                return self.get(scope_id, process_id)  # that run happened already
         if require_worker:
             pool = self.get(scope_id, process_id).pool  # an unknown process says so first
             if not self.offered(process_id, pool):
                 raise NoWorker(no_worker_message(process_id, pool))
-        new_run_id = run_id or uuid.uuid4().hex
-        for _attempt in range(3):  # the record may move between a failed guard and the look
-            scheduled = self.store.processes.schedule(scope_id, process_id, new_run_id, confirmed=confirm,
-                                                      launch=LaunchSpec(args, options))
-            if scheduled is not None:
-                previous, record = scheduled
-                self._queue(previous, record, args, options)
-                return record
-            record = self.get(scope_id, process_id)  # why the guard failed (unknown raises)
-            if run_id is not None and record.launch_id == run_id:
-                return self._finish_launch(record, args, options)
-            if record.warning and not confirm:
-                raise ConfirmationRequired(
-                    f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)"
-                )
-            if record.state in ACTIVE:
-                raise ProcessActive(
-                    f"process {process_id!r} in scope {scope_id!r} is already active ({record.state.value})"
-                )
-        raise ShardsError(f"could not launch {process_id!r} in scope {scope_id!r}; try again")
-
-    def _queue(self, previous: ProcessRecord, scheduled: ProcessRecord, args: dict[str, Any],
-               options: dict[str, Any]) -> None:
-        """Back a new Scheduled record with its request; if that fails, undo the schedule."""
-        try:
-            self._request(scheduled, args, options)
-        except Exception as error:
-            # Never a Scheduled record that no request backs: give the record back what it had.
-            # If that fails too, the reconciler settles it once it has had no owner for a while.
-            with contextlib.suppress(StoreUnavailable):
-                self.store.processes.unschedule(previous, scheduled.run_id)
-            if isinstance(error, ShardsError):
-                raise
-            first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
-            raise ShardsError(f"the launch could not be queued: {first_line}") from error
-
-    def _finish_launch(self, record: ProcessRecord, args: dict[str, Any],
-                       options: dict[str, Any]) -> ProcessRecord:
-        """The record already names this run: queue its request if the launch was cut short
-        between its two writes; otherwise there is nothing to do."""
-        unstarted = record.state is State.SCHEDULED and not record.worker_id
-        if unstarted and not self.store.requests.for_runs([record.run_id]):
-            self._request(record, args, options)
-        return record
-
-    def _request(self, scheduled: ProcessRecord, args: dict[str, Any], options: dict[str, Any]) -> None:
-        self.store.requests.submit(Request(
-            kind=RequestKind.LAUNCH, scope_id=scheduled.scope_id, process_id=scheduled.process_id,
-            run_id=scheduled.run_id, args=args, pool=scheduled.pool, options=options,
-        ))
+        launched = launches.launch(
+            self.store, scope_id, process_id, run_id or uuid.uuid4().hex, args=args, options=options,
+            confirm=confirm, start_at=start_at, queue_limit=MAX_QUEUE if queue else 0,
+            known=run_id is None)
+        if launched is None:
+            return self.get(scope_id, process_id)  # raises: unknown scope or process
+        return launched.record
 
     def offered(self, process_id: str, pool: str | None = None) -> bool:
         """A live worker (of the pool, if given) offers the process (a worker with per-scope
@@ -281,44 +257,14 @@ class Controller:
     def stop(self, scope_id: str, process_id: str, *, force: bool = False) -> ProcessRecord:
         """Stop a scheduled or running process; the stop reaches the worker that runs it.
         force: the worker kills the run at once if it runs isolated (else it is asked to stop);
-        a forced stop of a run already stopping is sent again, forced."""
-        record = self.get(scope_id, process_id)
-        if record.state is State.SCHEDULED and (launch := self.store.requests.withdraw_launch(record.run_id)):
-            return self.store.end_unstarted(record, request=launch) or self.get(scope_id, process_id)
-        if record.state in (State.STOP_REQUESTED, State.STOPPING):
-            if force and record.worker_id and not self._forced(record.run_id):
-                self._request_stop(record, force)
-            return record
-        if record.state in FINAL or record.state is State.IDLE:
-            raise NotActive(
-                f"process {process_id!r} in scope {scope_id!r} is not active ({record.state.value})"
-            )
-        requested = self.store.processes.move(
-            scope_id, process_id, State.STOP_REQUESTED, run_id=record.run_id
-        )
-        if requested is None:  # it moved on meanwhile (finished, or started): look again
-            return self._retry_stop(scope_id, process_id, record, force)
-        if requested.worker_id:
-            self._request_stop(requested, force)
-        # Without a worker id the launch is being taken right now: the taker sees StopRequested.
-        return requested
-
-    def _forced(self, run_id: str) -> bool:
-        """A forced stop of this run is on its way already (a repeated force adds nothing)."""
-        return any(r.kind == RequestKind.STOP and r.options.get("force")
-                   for r in self.store.requests.for_runs([run_id]))
-
-    def _request_stop(self, record: ProcessRecord, force: bool) -> None:
-        self.store.requests.submit(Request(
-            kind=RequestKind.STOP, scope_id=record.scope_id, process_id=record.process_id,
-            run_id=record.run_id, target_worker=record.worker_id, options={"force": force} if force else {},
-        ))
-
-    def _retry_stop(self, scope_id: str, process_id: str, seen: ProcessRecord, force: bool) -> ProcessRecord:
-        current = self.get(scope_id, process_id)
-        if current.state == seen.state and current.run_id == seen.run_id:
-            raise ShardsError(f"could not stop {process_id!r} in scope {scope_id!r}; try again")
-        return self.stop(scope_id, process_id, force=force)
+        a forced stop of a run already stopping is sent again, forced. Launches queued behind
+        the run start once it has stopped."""
+        for _attempt in range(3):  # it may move on meanwhile (finish, or start): look again
+            record = self.get(scope_id, process_id)
+            stopped = launches.stop(self.store, record, force=force)
+            if stopped is not None:
+                return stopped
+        raise ShardsError(f"could not stop {process_id!r} in scope {scope_id!r}; try again")
 
     def dismiss(self, scope_id: str, process_id: str) -> ProcessRecord:
         """Clear error and progress; back to Idle."""
@@ -387,3 +333,115 @@ def _wait(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, 
             raise TimedOut(message)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+
+
+class Schedules:
+    """The controller's schedules: create, change, pause, trigger, backfill, delete. Workers fire
+    them (shards_store.firing); this validates and writes, guarded on each schedule's generation."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+        self.store = controller.store
+
+    def get(self, scope_id: str, name: str) -> ScheduleRecord:
+        record = self.store.schedules.get(scope_id, name)
+        if record is None:
+            hint = did_you_mean(name, [r.spec.name for r in self.store.schedules.all(scope_id)])
+            raise UnknownSchedule(f"unknown schedule {name!r} in scope {scope_id!r}{hint}")
+        return record
+
+    def list(self, scope_id: str | None = None) -> builtins.list[ScheduleRecord]:
+        return self.store.schedules.all(scope_id)
+
+    def check(self, spec: ScheduleSpec) -> ScheduleSpec:
+        """The spec, checked (one line for the first thing wrong), naming a defined process."""
+        try:
+            checked = spec.check()
+            check_args(spec.args)
+        except InvalidDefinition as error:
+            raise InvalidArgs(str(error)) from None
+        self.controller.get(spec.scope_id, spec.process_id)  # unknown scope or process says so
+        return checked
+
+    def create(self, spec: ScheduleSpec, *, paused: bool = False, note: str = "") -> ScheduleRecord:
+        return self.store.schedules.create(self.check(spec), paused=paused, note=note)
+
+    def apply(self, spec: ScheduleSpec) -> ScheduleRecord:
+        """Create the schedule, or give it this spec (its next time counts from now; what it
+        did so far is kept). The same spec again changes nothing."""
+        checked = self.check(spec)
+        for _attempt in range(3):
+            current = self.store.schedules.get(spec.scope_id, spec.name)
+            if current is None:
+                with contextlib.suppress(ScheduleExists):
+                    return self.store.schedules.create(checked)
+                continue
+            if current.spec == checked:
+                return current
+            if (changed := self.store.schedules.change(current, spec=checked)) is not None:
+                return changed
+        raise ShardsError(f"schedule {spec.name!r} changed meanwhile; try again")
+
+    def pause(self, scope_id: str, name: str, note: str = "") -> ScheduleRecord:
+        return self._set_paused(scope_id, name, True, note or "paused")
+
+    def unpause(self, scope_id: str, name: str, note: str = "") -> ScheduleRecord:
+        """Times that passed while paused are not fired: the next one counts from now."""
+        return self._set_paused(scope_id, name, False, note)
+
+    def _set_paused(self, scope_id: str, name: str, paused: bool, note: str) -> ScheduleRecord:
+        for _attempt in range(3):
+            current = self.get(scope_id, name)
+            if current.paused == paused and current.note == note:
+                return current
+            if (changed := self.store.schedules.change(current, paused=paused, note=note)) is not None:
+                return changed
+        raise ShardsError(f"schedule {name!r} changed meanwhile; try again")
+
+    def trigger(self, scope_id: str, name: str) -> Action:
+        """Launch now, under the overlap policy; the schedule's next time does not move."""
+        record = self.get(scope_id, name)
+        now = utcnow()
+        label = f"trigger-{now.strftime('%Y%m%dT%H%M%S%fZ')}"
+        action = firing.fire_once(self.store, record, label, None, now)
+        self._note(record, [action])
+        return action
+
+    def backfill(self, scope_id: str, name: str, start: datetime, end: datetime) -> builtins.list[Action]:
+        """Fire the nominal times from start (excluded) to end (included), in order, under the
+        overlap policy; times fired before (by the schedule or a backfill) launch nothing again.
+        At most MAX_BACKFILL times: a longer range is refused, and nothing is fired."""
+        record = self.get(scope_id, name)
+        try:
+            nominals = backfill_times(record.spec, start, end)
+        except InvalidDefinition as error:
+            raise InvalidArgs(str(error)) from None
+        now = utcnow()
+        actions = [firing.fire_once(self.store, record, n.label, n.at, now) for n in nominals]
+        self._note(record, actions)
+        return actions
+
+    def _note(self, record: ScheduleRecord, actions: builtins.list[Action]) -> None:
+        for _attempt in range(3):
+            if self.store.schedules.note_actions(record, actions, **firing.counts(actions)):
+                return
+            record = self.get(record.spec.scope_id, record.spec.name)
+
+    def delete(self, scope_id: str, name: str) -> ScheduleRecord:
+        """Remove the schedule: no time fires after this. Its runs are not touched."""
+        record = self.get(scope_id, name)
+        self.store.schedules.delete(scope_id, name)
+        return record
+
+    def preview(self, spec: ScheduleSpec, count: int = 5, after: datetime | None = None) -> builtins.list[NextFire]:
+        """The next `count` fires of a spec (checked), from `after` (default now)."""
+        try:
+            checked = spec.check()
+        except InvalidDefinition as error:
+            raise InvalidArgs(str(error)) from None
+        fires: builtins.list[NextFire] = []
+        fire = first_next(checked, after or utcnow())
+        while fire is not None and len(fires) < max(0, min(count, 1000)):
+            fires.append(fire)
+            fire = next_fire_after(checked, fire)
+        return fires

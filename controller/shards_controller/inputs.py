@@ -4,10 +4,12 @@ arguments and a launch's own limits. Every error is one line."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shards.app import check_timeout, is_valid_id
 from shards.errors import InvalidArgs, InvalidDefinition, ShardsError
+from shards.records import iso, utcnow
 from shards.retries import check_backoff, check_retries
 
 MAX_ARGS_BYTES = 64 * 1024
@@ -74,3 +76,18 @@ def launch_options(timeout: float | None, retries: int | None, retry_backoff: fl
     except InvalidDefinition as error:
         raise InvalidArgs(str(error)) from None
     return options
+
+
+MAX_DELAY = timedelta(days=366)  # a delayed launch starts within this
+
+
+def check_start_at(at: datetime | None) -> datetime | None:
+    """When a delayed launch may start (UTC), or None to start now (also for a past time)."""
+    if at is None:
+        return None
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise ShardsError(f"a launch's start time must be a datetime with a time zone, got {at!r}")
+    now = utcnow()
+    if at - now > MAX_DELAY:
+        raise ShardsError(f"a launch may start at most {MAX_DELAY.days} days ahead, got {iso(at)}")
+    return at.astimezone(UTC) if at > now else None

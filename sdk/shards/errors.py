@@ -56,3 +56,7 @@ class StoreUnavailable(ShardsError):
 class Permanent(Exception):
     """Raise it from a process (`raise shards.Permanent("bad input") from error`) for a failure
     that retrying cannot fix: the run fails and the launch is not retried."""
+
+
+class UnknownSchedule(ShardsError):
+    """A schedule name that is not in the scope."""

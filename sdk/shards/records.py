@@ -107,6 +107,7 @@ class ProcessStatus:
     stopped_at: datetime | None = None
     failed_at: datetime | None = None
     retry_at: datetime | None = None  # a retry waits for this time to start
+    start_at: datetime | None = None  # a delayed launch waits for this time to start
 
     def to_doc(self) -> Document:
         return {
@@ -118,6 +119,7 @@ class ProcessStatus:
             "stoppedAt": to_ms(self.stopped_at),
             "failedAt": to_ms(self.failed_at),
             "retryAt": to_ms(self.retry_at),
+            "startAt": to_ms(self.start_at),
         }
 
     @classmethod
@@ -158,6 +160,7 @@ class ProcessStatus:
             stopped_at=from_ms(doc.get("stoppedAt")),
             failed_at=from_ms(doc.get("failedAt")),
             retry_at=from_ms(doc.get("retryAt")),
+            start_at=from_ms(doc.get("startAt")),
         )
 
 
@@ -175,6 +178,26 @@ class LaunchSpec:
     def from_doc(cls, doc: Document | None) -> LaunchSpec:
         doc = doc or {}
         return cls(args=dict(doc.get("args") or {}), options=dict(doc.get("options") or {}))
+
+
+@dataclass(frozen=True)
+class QueuedLaunch:
+    """A launch waiting behind the record's active run (`launch --queue`, a schedule's buffer):
+    it is scheduled once that run ends."""
+
+    run_id: str
+    args: Document = field(default_factory=dict)
+    options: Document = field(default_factory=dict)
+    queued_at: datetime | None = None
+
+    def to_doc(self) -> Document:
+        return {"runId": self.run_id, "args": self.args, "options": self.options,
+                "queuedAt": to_ms(self.queued_at)}
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> QueuedLaunch:
+        return cls(run_id=str(doc.get("runId", "")), args=dict(doc.get("args") or {}),
+                   options=dict(doc.get("options") or {}), queued_at=from_ms(doc.get("queuedAt")))
 
 
 @dataclass
@@ -200,6 +223,7 @@ class ProcessRecord:
     handoffs: int = 0  # attempts of this launch handed off so far (they spend no retry)
     attempts: list[Attempt] = field(default_factory=list)  # how earlier attempts ended
     launch: LaunchSpec = field(default_factory=LaunchSpec)
+    queue: list[QueuedLaunch] = field(default_factory=list)  # launches waiting behind this run
 
     @property
     def state(self) -> State:
@@ -248,6 +272,8 @@ class ProcessRecord:
             "handoffs": self.handoffs,
             "attempts": [attempt.to_doc() for attempt in self.attempts],
             "launch": self.launch.to_doc(),
+            "queue": [queued.to_doc() for queued in self.queue],
+            "queued": len(self.queue),  # the queue's length: what guarded writes compare
         }
 
     @classmethod
@@ -272,6 +298,7 @@ class ProcessRecord:
             handoffs=int(doc.get("handoffs") or 0),
             attempts=[Attempt.from_doc(item) for item in doc.get("attempts") or []],
             launch=LaunchSpec.from_doc(doc.get("launch")),
+            queue=[QueuedLaunch.from_doc(item) for item in doc.get("queue") or []],
         )
 
     def to_json(self) -> Document:
@@ -296,6 +323,8 @@ class ProcessRecord:
             "runId": self.run_id,
             "workerId": self.worker_id,
             "retryAt": iso(status.retry_at),
+            "startAt": iso(status.start_at),
+            "queued": [{"runId": q.run_id, "queuedAt": iso(q.queued_at)} for q in self.queue],
             "launchId": self.launch_id,
             "attempt": self.attempt,
             "retries": self.launch_state().retries,

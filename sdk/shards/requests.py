@@ -13,6 +13,7 @@ class RequestKind:
     DEFINE = "define"
     LAUNCH = "launch"
     STOP = "stop"
+    FIRE = "fire"  # a schedule's next time has come (shards_store.firing); created at that time
 
 
 class RequestState:

@@ -11,7 +11,8 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
     "processes": [
         ("scope_process", ["scopeId", "processId"], True),
         ("worker_state", ["workerId", "status.state"], False),
-        ("state", ["status.state"], False),  # the reconciler's active records
+        # The reconciler's active records, and ended ones with launches queued behind them.
+        ("state_queued", ["status.state", "queued"], False),
     ],
     "requests": [
         # Launches are claimed per pool; defines and stops carry the pool "" (any).
@@ -27,12 +28,17 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
         ("name", ["name", "state"], False),
     ],
     "scopes": [],
+    "schedules": [
+        ("next_fire", ["nextFireAt"], False),  # the repair pass: fires left unarmed
+        ("scope", ["scopeId"], False),
+    ],
     "runlogs": [],  # read and written by _id (the run id) only
 }
 
 # Indexes an earlier version declared: dropped when the indexes are ensured.
 OBSOLETE: dict[str, list[str]] = {
     "requests": ["claim"],  # replaced by claim_by_pool
+    "processes": ["state"],  # replaced by state_queued
 }
 
 

@@ -6,7 +6,16 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from shards.records import LaunchSpec, ProcessRecord, ProcessStatus, Progress, to_ms, utcnow
+from shards.records import (
+    LaunchSpec,
+    ProcessRecord,
+    ProcessStatus,
+    Progress,
+    QueuedLaunch,
+    iso,
+    to_ms,
+    utcnow,
+)
 from shards.retries import Attempt, RetryPlan, kept
 from shards.states import ACTIVE, EXECUTING, LAUNCHABLE, RETRY_FROM, State, sources_of
 
@@ -45,6 +54,30 @@ def _first_attempt(run_id: str, launch: LaunchSpec | None) -> dict[str, Any]:
     """The fields a launch starts its attempts with."""
     return {"launchId": run_id, "attempt": 1, "retried": 0, "handoffs": 0, "attempts": [],
             "launch": (launch or LaunchSpec()).to_doc()}
+
+
+def _queue_length(length: int) -> Any:
+    """A guard on the queue's length; records written before queues have no such field."""
+    return {"$in": [0, None]} if length == 0 else length
+
+
+def _scheduled_fields(run_id: str, launch: LaunchSpec, start_at: datetime | None = None) -> dict[str, Any]:
+    """What a record holds once a new launch is Scheduled on it."""
+    return {
+        "status.state": State.SCHEDULED.value,
+        "runId": run_id,
+        "workerId": "",
+        "parentRunId": "",
+        "status.error": "",
+        "status.doneAt": None,
+        "status.duration": None,
+        "status.stoppedAt": None,
+        "status.failedAt": None,
+        "status.retryAt": None,
+        "status.startAt": to_ms(start_at),
+        "progress": Progress(f"Starts at {iso(start_at)}" if start_at else "Scheduled", 0.0).to_doc(),
+        **_first_attempt(run_id, launch),
+    }
 
 
 def _states(states: list[State] | frozenset[State]) -> dict[str, list[str]]:
@@ -144,34 +177,60 @@ class ProcessRecords:
 
     def schedule(
         self, scope_id: str, process_id: str, run_id: str, *, confirmed: bool = True,
-        launch: LaunchSpec | None = None,
+        launch: LaunchSpec | None = None, start_at: datetime | None = None,
     ) -> tuple[ProcessRecord, ProcessRecord] | None:
         """Enter Scheduled for a new run in one guarded write; confirmed=False schedules only a
-        process without a warning. Returns (the record before, the record after), or None when
-        the guard did not hold (unknown, active, or needing confirmation: the caller reads why)."""
+        process without a warning; start_at: a delayed launch, shown on the record. Returns (the
+        record before, the record after), or None when the guard did not hold (unknown, active,
+        or needing confirmation: the caller reads why)."""
         query: dict[str, Any] = {
             **_key(scope_id, process_id), "status.state": _states(sources_of(State.SCHEDULED))
         }
         if not confirmed:
             query["warning"] = ""
-        fields = {
-            "status.state": State.SCHEDULED.value,
-            "runId": run_id,
-            "workerId": "",
-            "parentRunId": "",
-            "status.error": "",
-            "status.doneAt": None,
-            "status.duration": None,
-            "status.stoppedAt": None,
-            "status.failedAt": None,
-            "status.retryAt": None,
-            "progress": Progress("Scheduled", 0.0).to_doc(),
-            **_first_attempt(run_id, launch or LaunchSpec()),
-        }
+        fields = _scheduled_fields(run_id, launch or LaunchSpec(), start_at)
         before = self.collection.find_one_and_update(query, {"$set": fields}, before=True)
         if before is None:
             return None
         return ProcessRecord.from_doc(before), ProcessRecord.from_doc(_with_set(before, fields))
+
+    def enqueue(self, seen: ProcessRecord, queued: QueuedLaunch) -> ProcessRecord | None:
+        """Add a launch behind the active run, if the record is still as seen (the same run and
+        queue); None when it moved (the caller reads it again)."""
+        query = {**_key(seen.scope_id, seen.process_id), "runId": seen.run_id,
+                 "status.state": _states(ACTIVE), "queued": _queue_length(len(seen.queue))}
+        queue = [*seen.queue, queued]
+        doc = self.collection.find_one_and_update(
+            query, {"$set": {"queue": [q.to_doc() for q in queue], "queued": len(queue)}})
+        return ProcessRecord.from_doc(doc) if doc else None
+
+    def schedule_queued(self, seen: ProcessRecord) -> ProcessRecord | None:
+        """Schedule the first queued launch of a record whose run has ended, if it is still as
+        seen; None when it moved (another promoter came first, or a launch)."""
+        if not seen.queue:
+            return None
+        head, rest = seen.queue[0], seen.queue[1:]
+        query = {**_key(seen.scope_id, seen.process_id), "runId": seen.run_id,
+                 "status.state": _states(LAUNCHABLE), "queued": len(seen.queue)}
+        fields = {**_scheduled_fields(head.run_id, LaunchSpec(head.args, head.options)),
+                  "queue": [q.to_doc() for q in rest], "queued": len(rest)}
+        doc = self.collection.find_one_and_update(query, {"$set": fields})
+        return ProcessRecord.from_doc(doc) if doc else None
+
+    def unqueue(self, seen: ProcessRecord, run_id: str) -> ProcessRecord | None:
+        """Take one queued launch out (a stop of it), if the queue is still as seen."""
+        rest = [q for q in seen.queue if q.run_id != run_id]
+        query = {**_key(seen.scope_id, seen.process_id), "runId": seen.run_id,
+                 "queued": _queue_length(len(seen.queue))}
+        doc = self.collection.find_one_and_update(
+            query, {"$set": {"queue": [q.to_doc() for q in rest], "queued": len(rest)}})
+        return ProcessRecord.from_doc(doc) if doc else None
+
+    def ended_with_queue(self) -> list[ProcessRecord]:
+        """Records whose run ended while launches wait behind it: normally none for long (the
+        writer of the end schedules the next; a reconciler finishes that if it died)."""
+        docs = self.collection.find({"queued": {"$gt": 0}, "status.state": _states(LAUNCHABLE)})
+        return [ProcessRecord.from_doc(doc) for doc in docs]
 
     def unschedule(self, previous: ProcessRecord, run_id: str) -> bool:
         """Undo a schedule whose launch could not be queued: the record gets back exactly what it

@@ -14,18 +14,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from shards.errors import StoreUnavailable
 from shards.ownership import SilenceWatch, is_owned, orphan_verdict
-from shards.records import ProcessRecord, ProcessStatus, WorkerRecord
+from shards.records import ProcessRecord, ProcessStatus, WorkerRecord, utcnow
 from shards.requests import Request, RequestKind, RequestState
 from shards.retries import Cause, plan_retry
 from shards.states import EXECUTING, State
 
+from shards_store import launches
 from shards_store.store import Store
 from shards_store.workers import ALIVE, GONE, LOST, REPLACED
 
 log = logging.getLogger("shards.reconciler")
+
+OVERDUE = 30.0  # seconds past a schedule's fire time before the reconciler arms it again
 
 
 class Reconciler:
@@ -44,6 +48,7 @@ class Reconciler:
         self._beats = SilenceWatch()
         self._orphans = SilenceWatch()
         self._waiting = SilenceWatch()  # launches not started yet, by run id
+        self._queues = SilenceWatch()  # ended records with launches queued behind them
         self._last_pass: float | None = None
         self.live_workers: list[WorkerRecord] = []  # as the last pass saw them
         self._cut_off = False  # set by forget(), from any thread
@@ -62,7 +67,7 @@ class Reconciler:
         now = self._clock()
         if self._cut_off or (self._last_pass is not None and now - self._last_pass > max_gap):
             self._cut_off = False
-            for watch in (self._beats, self._orphans, self._waiting):
+            for watch in (self._beats, self._orphans, self._waiting, self._queues):
                 watch.forget()
         try:
             alive = self.store.workers.alive()
@@ -71,10 +76,12 @@ class Reconciler:
             self.live_workers = [worker for worker in alive if worker.worker_id in live]
             if settle_orphans:
                 settled = self._settle_orphans(live, now)
+                settled += self._schedule_stranded_queues(now)
+                self._arm_overdue_schedules()
             else:  # observations must be continuous to count: start afresh when elected again
                 settled = []
-                self._orphans.forget()
-                self._waiting.forget()
+                for watch in (self._orphans, self._waiting, self._queues):
+                    watch.forget()
         except StoreUnavailable:
             self.forget()
             raise
@@ -126,6 +133,27 @@ class Reconciler:
                 settled.append(record.run_id)
         self._orphans.keep_only(record.run_id for record in orphans)
         return settled
+
+    def _schedule_stranded_queues(self, now: float) -> list[str]:
+        """Records whose run ended while launches waited behind it, left so for a while: the
+        writer of the end died before it scheduled the next one. Returns the runs scheduled."""
+        ended = self.store.processes.ended_with_queue()
+        self._queues.keep_only(record.run_id for record in ended)
+        scheduled = []
+        for record in ended:
+            seen = (record.state, len(record.queue))
+            if self._queues.unchanged_for(record.run_id, seen, now) < self.orphan_grace:
+                continue
+            if (moved := launches.schedule_queued(self.store, record)) is not None:
+                scheduled.append(moved.run_id)
+        return scheduled
+
+    def _arm_overdue_schedules(self) -> None:
+        """Schedules whose next fire is long overdue: their fire request was lost (a writer died
+        between the schedule's write and the request's). Arming adds nothing when it is there."""
+        for record in self.store.schedules.overdue(utcnow() - timedelta(seconds=OVERDUE)):
+            if self.store.schedules.arm(record):
+                log.warning("schedule %s had no fire request for its next time; armed it again", record.key)
 
     def _queued_runs(self, requests: list[Request], live: set[str]) -> set[str]:
         """Runs whose launch request is pending, or taken by a live worker. A launch taken by a
@@ -183,7 +211,8 @@ def settle_worker(store: Store, worker_id: str, reason: str) -> None:
             and current.state in (State.SCHEDULED, State.STOP_REQUESTED)
             and not current.worker_id
         )
-        if request.kind == RequestKind.DEFINE or (request.kind == RequestKind.LAUNCH and not_started):
+        if request.kind in (RequestKind.DEFINE, RequestKind.FIRE) or (
+                request.kind == RequestKind.LAUNCH and not_started):
             store.requests.release(request)
         else:
             store.requests.complete(request)

@@ -103,6 +103,15 @@ class RequestQueue:
             {"state": RequestState.PENDING, "kind": "stop", "targetWorker": worker_id}
         )
 
+    def upcoming(self, pool: str, within: float) -> list[Request]:
+        """The launches of a pool and the schedules' fires that may be taken within `within`
+        seconds from now, not before (on the claim index)."""
+        now = now_ms()
+        query = {"state": RequestState.PENDING, "kind": {"$in": [RequestKind.LAUNCH, RequestKind.FIRE]},
+                 "targetWorker": ANY_WORKER, "pool": {"$in": [pool, ANY_POOL]},
+                 "createdAt": {"$gt": now, "$lte": now + int(within * 1000)}}
+        return [Request.from_doc(doc) for doc in self.collection.find(query)]
+
     def pending_launches(self) -> dict[str, int]:
         """Launches no worker has taken yet, per pool (one round trip, on the claim index)."""
         query = {"state": RequestState.PENDING, "kind": RequestKind.LAUNCH, "targetWorker": ANY_WORKER}

@@ -17,6 +17,7 @@ from shards.requests import ANY_POOL, ANY_WORKER, Request, RequestKind
 from shards.retries import RetryPlan
 from shards.states import State
 
+from shards_store import launches
 from shards_store.changes import ChangeFeed, PollPace
 from shards_store.collection import Collection, Doc, QueryLog, translated
 from shards_store.indexes import INDEXES, OBSOLETE
@@ -25,6 +26,7 @@ from shards_store.reachability import TIMEOUT_ENV, brief, check_loopback_listens
 from shards_store.requests import RequestQueue
 from shards_store.runlogs import RunLogs
 from shards_store.runs import RunHistory
+from shards_store.schedules import ScheduleBook
 from shards_store.scopes import ScopeCatalog
 from shards_store.workers import WorkerRegistry
 
@@ -57,6 +59,7 @@ class Store:
         self.runlogs = RunLogs(self._collection("runlogs"))
         self.workers = WorkerRegistry(self._collection("workers"))
         self.scopes = ScopeCatalog(self._collection("scopes"))
+        self.schedules = ScheduleBook(self._collection("schedules"), self.requests)
         self._clock_synced: float | None = None  # monotonic: when sync_clock last measured
 
     @translated
@@ -148,6 +151,12 @@ class Store:
                             args=request.args if request else None,
                             requested_at=request.created_at if request else None,
                             launch_id=record.launch_id, attempt=max(1, record.attempt))
+        if ended is not None and ended.queue:  # launches waited behind this run: the next starts
+            launches.schedule_queued(self, ended)
+        schedule = record.launch.options.get("schedule")
+        if ended is not None and status.state is State.FAILED and isinstance(schedule, str):
+            self.schedules.pause_after_failure(schedule, f"paused: run {record.run_id} failed "
+                                               f"({status.error or 'no error message'})")
         return ended
 
     def retry_run(self, record: ProcessRecord, ended: ProcessStatus, plan: RetryPlan) -> ProcessRecord | None:

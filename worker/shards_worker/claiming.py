@@ -14,6 +14,7 @@ from shards_store import ChangeFeed, ChangeFeedError, PollPace, Store
 
 from shards_worker import metrics
 from shards_worker.connectivity import Connectivity
+from shards_worker.firing import Firing
 from shards_worker.offers import Offer, Offers
 from shards_worker.settings import WorkerSettings
 from shards_worker.slots import Slots
@@ -29,7 +30,7 @@ class Claiming:
     def __init__(self, store: Store, settings: WorkerSettings, state: WorkerState, slots: Slots,
                  offers: Offers, connectivity: Connectivity, *, start_launch: StartLaunch,
                  deliver_stop: Callable[[Request], None], define: Callable[[Request], None],
-                 may_define: Callable[[], bool] = lambda: True) -> None:
+                 firing: Firing, may_define: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.settings = settings
         self.state = state
@@ -39,6 +40,7 @@ class Claiming:
         self._start_launch = start_launch
         self._deliver_stop = deliver_stop
         self._define = define  # hands the define to its own thread (shards_worker.defines)
+        self.firing = firing  # a schedule's time has come
         self._may_define = may_define  # that thread is free: one define at a time per worker
         self.wakeups = Wakeups(None)  # opened at start
         self._next_sweep = 0.0  # monotonic: the first sweep is at once
@@ -62,16 +64,23 @@ class Claiming:
         self._next_sweep = time.monotonic() + (settings.poll_interval if self.wakeups.feed is None
                                                else settings.sweep_interval)
         self.offers.expire(older_than=settings.sweep_interval)
+        self.firing.release_unfinished()
         while (stop := self._claim(RequestKind.STOP, addressed=True)) is not None:
             self._deliver_stop(stop)
         if self._may_define() and (define := self._claim(RequestKind.DEFINE)) is not None:
             self._define(define)
+        while (fire := self._claim(RequestKind.FIRE)) is not None:
+            self.firing.fire(fire)
         self._claim_oldest_launches()
+        # Requests due before the next sweep (delayed launches, retries, schedules' fires) whose
+        # events this worker did not see or has forgotten: each is claimed on its time.
+        for request in self.store.requests.upcoming(self.settings.pool, settings.sweep_interval * 2):
+            self.offers.add(request)
 
     def wait_for_change(self) -> None:
         """Bounded: returns on a change, a freed slot, a shutdown, the next turn to claim, or
         the next sweep."""
-        kinds = {RequestKind.STOP}
+        kinds = {RequestKind.STOP, RequestKind.FIRE}
         if self._may_define():
             kinds.add(RequestKind.DEFINE)
         if self.state.may_claim() and self.slots.free() > 0:
@@ -103,6 +112,9 @@ class Claiming:
             for offer in self._confirmed(self.offers.due(RequestKind.DEFINE, limit=1)):
                 if (define := self._claim_id(offer)) is not None:
                     self._define(define)
+        for offer in self._confirmed(self.offers.due(RequestKind.FIRE)):
+            if (fire := self._claim_id(offer)) is not None:
+                self.firing.fire(fire)
         if not self.state.may_claim():
             return
         free = self.slots.free()

@@ -57,6 +57,9 @@ class Lifecycle:
         if seen is not None:
             metrics.PICKUP.observe(time.monotonic() - seen)
         record, definition, catalog, scope_data = started
+        if isinstance(fire_at := request.options.get("fireAt"), int):  # a schedule's run
+            metrics.SCHEDULE_LAG.observe(max(0.0, (record.status.running_since or utcnow()).timestamp()
+                                             - fire_at / 1000))
 
         def bookkeeping() -> None:
             self._bookkeep(lambda: self.store.runs.started(
@@ -98,9 +101,9 @@ class Lifecycle:
         first), or superseded (its record has moved on: nothing to end). Read only now."""
         record = self.store.processes.get(request.scope_id, request.process_id)
         if record is not None and _next_attempt_not_moved_yet(record, request):
-            # Queued a moment before its record moves to it (shards_store.Store.retry_run): any
-            # worker may start it once it has; a settler that died in between leaves the record
-            # to a reconciler, whose hand-off queues this same request.
+            # Queued a moment before its record moves to it (shards_store.Store.retry_run,
+            # schedule_queued): any worker may start it once it has; a writer that died in between
+            # leaves the record to a reconciler, which queues this same request.
             self.store.requests.release(request)
             return
         unstarted = (record is not None and record.run_id == request.run_id and not record.worker_id
@@ -251,7 +254,10 @@ def _announce(run: Run) -> None:
 
 
 def _next_attempt_not_moved_yet(record: ProcessRecord, request: Request) -> bool:
-    """The request is the next attempt of the launch whose attempt the record still runs."""
+    """The request is the next attempt of the launch whose attempt the record still runs, or
+    the first launch queued behind its run (shards_store.launches.schedule_queued)."""
+    if record.queue and record.queue[0].run_id == request.run_id:
+        return True
     return (record.state in (State.RUNNING, State.STOPPING) and bool(record.launch_id)
             and request.run_id == attempt_run_id(record.launch_id, max(1, record.attempt) + 1))
 

@@ -16,6 +16,12 @@ RUNS_ENDED = Counter("shards_runs_ended", "Runs that ended on this worker", ["st
 RUNS_ACTIVE = Gauge("shards_runs_active", "Runs executing on this worker (children included)")
 PROGRESS_WRITES = Counter("shards_progress_writes", "Coalesced progress writes to the store")
 LOG_WRITES = Counter("shards_log_writes", "Batched run log writes to the store (one per run per interval)")
+FIRES = Counter("shards_schedule_fires", "Nominal times of schedules this worker acted on, by outcome "
+                "(Launched, Queued, Skipped, Missed: an action for all the missed times of one catch-up, "
+                "Failed)", ["outcome"])
+SCHEDULE_LAG = Histogram("shards_schedule_lag_seconds", "From a schedule's fire time (its nominal time "
+                         "plus jitter) to its run written Running on this worker",
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0))
 SETTLED = Counter("shards_settled", "Lost workers and ownerless runs this worker's reconciler settled")
 STREAM_ERRORS = Counter("shards_change_stream_errors", "Change stream failures (followed by a sweep)")
 

@@ -6,7 +6,8 @@ Worker wires its services and orders their start, stop and SIGTERM hand-off:
   a thread of its own, holding one of the Slots (slots.py), recorded in the Ledger (ledger.py);
 - Heartbeat (heartbeat.py): renews the lease, writes progress and ends, reconciles;
 - Fence (fencing.py): runs never outlive the lease;
-- Policing (policing.py): deadlines, grace, forced stops, hand-offs.
+- Policing (policing.py): deadlines, grace, forced stops, hand-offs;
+- Firing (firing.py): a schedule's time has come, claimed like any request.
 They share a WorkerState (state.py): the id and the flags of this incarnation's life.
 """
 
@@ -30,6 +31,7 @@ from shards_worker.claiming import Claiming
 from shards_worker.connectivity import Connectivity
 from shards_worker.defines import Definer
 from shards_worker.fencing import Fence
+from shards_worker.firing import Firing
 from shards_worker.heartbeat import Heartbeat
 from shards_worker.lease import Lease
 from shards_worker.ledger import Ledger
@@ -71,9 +73,10 @@ class Worker:
         self.offers = Offers("", self.catalog, settings.claim_stagger, pool=settings.pool)
         self.definer = Definer(store, app, self.state, on_outage=self.connectivity.failed,
                                on_idle=self._define_ended, retry_pause=settings.poll_interval)
+        self.firing = Firing(store)
         self.claiming = Claiming(store, settings, self.state, self.slots, self.offers, self.connectivity,
                                  start_launch=self._start_launch, deliver_stop=self._deliver_stop,
-                                 define=self.definer.start, may_define=self.definer.idle)
+                                 define=self.definer.start, firing=self.firing, may_define=self.definer.idle)
         self.heartbeat = Heartbeat(store, settings, self.state, self.ledger, self.policing, self.reconciler,
                                    self.offers, self.lease, self.connectivity, rejoin=self._rejoin)
         self.fence = Fence(self.state, self.lease, self.ledger, self.policing)
