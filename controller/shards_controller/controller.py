@@ -433,7 +433,8 @@ class Schedules:
         self.store.schedules.delete(scope_id, name)
         return record
 
-    def preview(self, spec: ScheduleSpec, count: int = 5, after: datetime | None = None) -> builtins.list[NextFire]:
+    def preview(self, spec: ScheduleSpec, count: int = 5,
+                after: datetime | None = None) -> builtins.list[NextFire]:
         """The next `count` fires of a spec (checked), from `after` (default now)."""
         try:
             checked = spec.check()

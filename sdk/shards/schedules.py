@@ -72,14 +72,17 @@ def decide_overlap(overlap: Overlap, *, active: bool, queued: int, buffer_limit:
     if queued >= limit:
         return Decision(Outcome.SKIPPED)
     stop = overlap in (Overlap.CANCEL_OTHER, Overlap.TERMINATE_OTHER) and active
-    return Decision(Outcome.QUEUED, queue_limit=limit, stop_active=stop,
-                    force=overlap is Overlap.TERMINATE_OTHER)
+    return Decision(
+        Outcome.QUEUED, queue_limit=limit, stop_active=stop, force=overlap is Overlap.TERMINATE_OTHER
+    )
 
 
 def check_name(name: object) -> str:
     if not is_valid_id(name) or ":" in str(name):
-        raise InvalidDefinition(f"invalid schedule name {name!r}: use letters, digits, '_', '.', '-' "
-                                "(at most 200, starting with a letter or digit)")
+        raise InvalidDefinition(
+            f"invalid schedule name {name!r}: use letters, digits, '_', '.', '-' "
+            "(at most 200, starting with a letter or digit)"
+        )
     return str(name)
 
 
@@ -125,8 +128,9 @@ class ScheduleSpec:
         try:
             overlap = Overlap(self.overlap)
         except ValueError:
-            raise InvalidDefinition(f"overlap must be one of {', '.join(o.value for o in Overlap)}, "
-                                    f"got {self.overlap!r}") from None
+            raise InvalidDefinition(
+                f"overlap must be one of {', '.join(o.value for o in Overlap)}, got {self.overlap!r}"
+            ) from None
         _check_number("bufferLimit", self.buffer_limit, 1, MAX_BUFFER_LIMIT, whole=True)
         _check_number("catchupWindow", self.catchup_window, 0, MAX_CATCHUP_WINDOW)
         _check_number("jitter", self.jitter, 0, MAX_JITTER)
@@ -136,30 +140,48 @@ class ScheduleSpec:
             if at is not None and at.tzinfo is None:
                 raise InvalidDefinition(f"{what} must be a time with a time zone, got {at.isoformat()}")
         if self.start_at and self.end_at and self.end_at <= self.start_at:
-            raise InvalidDefinition(f"endAt ({iso(self.end_at)}) must come after startAt ({iso(self.start_at)})")
+            raise InvalidDefinition(
+                f"endAt ({iso(self.end_at)}) must come after startAt ({iso(self.start_at)})"
+            )
         return replace(self, overlap=overlap)
 
     def to_doc(self) -> Document:
         return {
-            "name": self.name, "scopeId": self.scope_id, "processId": self.process_id,
-            "timing": self.timing.to_doc(), "args": self.args, "options": self.options,
-            "overlap": self.overlap.value, "bufferLimit": self.buffer_limit,
-            "catchupWindow": self.catchup_window, "jitter": self.jitter,
-            "pauseOnFailure": self.pause_on_failure, "startAt": to_ms(self.start_at),
-            "endAt": to_ms(self.end_at), "maxRuns": self.max_runs, "confirm": self.confirm,
+            "name": self.name,
+            "scopeId": self.scope_id,
+            "processId": self.process_id,
+            "timing": self.timing.to_doc(),
+            "args": self.args,
+            "options": self.options,
+            "overlap": self.overlap.value,
+            "bufferLimit": self.buffer_limit,
+            "catchupWindow": self.catchup_window,
+            "jitter": self.jitter,
+            "pauseOnFailure": self.pause_on_failure,
+            "startAt": to_ms(self.start_at),
+            "endAt": to_ms(self.end_at),
+            "maxRuns": self.max_runs,
+            "confirm": self.confirm,
         }
 
     @classmethod
     def from_doc(cls, doc: Document) -> ScheduleSpec:
         return cls(
-            name=doc["name"], scope_id=doc["scopeId"], process_id=doc["processId"],
-            timing=Timing.from_doc(doc.get("timing") or {}), args=dict(doc.get("args") or {}),
-            options=dict(doc.get("options") or {}), overlap=Overlap(doc.get("overlap", Overlap.SKIP)),
+            name=doc["name"],
+            scope_id=doc["scopeId"],
+            process_id=doc["processId"],
+            timing=Timing.from_doc(doc.get("timing") or {}),
+            args=dict(doc.get("args") or {}),
+            options=dict(doc.get("options") or {}),
+            overlap=Overlap(doc.get("overlap", Overlap.SKIP)),
             buffer_limit=int(doc.get("bufferLimit", DEFAULT_BUFFER_LIMIT)),
             catchup_window=float(doc.get("catchupWindow", DEFAULT_CATCHUP_WINDOW)),
-            jitter=float(doc.get("jitter", 0.0)), pause_on_failure=bool(doc.get("pauseOnFailure")),
-            start_at=from_ms(doc.get("startAt")), end_at=from_ms(doc.get("endAt")),
-            max_runs=doc.get("maxRuns"), confirm=bool(doc.get("confirm")),
+            jitter=float(doc.get("jitter", 0.0)),
+            pause_on_failure=bool(doc.get("pauseOnFailure")),
+            start_at=from_ms(doc.get("startAt")),
+            end_at=from_ms(doc.get("endAt")),
+            max_runs=doc.get("maxRuns"),
+            confirm=bool(doc.get("confirm")),
         )
 
     def fire_time(self, nominal: Nominal, following: Nominal | None) -> datetime:
@@ -192,14 +214,25 @@ class Action:
     detail: str = ""
 
     def to_doc(self) -> Document:
-        return {"label": self.label, "nominal": to_ms(self.nominal), "at": to_ms(self.at), "runId": self.run_id,
-                "outcome": self.outcome.value, "detail": self.detail}
+        return {
+            "label": self.label,
+            "nominal": to_ms(self.nominal),
+            "at": to_ms(self.at),
+            "runId": self.run_id,
+            "outcome": self.outcome.value,
+            "detail": self.detail,
+        }
 
     @classmethod
     def from_doc(cls, doc: Document) -> Action:
-        return cls(label=str(doc.get("label", "")), nominal=from_ms(doc.get("nominal")), at=from_ms(doc.get("at")),
-                   run_id=str(doc.get("runId", "")), outcome=Outcome(doc.get("outcome", Outcome.LAUNCHED)),
-                   detail=str(doc.get("detail", "")))
+        return cls(
+            label=str(doc.get("label", "")),
+            nominal=from_ms(doc.get("nominal")),
+            at=from_ms(doc.get("at")),
+            run_id=str(doc.get("runId", "")),
+            outcome=Outcome(doc.get("outcome", Outcome.LAUNCHED)),
+            detail=str(doc.get("detail", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -262,43 +295,72 @@ class ScheduleRecord:
 
     def to_doc(self) -> Document:
         return {
-            SCHEMA_FIELD: SCHEMA_VERSION, "_id": self.key, "spec": self.spec.to_doc(),
-            "scopeId": self.spec.scope_id, "generation": self.generation, "paused": self.paused,
-            "note": self.note, "next": self.next.to_doc() if self.next else None,
+            SCHEMA_FIELD: SCHEMA_VERSION,
+            "_id": self.key,
+            "spec": self.spec.to_doc(),
+            "scopeId": self.spec.scope_id,
+            "generation": self.generation,
+            "paused": self.paused,
+            "note": self.note,
+            "next": self.next.to_doc() if self.next else None,
             # The next fire's time, top level and never null: what the repair pass ranges over.
             "nextFireAt": to_ms(self.next.fire_at) if self.next and not self.paused else NEVER_MS,
-            "fired": self.fired, "launched": self.launched, "skipped": self.skipped, "missed": self.missed,
-            "actions": [a.to_doc() for a in self.actions], "createdAt": to_ms(self.created_at),
+            "fired": self.fired,
+            "launched": self.launched,
+            "skipped": self.skipped,
+            "missed": self.missed,
+            "actions": [a.to_doc() for a in self.actions],
+            "createdAt": to_ms(self.created_at),
             "updatedAt": to_ms(self.updated_at),
         }
 
     @classmethod
     def from_doc(cls, doc: Document) -> ScheduleRecord:
         return cls(
-            spec=ScheduleSpec.from_doc(doc["spec"]), generation=int(doc.get("generation", 1)),
-            paused=bool(doc.get("paused")), note=str(doc.get("note") or ""),
-            next=NextFire.from_doc(doc.get("next")), fired=int(doc.get("fired", 0)),
-            launched=int(doc.get("launched", 0)), skipped=int(doc.get("skipped", 0)),
+            spec=ScheduleSpec.from_doc(doc["spec"]),
+            generation=int(doc.get("generation", 1)),
+            paused=bool(doc.get("paused")),
+            note=str(doc.get("note") or ""),
+            next=NextFire.from_doc(doc.get("next")),
+            fired=int(doc.get("fired", 0)),
+            launched=int(doc.get("launched", 0)),
+            skipped=int(doc.get("skipped", 0)),
             missed=int(doc.get("missed", 0)),
             actions=[Action.from_doc(a) for a in doc.get("actions") or []],
-            created_at=from_ms(doc.get("createdAt")), updated_at=from_ms(doc.get("updatedAt")),
+            created_at=from_ms(doc.get("createdAt")),
+            updated_at=from_ms(doc.get("updatedAt")),
         )
 
     def to_json(self) -> Document:
         """The stable, script-readable form (`shards schedule get -o json`)."""
         spec = self.spec
         return {
-            "name": spec.name, "scope": spec.scope_id, "process": spec.process_id,
-            "cron": spec.timing.cron or None, "timeZone": spec.timing.timezone,
-            "everySeconds": spec.timing.every or None, "offsetSeconds": spec.timing.offset or None,
-            "args": spec.args, "options": spec.options, "overlap": spec.overlap.value,
-            "bufferLimit": spec.buffer_limit, "catchupWindowSeconds": spec.catchup_window,
-            "jitterSeconds": spec.jitter, "pauseOnFailure": spec.pause_on_failure,
-            "startAt": iso(spec.start_at), "endAt": iso(spec.end_at), "maxRuns": spec.max_runs,
-            "phase": self.phase.value, "paused": self.paused, "note": self.note,
+            "name": spec.name,
+            "scope": spec.scope_id,
+            "process": spec.process_id,
+            "cron": spec.timing.cron or None,
+            "timeZone": spec.timing.timezone,
+            "everySeconds": spec.timing.every or None,
+            "offsetSeconds": spec.timing.offset or None,
+            "args": spec.args,
+            "options": spec.options,
+            "overlap": spec.overlap.value,
+            "bufferLimit": spec.buffer_limit,
+            "catchupWindowSeconds": spec.catchup_window,
+            "jitterSeconds": spec.jitter,
+            "pauseOnFailure": spec.pause_on_failure,
+            "startAt": iso(spec.start_at),
+            "endAt": iso(spec.end_at),
+            "maxRuns": spec.max_runs,
+            "phase": self.phase.value,
+            "paused": self.paused,
+            "note": self.note,
             "next": iso(self.next.fire_at) if self.next else None,
             "nextNominal": iso(self.next.nominal) if self.next else None,
-            "fired": self.fired, "launched": self.launched, "skipped": self.skipped, "missed": self.missed,
+            "fired": self.fired,
+            "launched": self.launched,
+            "skipped": self.skipped,
+            "missed": self.missed,
             "actions": [{**a.to_doc(), "nominal": iso(a.nominal), "at": iso(a.at)} for a in self.actions],
             "createdAt": iso(self.created_at),
         }
@@ -337,7 +399,7 @@ def later_nominals(spec: ScheduleSpec, nominal: Nominal, end: datetime, limit: i
     """The nominal times after this one up to `end` (at most limit), in nominal order."""
     same = times_between(spec.timing, nominal.at - _INSTANT, nominal.at, MAX_CATCHUP_FIRES)
     labels = [n.label for n in same]
-    rest = same[labels.index(nominal.label) + 1:] if nominal.label in labels else []
+    rest = same[labels.index(nominal.label) + 1 :] if nominal.label in labels else []
     later = [*rest, *times_between(spec.timing, nominal.at, end, limit)]
     if spec.end_at is not None:
         later = [n for n in later if n.at <= spec.end_at]
@@ -395,8 +457,10 @@ def backfill_times(spec: ScheduleSpec, start: datetime, end: datetime) -> list[N
     if end <= start:
         raise InvalidDefinition(f"a backfill's end ({iso(end)}) must come after its start ({iso(start)})")
     if count_between(spec.timing, start, end, MAX_BACKFILL + 1) > MAX_BACKFILL:
-        raise InvalidDefinition(f"the backfill from {iso(start)} to {iso(end)} covers more than {MAX_BACKFILL} "
-                                "nominal times; backfill a shorter range")
+        raise InvalidDefinition(
+            f"the backfill from {iso(start)} to {iso(end)} covers more than {MAX_BACKFILL} "
+            "nominal times; backfill a shorter range"
+        )
     return times_between(spec.timing, start, end, MAX_BACKFILL)
 
 

@@ -7,6 +7,7 @@ guarded on the time it waited for, so counts move once."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
 
@@ -28,36 +29,70 @@ def fire(store: Store, request: Request) -> list[Action]:
     time). Raises StoreUnavailable (the request stays taken: the caller releases it)."""
     options = request.options
     record = store.schedules.get_key(str(options.get("schedule", "")))
-    stale = (record is None or record.paused or record.next is None
-             or record.generation != options.get("generation") or record.next.label != options.get("label"))
+    stale = (
+        record is None
+        or record.paused
+        or record.next is None
+        or record.generation != options.get("generation")
+        or record.next.label != options.get("label")
+    )
     if stale or record is None or record.next is None:
         store.requests.complete(request)
         return []
     now = utcnow()
     plan = catch_up(record.spec, record.next, now, record.launched)
-    actions = [fire_once(store, record, nominal.label, nominal.at, now,
-                         record.spec.fire_time(nominal, None) if nominal.label != record.next.label
-                         else record.next.fire_at)
-               for nominal in plan.due]
+    actions = [
+        fire_once(
+            store,
+            record,
+            nominal.label,
+            nominal.at,
+            now,
+            record.spec.fire_time(nominal, None)
+            if nominal.label != record.next.label
+            else record.next.fire_at,
+        )
+        for nominal in plan.due
+    ]
     if plan.missed:
-        actions.append(Action(
-            label="", nominal=plan.missed_from, at=now, run_id="", outcome=Outcome.MISSED,
-            detail=f"{plan.missed} nominal times from {_minute(plan.missed_from)} to {_minute(plan.missed_to)} "
-                   f"were missed (more than {record.spec.catchup_window:g}s late)"))
-        log.warning("schedule %s missed %d nominal times (no worker fired them within %gs)",
-                    record.key, plan.missed, record.spec.catchup_window)
+        actions.append(
+            Action(
+                label="",
+                nominal=plan.missed_from,
+                at=now,
+                run_id="",
+                outcome=Outcome.MISSED,
+                detail=f"{plan.missed} nominal times from {_minute(plan.missed_from)} to "
+                f"{_minute(plan.missed_to)} were missed (more than {record.spec.catchup_window:g}s late)",
+            )
+        )
+        log.warning(
+            "schedule %s missed %d nominal times (no worker fired them within %gs)",
+            record.key,
+            plan.missed,
+            record.spec.catchup_window,
+        )
     after = store.schedules.advance(record, plan.following, actions, **counts(actions), missed=plan.missed)
     store.requests.complete(request)
     if after is None:
         return []
-    log.info("fired schedule %s: %s; next at %s", record.key,
-             ", ".join(f"{a.label or 'missed'} {a.outcome.value}" for a in actions) or "nothing due",
-             after.next.fire_at.isoformat() if after.next else "never (completed)")
+    log.info(
+        "fired schedule %s: %s; next at %s",
+        record.key,
+        ", ".join(f"{a.label or 'missed'} {a.outcome.value}" for a in actions) or "nothing due",
+        after.next.fire_at.isoformat() if after.next else "never (completed)",
+    )
     return actions
 
 
-def fire_once(store: Store, schedule: ScheduleRecord, label: str, nominal: datetime | None,
-              now: datetime, fire_at: datetime | None = None) -> Action:
+def fire_once(
+    store: Store,
+    schedule: ScheduleRecord,
+    label: str,
+    nominal: datetime | None,
+    now: datetime,
+    fire_at: datetime | None = None,
+) -> Action:
     """One nominal time (or a trigger): launch it under the overlap policy. Launched again, the
     same label finds its run launched already and reports it so."""
     spec = schedule.spec
@@ -68,23 +103,38 @@ def fire_once(store: Store, schedule: ScheduleRecord, label: str, nominal: datet
 
     record = store.processes.get(spec.scope_id, spec.process_id)
     if record is None:
-        return action(Outcome.FAILED, f"process {spec.process_id!r} is not defined in scope {spec.scope_id!r}")
+        return action(
+            Outcome.FAILED, f"process {spec.process_id!r} is not defined in scope {spec.scope_id!r}"
+        )
     if record.launch_id == run_id or store.runs.get(run_id) is not None:
         return action(Outcome.LAUNCHED, "launched already")
     if any(queued.run_id == run_id for queued in record.queue):
         return action(Outcome.QUEUED, "queued already")
     active = record.state in ACTIVE
-    decision = decide_overlap(spec.overlap, active=active, queued=len(record.queue), buffer_limit=spec.buffer_limit)
+    decision = decide_overlap(
+        spec.overlap, active=active, queued=len(record.queue), buffer_limit=spec.buffer_limit
+    )
     if decision.outcome is Outcome.SKIPPED:
-        why = f"run {record.run_id} was {record.state.value}" if not record.queue else \
-            f"{len(record.queue)} launches already wait behind run {record.run_id}"
+        why = (
+            f"run {record.run_id} was {record.state.value}"
+            if not record.queue
+            else f"{len(record.queue)} launches already wait behind run {record.run_id}"
+        )
         return action(Outcome.SKIPPED, f"{why} ({spec.overlap.value})")
     # What the run carries of its schedule: pauseOnFailure finds it, the worker measures the lag.
     options = {**spec.options, "schedule": schedule.key, "nominal": label, "fireAt": to_ms(fire_at or now)}
     try:
-        launched = launches.launch(store, spec.scope_id, spec.process_id, run_id, args=spec.args,
-                                   options=options, confirm=spec.confirm, queue_limit=decision.queue_limit,
-                                   known=True)
+        launched = launches.launch(
+            store,
+            spec.scope_id,
+            spec.process_id,
+            run_id,
+            args=spec.args,
+            options=options,
+            confirm=spec.confirm,
+            queue_limit=decision.queue_limit,
+            known=True,
+        )
     except ConfirmationRequired as error:
         return action(Outcome.FAILED, str(error))
     except ProcessActive as error:  # became active, or the buffer filled, meanwhile
@@ -92,19 +142,23 @@ def fire_once(store: Store, schedule: ScheduleRecord, label: str, nominal: datet
     except ShardsError as error:
         return action(Outcome.FAILED, str(error))
     if launched is None:
-        return action(Outcome.FAILED, f"process {spec.process_id!r} is not defined in scope {spec.scope_id!r}")
+        return action(
+            Outcome.FAILED, f"process {spec.process_id!r} is not defined in scope {spec.scope_id!r}"
+        )
     if decision.stop_active and launched.queued:
-        try:
+        with contextlib.suppress(ShardsError):  # it ended meanwhile: the queued launch starts anyway
             launches.stop(store, launched.record, force=decision.force)
-        except ShardsError:  # it ended meanwhile: the queued launch starts anyway
-            pass
-    return action(Outcome.QUEUED if launched.queued else Outcome.LAUNCHED,
-                  f"behind run {launched.record.run_id}" if launched.queued else "")
+    return action(
+        Outcome.QUEUED if launched.queued else Outcome.LAUNCHED,
+        f"behind run {launched.record.run_id}" if launched.queued else "",
+    )
 
 
 def counts(actions: list[Action]) -> dict[str, int]:
-    return {"skipped": sum(a.outcome is Outcome.SKIPPED for a in actions),
-            "launched": sum(a.outcome in (Outcome.LAUNCHED, Outcome.QUEUED) for a in actions)}
+    return {
+        "skipped": sum(a.outcome is Outcome.SKIPPED for a in actions),
+        "launched": sum(a.outcome in (Outcome.LAUNCHED, Outcome.QUEUED) for a in actions),
+    }
 
 
 def _minute(at: datetime | None) -> str:

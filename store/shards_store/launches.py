@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pymongo.errors import DuplicateKeyError
 from shards.errors import ConfirmationRequired, NotActive, ProcessActive, ShardsError, StoreUnavailable
 from shards.records import LaunchSpec, ProcessRecord, QueuedLaunch, utcnow
 from shards.requests import Request, RequestKind
@@ -35,9 +34,17 @@ class Launched:
 
 
 def launch(
-    store: Store, scope_id: str, process_id: str, run_id: str, *, args: dict[str, Any],
-    options: dict[str, Any], confirm: bool = False, start_at: datetime | None = None,
-    queue_limit: int = 0, known: bool = False,
+    store: Store,
+    scope_id: str,
+    process_id: str,
+    run_id: str,
+    *,
+    args: dict[str, Any],
+    options: dict[str, Any],
+    confirm: bool = False,
+    start_at: datetime | None = None,
+    queue_limit: int = 0,
+    known: bool = False,
 ) -> Launched | None:
     """Schedule run `run_id` of the process (two writes: the guarded schedule, then its request),
     or with queue_limit > 0 queue it behind an active run (one guarded write) when fewer than
@@ -48,8 +55,14 @@ def launch(
         record = store.processes.get(scope_id, process_id)
         return None if record is None else Launched(record)
     for _attempt in range(5):  # the record may move between a failed guard and the look
-        scheduled = store.processes.schedule(scope_id, process_id, run_id, confirmed=confirm,
-                                             launch=LaunchSpec(args, options), start_at=start_at)
+        scheduled = store.processes.schedule(
+            scope_id,
+            process_id,
+            run_id,
+            confirmed=confirm,
+            launch=LaunchSpec(args, options),
+            start_at=start_at,
+        )
         if scheduled is not None:
             previous, record = scheduled
             _back(store, previous, record, args, options, start_at)
@@ -63,46 +76,34 @@ def launch(
             return Launched(record, queued=True)
         if record.warning and not confirm:
             raise ConfirmationRequired(
-                f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)")
+                f"process {process_id!r} needs confirmation: {record.warning} (launch with --confirm)"
+            )
         if record.state in ACTIVE:
             if queue_limit <= 0:
                 raise ProcessActive(
-                    f"process {process_id!r} in scope {scope_id!r} is already active ({record.state.value})")
+                    f"process {process_id!r} in scope {scope_id!r} is already active ({record.state.value})"
+                )
             if len(record.queue) >= queue_limit:
-                raise QueueFull(f"process {process_id!r} in scope {scope_id!r} is active and its queue "
-                                f"is full ({len(record.queue)} of {queue_limit} launches wait)")
+                raise QueueFull(
+                    f"process {process_id!r} in scope {scope_id!r} is active and its queue "
+                    f"is full ({len(record.queue)} of {queue_limit} launches wait)"
+                )
             queued = store.processes.enqueue(record, QueuedLaunch(run_id, args, options, utcnow()))
             if queued is not None:
                 return Launched(queued, queued=True)
         elif record.queue:  # ended, and the launches that waited behind it come first
-            schedule_queued(store, record)
+            store.schedule_queued(record)
     raise ShardsError(f"could not launch {process_id!r} in scope {scope_id!r}; try again")
 
 
-def schedule_queued(store: Store, record: ProcessRecord) -> ProcessRecord | None:
-    """The run of `record` has ended: schedule the first launch waiting behind it. Its request
-    comes first (named by the run id, so a repeat adds nothing): a record is never Scheduled
-    without one, and a request whose record did not move is withdrawn. None: the record had
-    moved on (another writer scheduled it, or a launch came first)."""
-    head = record.queue[0]
-    request = _request(record, head.run_id, head.args, head.options, request_id=head.run_id)
-    submitted = False
-    with contextlib.suppress(DuplicateKeyError):
-        store.requests.submit(request)
-        submitted = True
-    moved = store.processes.schedule_queued(record)
-    if moved is None:
-        current = store.processes.get(record.scope_id, record.process_id)
-        if submitted and (current is None or current.run_id != head.run_id):
-            store.requests.withdraw_launch(head.run_id)
-        return None
-    log.info("scheduled run %s of scope=%s process=%s, which waited behind run %s", head.run_id,
-             record.scope_id, record.process_id, record.run_id)
-    return moved
-
-
-def _back(store: Store, previous: ProcessRecord, scheduled: ProcessRecord, args: dict[str, Any],
-          options: dict[str, Any], start_at: datetime | None) -> None:
+def _back(
+    store: Store,
+    previous: ProcessRecord,
+    scheduled: ProcessRecord,
+    args: dict[str, Any],
+    options: dict[str, Any],
+    start_at: datetime | None,
+) -> None:
     """Back a new Scheduled record with its request; if that fails, undo the schedule."""
     try:
         store.requests.submit(_request(scheduled, scheduled.run_id, args, options, start_at=start_at))
@@ -117,8 +118,13 @@ def _back(store: Store, previous: ProcessRecord, scheduled: ProcessRecord, args:
         raise ShardsError(f"the launch could not be queued: {first_line}") from error
 
 
-def _finish(store: Store, record: ProcessRecord, args: dict[str, Any], options: dict[str, Any],
-            start_at: datetime | None) -> ProcessRecord:
+def _finish(
+    store: Store,
+    record: ProcessRecord,
+    args: dict[str, Any],
+    options: dict[str, Any],
+    start_at: datetime | None,
+) -> ProcessRecord:
     """The record already names this run: queue its request if the launch was cut short
     between its two writes; otherwise there is nothing to do."""
     unstarted = record.state is State.SCHEDULED and not record.worker_id
@@ -127,13 +133,25 @@ def _finish(store: Store, record: ProcessRecord, args: dict[str, Any], options: 
     return record
 
 
-def _request(record: ProcessRecord, run_id: str, args: dict[str, Any], options: dict[str, Any], *,
-             start_at: datetime | None = None, request_id: str | None = None) -> Request:
+def _request(
+    record: ProcessRecord,
+    run_id: str,
+    args: dict[str, Any],
+    options: dict[str, Any],
+    *,
+    start_at: datetime | None = None,
+) -> Request:
     # A delayed launch's request is created at the time it may start: no worker claims it sooner.
-    return Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id, process_id=record.process_id,
-                   run_id=run_id, args=args, pool=record.pool, options=options,
-                   created_at=start_at or utcnow(), id=request_id)
-
+    return Request(
+        kind=RequestKind.LAUNCH,
+        scope_id=record.scope_id,
+        process_id=record.process_id,
+        run_id=run_id,
+        args=args,
+        pool=record.pool,
+        options=options,
+        created_at=start_at or utcnow(),
+    )
 
 
 def stop(store: Store, record: ProcessRecord, *, force: bool = False) -> ProcessRecord | None:
@@ -161,11 +179,19 @@ def stop(store: Store, record: ProcessRecord, *, force: bool = False) -> Process
 
 def _forced(store: Store, run_id: str) -> bool:
     """A forced stop of this run is on its way already (a repeated force adds nothing)."""
-    return any(r.kind == RequestKind.STOP and r.options.get("force") for r in store.requests.for_runs([run_id]))
+    return any(
+        r.kind == RequestKind.STOP and r.options.get("force") for r in store.requests.for_runs([run_id])
+    )
 
 
 def _request_stop(store: Store, record: ProcessRecord, force: bool) -> None:
-    store.requests.submit(Request(
-        kind=RequestKind.STOP, scope_id=record.scope_id, process_id=record.process_id,
-        run_id=record.run_id, target_worker=record.worker_id, options={"force": force} if force else {},
-    ))
+    store.requests.submit(
+        Request(
+            kind=RequestKind.STOP,
+            scope_id=record.scope_id,
+            process_id=record.process_id,
+            run_id=record.run_id,
+            target_worker=record.worker_id,
+            options={"force": force} if force else {},
+        )
+    )

@@ -23,7 +23,6 @@ from shards.requests import Request, RequestKind, RequestState
 from shards.retries import Cause, plan_retry
 from shards.states import EXECUTING, State
 
-from shards_store import launches
 from shards_store.store import Store
 from shards_store.workers import ALIVE, GONE, LOST, REPLACED
 
@@ -144,7 +143,7 @@ class Reconciler:
             seen = (record.state, len(record.queue))
             if self._queues.unchanged_for(record.run_id, seen, now) < self.orphan_grace:
                 continue
-            if (moved := launches.schedule_queued(self.store, record)) is not None:
+            if (moved := self.store.schedule_queued(record)) is not None:
                 scheduled.append(moved.run_id)
         return scheduled
 

@@ -49,57 +49,96 @@ class ScheduleBook:
 
     def create(self, spec: ScheduleSpec, *, paused: bool = False, note: str = "") -> ScheduleRecord:
         now = utcnow()
-        record = ScheduleRecord(spec=spec, paused=paused, note=note, created_at=now, updated_at=now,
-                                next=first_next(spec, now))
+        record = ScheduleRecord(
+            spec=spec, paused=paused, note=note, created_at=now, updated_at=now, next=first_next(spec, now)
+        )
         try:
             self.collection.insert_one(record.to_doc())
         except DuplicateKeyError:
-            raise ScheduleExists(f"schedule {spec.name!r} exists in scope {spec.scope_id!r} "
-                                 "(change it with apply, or delete it first)") from None
+            raise ScheduleExists(
+                f"schedule {spec.name!r} exists in scope {spec.scope_id!r} "
+                "(change it with apply, or delete it first)"
+            ) from None
         self.arm(record)
         return record
 
-    def change(self, seen: ScheduleRecord, *, spec: ScheduleSpec | None = None, paused: bool | None = None,
-               note: str | None = None) -> ScheduleRecord | None:
+    def change(
+        self,
+        seen: ScheduleRecord,
+        *,
+        spec: ScheduleSpec | None = None,
+        paused: bool | None = None,
+        note: str | None = None,
+    ) -> ScheduleRecord | None:
         """A new spec or pause state: a new generation, whose next time counts from now (times
         that passed while paused are not fired). None: changed meanwhile by someone else."""
         now = utcnow()
-        changed = replace(seen, spec=spec or seen.spec, generation=seen.generation + 1,
-                          paused=seen.paused if paused is None else paused,
-                          note=seen.note if note is None else note, updated_at=now)
+        changed = replace(
+            seen,
+            spec=spec or seen.spec,
+            generation=seen.generation + 1,
+            paused=seen.paused if paused is None else paused,
+            note=seen.note if note is None else note,
+            updated_at=now,
+        )
         if spec is not None or (paused is False and seen.paused):
             changed.next = first_next(changed.spec, now)
         doc = changed.to_doc()
-        fields = {k: doc[k] for k in ("spec", "generation", "paused", "note", "next", "nextFireAt", "updatedAt")}
-        if self.collection.update_one({"_id": seen.key, "generation": seen.generation}, {"$set": fields}) == 0:
+        fields = {
+            k: doc[k] for k in ("spec", "generation", "paused", "note", "next", "nextFireAt", "updatedAt")
+        }
+        if (
+            self.collection.update_one({"_id": seen.key, "generation": seen.generation}, {"$set": fields})
+            == 0
+        ):
             return None
         self.arm(changed)
         return changed
 
-    def advance(self, seen: ScheduleRecord, following: NextFire | None, actions: list[Action], *,
-                skipped: int = 0, missed: int = 0, launched: int = 0) -> ScheduleRecord | None:
+    def advance(
+        self,
+        seen: ScheduleRecord,
+        following: NextFire | None,
+        actions: list[Action],
+        *,
+        skipped: int = 0,
+        missed: int = 0,
+        launched: int = 0,
+    ) -> ScheduleRecord | None:
         """Record what the fire of `seen.next` did and move to the following time, if the
         schedule still waits for that time under the same generation (else another worker did,
         or the schedule changed: nothing is written). Arms the following time."""
         assert seen.next is not None
-        after = replace(seen, next=following, fired=seen.fired + sum(a.outcome is not Outcome.MISSED for a in actions), launched=seen.launched + launched,
-                        skipped=seen.skipped + skipped, missed=seen.missed + missed,
-                        actions=kept_actions(seen.actions, actions), updated_at=utcnow())
+        after = replace(
+            seen,
+            next=following,
+            fired=seen.fired + sum(a.outcome is not Outcome.MISSED for a in actions),
+            launched=seen.launched + launched,
+            skipped=seen.skipped + skipped,
+            missed=seen.missed + missed,
+            actions=kept_actions(seen.actions, actions),
+            updated_at=utcnow(),
+        )
         doc = after.to_doc()
-        fields = {k: doc[k] for k in ("next", "nextFireAt", "fired", "launched", "skipped", "missed",
-                                      "actions", "updatedAt")}
+        fields = {
+            k: doc[k]
+            for k in ("next", "nextFireAt", "fired", "launched", "skipped", "missed", "actions", "updatedAt")
+        }
         query = {"_id": seen.key, "generation": seen.generation, "next.label": seen.next.label}
         if self.collection.update_one(query, {"$set": fields}) == 0:
             return None
         self.arm(after)
         return after
 
-    def note_actions(self, seen: ScheduleRecord, actions: list[Action], *, skipped: int = 0,
-                     launched: int = 0) -> bool:
+    def note_actions(
+        self, seen: ScheduleRecord, actions: list[Action], *, skipped: int = 0, launched: int = 0
+    ) -> bool:
         """Record actions that do not move the schedule (a trigger, a backfill), guarded on the
         generation; False if it changed (the caller reads it again)."""
-        fields: dict[str, Any] = {"actions": [a.to_doc() for a in kept_actions(seen.actions, actions)],
-                                  "updatedAt": to_ms(utcnow())}
+        fields: dict[str, Any] = {
+            "actions": [a.to_doc() for a in kept_actions(seen.actions, actions)],
+            "updatedAt": to_ms(utcnow()),
+        }
         update = {"$set": fields, "$inc": {"fired": len(actions), "skipped": skipped, "launched": launched}}
         query = {"_id": seen.key, "generation": seen.generation, "fired": seen.fired}
         return self.collection.update_one(query, update) > 0
@@ -118,18 +157,25 @@ class ScheduleBook:
     def overdue(self, before: datetime, limit: int = 100) -> list[ScheduleRecord]:
         """Schedules whose next fire is older than `before`: normally none (a fire request wakes a
         worker at each); left so, their fire request was lost, and the reconciler arms it again."""
-        docs = self.collection.find({"nextFireAt": {"$lt": to_ms(before)}}, sort=[("nextFireAt", 1)], limit=limit)
+        docs = self.collection.find(
+            {"nextFireAt": {"$lt": to_ms(before)}}, sort=[("nextFireAt", 1)], limit=limit
+        )
         return [ScheduleRecord.from_doc(doc) for doc in docs]
 
     def arm(self, record: ScheduleRecord) -> bool:
         """The fire request of the schedule's next time (a worker claims it then); True if new."""
         if record.next is None or record.paused:
             return False
-        request = Request(kind=RequestKind.FIRE, scope_id=record.spec.scope_id, process_id=record.spec.process_id,
-                          options={"schedule": record.key, "generation": record.generation,
-                                   "label": record.next.label},
-                          target_worker=ANY_WORKER, pool=ANY_POOL, created_at=record.next.fire_at,
-                          id=fire_request_id(record))
+        request = Request(
+            kind=RequestKind.FIRE,
+            scope_id=record.spec.scope_id,
+            process_id=record.spec.process_id,
+            options={"schedule": record.key, "generation": record.generation, "label": record.next.label},
+            target_worker=ANY_WORKER,
+            pool=ANY_POOL,
+            created_at=record.next.fire_at,
+            id=fire_request_id(record),
+        )
         with contextlib.suppress(DuplicateKeyError):
             self.requests.submit(request)
             return True
@@ -137,4 +183,3 @@ class ScheduleBook:
 
     def count(self) -> int:
         return self.collection.count({})
-

@@ -17,7 +17,6 @@ from shards.requests import ANY_POOL, ANY_WORKER, Request, RequestKind
 from shards.retries import RetryPlan
 from shards.states import State
 
-from shards_store import launches
 from shards_store.changes import ChangeFeed, PollPace
 from shards_store.collection import Collection, Doc, QueryLog, translated
 from shards_store.indexes import INDEXES, OBSOLETE
@@ -152,7 +151,7 @@ class Store:
                             requested_at=request.created_at if request else None,
                             launch_id=record.launch_id, attempt=max(1, record.attempt))
         if ended is not None and ended.queue:  # launches waited behind this run: the next starts
-            launches.schedule_queued(self, ended)
+            self.schedule_queued(ended)
         schedule = record.launch.options.get("schedule")
         if ended is not None and status.state is State.FAILED and isinstance(schedule, str):
             self.schedules.pause_after_failure(schedule, f"paused: run {record.run_id} failed "
@@ -185,6 +184,27 @@ class Store:
             current = self.processes.get(record.scope_id, record.process_id)
             if queued and (current is None or current.run_id != plan.run_id):
                 self.requests.withdraw_launch(plan.run_id)
+            return None
+        return moved
+
+    def schedule_queued(self, record: ProcessRecord) -> ProcessRecord | None:
+        """The run of `record` has ended: schedule the first launch waiting behind it. Its request
+        comes first (named by the run id, so a repeat adds nothing): a record is never Scheduled
+        without one, and a request whose record did not move is withdrawn. None: the record had
+        moved on (another writer scheduled it, or a launch came first)."""
+        head = record.queue[0]
+        request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id, process_id=record.process_id,
+                          run_id=head.run_id, args=head.args, options=head.options, pool=record.pool,
+                          id=head.run_id)
+        submitted = False
+        with contextlib.suppress(DuplicateKeyError):
+            self.requests.submit(request)
+            submitted = True
+        moved = self.processes.schedule_queued(record)
+        if moved is None:
+            current = self.processes.get(record.scope_id, record.process_id)
+            if submitted and (current is None or current.run_id != head.run_id):
+                self.requests.withdraw_launch(head.run_id)
             return None
         return moved
 

@@ -24,15 +24,22 @@ def test_queued_launches_run_one_after_another_in_order(shards_env: ShardsHarnes
     harness.define("q")
     log = tmp_path / "runs.log"
     first = harness.controller.launch("q", "quick", args={"log": str(log), "pause": 1.0}, run_id="first")
-    queued = [harness.controller.launch("q", "quick", args={"log": str(log), "pause": 0.2}, run_id=f"next-{n}",
-                                        queue=True) for n in range(3)]
+    queued = [
+        harness.controller.launch(
+            "q", "quick", args={"log": str(log), "pause": 0.2}, run_id=f"next-{n}", queue=True
+        )
+        for n in range(3)
+    ]
     assert first.state is State.SCHEDULED
     assert [q.run_id for q in harness.record("q", "quick").queue] == ["next-0", "next-1", "next-2"]
     assert queued[-1].run_id == "first"  # the record still names the active run
     with pytest.raises(ProcessActive):  # without --queue an active process refuses, as before
         harness.controller.launch("q", "quick")
-    wait_until(lambda: len(executions(log)) == 4 and harness.record("q", "quick").state is State.DONE,
-               what="the queued runs", timeout=60)
+    wait_until(
+        lambda: len(executions(log)) == 4 and harness.record("q", "quick").state is State.DONE,
+        what="the queued runs",
+        timeout=60,
+    )
     assert [line.split()[0] for line in executions(log)] == ["first", "next-0", "next-1", "next-2"]
     record = harness.record("q", "quick")
     assert record.queue == [] and record.run_id == "next-2"
@@ -41,11 +48,10 @@ def test_queued_launches_run_one_after_another_in_order(shards_env: ShardsHarnes
     assert len(executions(log)) == 4
 
 
-def test_a_stopped_run_hands_over_to_its_queue(shards_env: ShardsHarness, tmp_path: Path) -> None:
+def test_a_stopped_run_hands_over_to_its_queue(shards_env: ShardsHarness) -> None:
     harness = shards_env
     harness.start_workers(1)
     harness.define("q2")
-    log = tmp_path / "runs.log"
     harness.controller.launch("q2", "wait-for-stop")
     harness.wait_state("q2", "wait-for-stop", State.RUNNING)
     harness.controller.launch("q2", "wait-for-stop", args={"limit": 0.1}, run_id="after-stop", queue=True)

@@ -25,8 +25,9 @@ def every(seconds: float, scope: str, process: str = "quick", **fields: object) 
     return ScheduleSpec(name="s", scope_id=scope, process_id=process, timing=Timing(every=seconds), **fields)  # type: ignore[arg-type]
 
 
-def test_each_nominal_time_launches_once_whichever_worker_fires_it(shards_env: ShardsHarness,
-                                                                  tmp_path: Path) -> None:
+def test_each_nominal_time_launches_once_whichever_worker_fires_it(
+    shards_env: ShardsHarness, tmp_path: Path
+) -> None:
     harness = shards_env
     harness.start_workers(3)
     harness.define("e")
@@ -65,8 +66,9 @@ def test_buffer_one_runs_one_more_after_the_active_run(shards_env: ShardsHarness
     harness.start_workers(1)
     harness.define("b")
     log = tmp_path / "runs.log"
-    harness.controller.schedules.create(every(1, "b", args={"log": str(log), "pause": 2.5},
-                                              overlap=Overlap.BUFFER_ONE))
+    harness.controller.schedules.create(
+        every(1, "b", args={"log": str(log), "pause": 2.5}, overlap=Overlap.BUFFER_ONE)
+    )
     wait_until(lambda: len(executions(log)) >= 3, what="three runs", timeout=40)
     harness.controller.schedules.pause("b", "s")
     record = harness.controller.schedules.get("b", "s")
@@ -79,10 +81,17 @@ def test_cancel_other_stops_the_active_run_for_the_next(shards_env: ShardsHarnes
     harness = shards_env
     harness.start_workers(1)
     harness.define("t")
-    harness.controller.schedules.create(every(2, "t", "wait-for-stop", args={"limit": 60},
-                                              overlap=Overlap.CANCEL_OTHER))
-    wait_until(lambda: len([r for r in harness.controller.history("t", "wait-for-stop")
-                            if r.state is State.STOPPED]) >= 1, what="a run stopped for the next", timeout=40)
+    harness.controller.schedules.create(
+        every(2, "t", "wait-for-stop", args={"limit": 60}, overlap=Overlap.CANCEL_OTHER)
+    )
+    wait_until(
+        lambda: (
+            len([r for r in harness.controller.history("t", "wait-for-stop") if r.state is State.STOPPED])
+            >= 1
+        ),
+        what="a run stopped for the next",
+        timeout=40,
+    )
     harness.controller.schedules.pause("t", "s")
 
 
@@ -91,7 +100,9 @@ def test_trigger_and_backfill_fire_once_per_time(shards_env: ShardsHarness, tmp_
     harness.start_workers(1)
     harness.define("tb")
     log = tmp_path / "runs.log"
-    spec = every(3600, "tb", args={"log": str(log), "pause": 0.01}, overlap=Overlap.BUFFER_ALL, buffer_limit=10)
+    spec = every(
+        3600, "tb", args={"log": str(log), "pause": 0.01}, overlap=Overlap.BUFFER_ALL, buffer_limit=10
+    )
     harness.controller.schedules.create(spec, paused=True)
     action = harness.controller.schedules.trigger("tb", "s")
     assert action.outcome is Outcome.LAUNCHED
@@ -108,15 +119,18 @@ def test_trigger_and_backfill_fire_once_per_time(shards_env: ShardsHarness, tmp_
     assert harness.controller.schedules.get("tb", "s").paused  # a trigger does not unpause
 
 
-def test_times_missed_with_no_worker_are_counted_and_the_schedule_goes_on(shards_env: ShardsHarness,
-                                                                          tmp_path: Path) -> None:
+def test_times_missed_with_no_worker_are_counted_and_the_schedule_goes_on(
+    shards_env: ShardsHarness, tmp_path: Path
+) -> None:
     harness = shards_env
     first = harness.start_workers(1)[0]
     harness.define("m")
     first.terminate()
     wait_until(lambda: not first.running, what="the only worker to leave")
     log = tmp_path / "runs.log"
-    harness.controller.schedules.create(every(1, "m", args={"log": str(log), "pause": 0.01}, catchup_window=2))
+    harness.controller.schedules.create(
+        every(1, "m", args={"log": str(log), "pause": 0.01}, catchup_window=2)
+    )
     time.sleep(6)  # no worker: every time passes unfired
     harness.start_workers(1)
     wait_until(lambda: len(executions(log)) >= 3, what="the schedule to go on", timeout=30)

@@ -51,4 +51,4 @@ def test_scans_are_detected(collection: str, query: dict, sort: list | None) -> 
 
 
 def test_every_collection_is_declared() -> None:
-    assert set(INDEXES) == {"processes", "requests", "runs", "workers", "scopes", "runlogs"}
+    assert set(INDEXES) == {"processes", "requests", "runs", "workers", "scopes", "runlogs", "schedules"}

@@ -74,7 +74,7 @@ class Claiming:
         self._claim_oldest_launches()
         # Requests due before the next sweep (delayed launches, retries, schedules' fires) whose
         # events this worker did not see or has forgotten: each is claimed on its time.
-        for request in self.store.requests.upcoming(self.settings.pool, settings.sweep_interval * 2):
+        for request in self.store.requests.upcoming(self.settings.pool, self.offers.horizon):
             self.offers.add(request)
 
     def wait_for_change(self) -> None:

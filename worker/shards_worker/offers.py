@@ -52,12 +52,13 @@ class Offer:
 class Offers:
     def __init__(
         self, me: str, catalog: Iterable[str], stagger: float,
-        clock: Callable[[], float] = time.monotonic, pool: str = DEFAULT_POOL,
+        clock: Callable[[], float] = time.monotonic, pool: str = DEFAULT_POOL, horizon: float = 10.0,
     ) -> None:
         self.me = me
         self.catalog = frozenset(catalog)  # empty: per-scope catalogs, any process is offered
         self.pool = pool
         self.stagger = stagger
+        self.horizon = horizon  # seconds: requests due later are left to the sweep's look ahead
         self._clock = clock
         self._peers: list[WorkerRecord] = []
         self._offers: dict[object, Offer] = {}
@@ -91,12 +92,17 @@ class Offers:
         return not catalog or process_id in catalog
 
     def add(self, request: Request) -> int | None:
-        """Note an offered request; returns this worker's turn (None: not for this worker)."""
+        """Note an offered request; returns this worker's turn (None: not for this worker, or
+        not yet: due beyond the horizon, where the sweep looks ahead for it)."""
         turn = self.turn(request)
-        if turn is not None and request.id is not None:
-            # A retry is queued to start later (its creation time): its turn comes then.
-            now = self._clock() + max(0.0, (request.created_at - utcnow()).total_seconds())
-            self._offers[request.id] = Offer(request, now + turn * self.stagger, now, turn)
+        # A retry, a delayed launch, a schedule's fire start later (their creation time): their
+        # turn comes then. Only those due soon are kept, so that thousands of schedules cost
+        # this worker nothing until their time is near.
+        delay = max(0.0, (request.created_at - utcnow()).total_seconds())
+        if turn is None or request.id is None or delay > self.horizon:
+            return None
+        now = self._clock() + delay
+        self._offers[request.id] = Offer(request, now + turn * self.stagger, now, turn)
         return turn
 
     def recheck(self, offer: Offer) -> None:

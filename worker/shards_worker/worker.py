@@ -70,7 +70,8 @@ class Worker:
         self.reconciler = Reconciler(store, orphan_grace=settings.orphan_grace)
         self.slots = Slots(settings.concurrency)
         self.catalog = advertised(app, settings.pool)
-        self.offers = Offers("", self.catalog, settings.claim_stagger, pool=settings.pool)
+        self.offers = Offers("", self.catalog, settings.claim_stagger, pool=settings.pool,
+                             horizon=settings.sweep_interval * 2)
         self.definer = Definer(store, app, self.state, on_outage=self.connectivity.failed,
                                on_idle=self._define_ended, retry_pause=settings.poll_interval)
         self.firing = Firing(store)
