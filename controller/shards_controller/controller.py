@@ -430,7 +430,7 @@ class Schedules:
     def delete(self, scope_id: str, name: str) -> ScheduleRecord:
         """Remove the schedule: no time fires after this. Its runs are not touched."""
         record = self.get(scope_id, name)
-        self.store.schedules.delete(scope_id, name)
+        self.store.schedules.delete(record)
         return record
 
     def preview(self, spec: ScheduleSpec, count: int = 5,

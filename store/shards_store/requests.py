@@ -80,6 +80,10 @@ class RequestQueue:
         doc = self.collection.find_one_and_delete({"runId": run_id, "state": RequestState.PENDING})
         return Request.from_doc(doc) if doc else None
 
+    def withdraw(self, request_id: object) -> bool:
+        """Remove a request nobody has taken yet; False if there is none (taken, or gone)."""
+        return self.collection.delete_one({"_id": request_id, "state": RequestState.PENDING}) > 0
+
     def for_runs(self, run_ids: list[str]) -> list[Request]:
         """The live requests (launches and stops) of these runs."""
         if not run_ids:

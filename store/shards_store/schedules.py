@@ -150,9 +150,16 @@ class ScheduleBook:
             return False
         return self.change(seen, paused=True, note=note) is not None
 
-    def delete(self, scope_id: str, name: str) -> bool:
-        """Remove the schedule; its armed fire finds nothing and does nothing."""
-        return self.collection.delete_one({"_id": f"{scope_id}/{name}"}) > 0
+    def delete(self, record: ScheduleRecord) -> bool:
+        """Remove the schedule and its pending fire (one already taken finds nothing to do)."""
+        deleted = self.collection.delete_one({"_id": record.key}) > 0
+        self.disarm(record)
+        return deleted
+
+    def disarm(self, record: ScheduleRecord) -> None:
+        """Withdraw the pending fire request of the schedule's next time, as `record` had it."""
+        if record.next is not None:
+            self.requests.withdraw(fire_request_id(record))
 
     def overdue(self, before: datetime, limit: int = 100) -> list[ScheduleRecord]:
         """Schedules whose next fire is older than `before`: normally none (a fire request wakes a
