@@ -190,7 +190,7 @@ class ScheduleSpec:
             return nominal.at
         room = (following.at - nominal.at).total_seconds() if following else self.jitter
         delay = jitter_for(schedule_key(self.scope_id, self.name), nominal.label, self.jitter, room)
-        return nominal.at + timedelta(seconds=delay)
+        return nominal.at + timedelta(milliseconds=int(delay * 1000))  # as stored: whole ms
 
     def next_after(self, after: datetime) -> Nominal | None:
         """The first nominal time after `after` within the schedule's start and end."""
@@ -385,25 +385,17 @@ def next_fire_after(spec: ScheduleSpec, fire: NextFire) -> NextFire | None:
     return _fire(spec, successor(spec, Nominal(fire.label, fire.nominal)))
 
 
-_INSTANT = timedelta(microseconds=1)
-
-
 def successor(spec: ScheduleSpec, nominal: Nominal) -> Nominal | None:
     """The nominal time after this one, within the schedule's end. In nominal order: times of a
     daylight-saving gap share their instant, and each still comes once."""
-    later = later_nominals(spec, nominal, nominal.at, 1)
-    return later[0] if later else spec.next_after(nominal.at)
+    later = next_after(spec.timing, nominal.at, nominal.label)
+    return later if later is not None and (spec.end_at is None or later.at <= spec.end_at) else None
 
 
 def later_nominals(spec: ScheduleSpec, nominal: Nominal, end: datetime, limit: int) -> list[Nominal]:
     """The nominal times after this one up to `end` (at most limit), in nominal order."""
-    same = times_between(spec.timing, nominal.at - _INSTANT, nominal.at, MAX_CATCHUP_FIRES)
-    labels = [n.label for n in same]
-    rest = same[labels.index(nominal.label) + 1 :] if nominal.label in labels else []
-    later = [*rest, *times_between(spec.timing, nominal.at, end, limit)]
-    if spec.end_at is not None:
-        later = [n for n in later if n.at <= spec.end_at]
-    return later[:limit]
+    end = end if spec.end_at is None else min(end, spec.end_at)
+    return times_between(spec.timing, nominal.at, end, limit, nominal.label)
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,24 @@ def test_catch_up_never_fires_a_time_twice_nor_loses_one(every: int, gap: int, w
     if len(plan.due) < MAX_CATCHUP_FIRES and plan.missed <= MISSED_COUNT_CAP:  # (counted, not capped)
         assert len(plan.due) + plan.missed == came
         assert plan.following.nominal > now
+
+
+def test_every_time_of_a_daylight_saving_gap_fires_once_in_order() -> None:
+    """New York, 2026-03-08: 02:00-02:59 does not exist. Each quarter in the gap fires once, at
+    03:00 EDT (07:00Z), as does 03:00 itself; then 03:15."""
+    sp = ScheduleSpec(name="q", scope_id="sc", process_id="p",
+                      timing=Timing(cron="*/15 * * * *", timezone="America/New_York")).check()
+    pending = first_next(sp, datetime(2026, 3, 8, 6, 50, tzinfo=UTC))  # 01:50 EST
+    assert pending is not None and pending.label == "20260308T0200"
+    plan = catch_up(sp, pending, datetime(2026, 3, 8, 7, 0, 1, tzinfo=UTC), launched=0)
+    assert [n.label for n in plan.due] == ["20260308T0200", "20260308T0215", "20260308T0230",
+                                           "20260308T0245", "20260308T0300"]
+    assert {n.at for n in plan.due} == {datetime(2026, 3, 8, 7, 0, tzinfo=UTC)}
+    assert plan.following is not None and plan.following.label == "20260308T0315"
+    fire = first_next(sp, datetime(2026, 3, 8, 6, 50, tzinfo=UTC))
+    labels = []
+    while fire is not None and len(labels) < 6:  # a preview steps through them the same way
+        labels.append(fire.label)
+        fire = next_fire_after(sp, fire)
+    assert labels == ["20260308T0200", "20260308T0215", "20260308T0230", "20260308T0245",
+                      "20260308T0300", "20260308T0315"]
