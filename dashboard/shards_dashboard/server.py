@@ -24,6 +24,7 @@ from shards.errors import (
     TimedOut,
     UnknownProcess,
     UnknownRun,
+    UnknownSchedule,
     UnknownScope,
 )
 from shards.records import ProcessRecord
@@ -43,9 +44,10 @@ from shards_dashboard.hub import Hub, TooManyPages
 STATIC = Path(__file__).resolve().parent / "static"
 HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet event stream
 PURGE_TIMEOUT = 30.0
-STATUS = {UnknownScope: 404, UnknownProcess: 404, UnknownRun: 404, ConfirmationRequired: 409,
-          ProcessActive: 409, NotActive: 409, InvalidArgs: 400, StoreUnavailable: 503, TimedOut: 504,
-          TooManyPages: 503}
+MAX_NOTE = 500  # characters of a pause's note
+STATUS = {UnknownScope: 404, UnknownProcess: 404, UnknownRun: 404, UnknownSchedule: 404,
+          ConfirmationRequired: 409, ProcessActive: 409, NotActive: 409, InvalidArgs: 400,
+          StoreUnavailable: 503, TimedOut: 504, TooManyPages: 503}
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
      b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
@@ -63,6 +65,17 @@ def problem(error: ShardsError) -> JSONResponse:
     status = error.status if isinstance(error, Refused) else next(
         (code for kind, code in STATUS.items() if isinstance(error, kind)), 400)
     return JSONResponse({"error": str(error), "kind": type(error).__name__}, status_code=status)
+
+
+def note_of(body: dict[str, Any]) -> str:
+    note = body.get("note", "")
+    if note is None:
+        return ""
+    if not isinstance(note, str):
+        raise InvalidArgs("the note must be a string")
+    if len(note) > MAX_NOTE:
+        raise InvalidArgs(f"the note must be at most {MAX_NOTE} characters, got {len(note)}")
+    return " ".join(note.split())  # one line: it is shown in a table cell and in `schedule get`
 
 
 def sse(event: str, data: Any) -> str:
@@ -150,6 +163,11 @@ class Dashboard:
     def workers(self, request: Request) -> Response:
         return self._answer(lambda: views.workers(self.controller))
 
+    def schedules(self, request: Request) -> Response:
+        """The schedules of `?scope=` (every scope's without it)."""
+        scope = request.query_params.get("scope") or None
+        return self._answer(lambda: views.schedules(self.controller, scope))
+
     def stats(self, request: Request) -> Response:
         pages = self.hub.pages()
         return JSONResponse({"pages": len(pages), "changes": self.follower.changes if self.follower else 0,
@@ -175,6 +193,31 @@ class Dashboard:
             return body
         scope, pid = request.path_params["scope"], request.path_params["pid"]
         return await run_in_threadpool(self._answer, lambda: {"record": act(scope, pid, body).to_json()})
+
+    async def pause(self, request: Request) -> Response:
+        return await self._act_on_schedule(request, lambda scope, name, body: {
+            "schedule": self.controller.schedules.pause(scope, name, note_of(body)).to_json()})
+
+    async def unpause(self, request: Request) -> Response:
+        return await self._act_on_schedule(request, lambda scope, name, body: {
+            "schedule": self.controller.schedules.unpause(scope, name, note_of(body)).to_json()})
+
+    async def trigger(self, request: Request) -> Response:
+        """Fire the schedule now (its overlap policy applies): what that did, and the schedule after."""
+        def fire(scope: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+            action = self.controller.schedules.trigger(scope, name)
+            return {"action": views.action_doc(action),
+                    "schedule": self.controller.schedules.get(scope, name).to_json()}
+        return await self._act_on_schedule(request, fire)
+
+    async def _act_on_schedule(self, request: Request,
+                               act: Callable[[str, str, dict[str, Any]], dict[str, Any]]) -> Response:
+        """An action on one schedule, through the controller, under the same guard as a process's."""
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        scope, name = request.path_params["scope"], request.path_params["name"]
+        return await run_in_threadpool(self._answer, lambda: act(scope, name, body))
 
     async def purge(self, request: Request) -> Response:
         """Redefine the scope from scratch (define --clean): idle records go, the catalog is
@@ -297,6 +340,7 @@ def guarded(app: ASGI, bound_host: str, guard: Guard) -> ASGI:
 def build_app(dashboard: Dashboard, bound_host: str = "127.0.0.1") -> ASGI:
     d = dashboard
     process = "/api/scopes/{scope}/processes/{pid}"
+    schedule = "/api/schedules/{scope}/{name}"
     routes = [
         Route("/", d.index),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
@@ -314,6 +358,10 @@ def build_app(dashboard: Dashboard, bound_host: str = "127.0.0.1") -> ASGI:
         Route(f"{process}/launch", d.launch, methods=["POST"]),
         Route(f"{process}/stop", d.stop, methods=["POST"]),
         Route(f"{process}/dismiss", d.dismiss, methods=["POST"]),
+        Route("/api/schedules", d.schedules),
+        Route(f"{schedule}/pause", d.pause, methods=["POST"]),
+        Route(f"{schedule}/unpause", d.unpause, methods=["POST"]),
+        Route(f"{schedule}/trigger", d.trigger, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

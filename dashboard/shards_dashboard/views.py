@@ -1,4 +1,4 @@
-"""What the page reads, as JSON: process records, run history, workers and pools."""
+"""What the page reads, as JSON: process records, run history, workers and pools, schedules."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shards.records import ProcessRecord, iso
+from shards.schedules import Action
 from shards_controller import Controller
-from shards_controller.controller import pool_summary
+from shards_controller.controller import pool_summary, unknown_scope
 
 
 def now_iso() -> str:
@@ -59,3 +60,19 @@ def run_log(controller: Controller, scope: str, process_id: str, run_id: str) ->
     note = "" if log.lines or log.dropped else ("no lines yet" if log.active else "the run logged nothing")
     return {"scope": scope, "id": process_id, "runId": log.run_id, "state": log.state, "active": log.active,
             "dropped": log.dropped, "lines": log.text_lines(), "note": note}
+
+
+def schedules(controller: Controller, scope: str | None) -> dict[str, Any]:
+    """The schedules of a scope (of every scope: None), as `shards schedule list -o json` has
+    them; an unknown scope says so, as the process list does."""
+    records = controller.schedules.list(scope)
+    if scope is not None and not records:
+        known = controller.scope_ids()
+        if scope not in known:
+            raise unknown_scope(scope, known)
+    return {"scope": scope, "now": now_iso(), "schedules": [record.to_json() for record in records]}
+
+
+def action_doc(action: Action) -> dict[str, Any]:
+    """One action of a schedule, as ScheduleRecord.to_json() lists them."""
+    return {**action.to_doc(), "nominal": iso(action.nominal), "at": iso(action.at)}

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 from shards.errors import NotActive
+from shards.schedule_times import Timing
+from shards.schedules import ScheduleSpec
 from shards.states import State
 from tooling.mongo_servers import MongoServerInfo
 
@@ -247,3 +249,49 @@ def test_the_push_channel_delivers_changes_coalesced(farm: ShardsHarness, dashbo
     with contextlib.suppress(NotActive):  # it may have ended meanwhile
         farm.controller.stop("farm", "chatty")
     wait_until(lambda: dashboard.get("/api/stats").body["pages"] == 0, what="the closed page to unsubscribe")
+
+
+def test_schedules_list_pause_unpause_and_trigger(farm: ShardsHarness, dashboard: Dashboard) -> None:
+    farm.controller.schedules.create(ScheduleSpec("hourly", "farm", "quick", Timing(every=3600.0)))
+    listed = dashboard.get("/api/schedules?scope=farm")
+    assert listed.status == 200
+    [hourly] = listed.body["schedules"]
+    assert (hourly["name"], hourly["process"], hourly["everySeconds"], hourly["phase"]) == (
+        "hourly", "quick", 3600.0, "Active")
+    assert hourly["next"] and hourly["actions"] == [] and hourly["launched"] == 0
+
+    paused = dashboard.post("/api/schedules/farm/hourly/pause", {"note": "shearing day"})
+    assert paused.status == 200 and paused.body["schedule"]["phase"] == "Paused"
+    stored = farm.controller.schedules.get("farm", "hourly")
+    assert stored.paused and stored.note == "shearing day"
+    unpaused = dashboard.post("/api/schedules/farm/hourly/unpause", {})
+    assert unpaused.status == 200 and not farm.controller.schedules.get("farm", "hourly").paused
+
+    fired = dashboard.post("/api/schedules/farm/hourly/trigger", {})
+    assert fired.status == 200 and fired.body["action"]["outcome"] == "Launched"
+    assert fired.body["schedule"]["launched"] == 1
+    done = farm.wait_state("farm", "quick", State.DONE)
+    assert done.run_id == fired.body["action"]["runId"]
+    last = dashboard.get("/api/schedules?scope=farm").body["schedules"][0]["actions"][-1]
+    assert last["outcome"] == "Launched" and last["runId"] == done.run_id
+
+    unknown = dashboard.post("/api/schedules/farm/hourli/trigger", {})
+    assert unknown.status == 404 and unknown.body["kind"] == "UnknownSchedule"
+    assert "did you mean 'hourly'" in unknown.body["error"] and "\n" not in unknown.body["error"]
+    assert dashboard.get("/api/schedules?scope=fram").status == 404
+
+
+def test_read_only_lists_schedules_and_refuses_their_actions(
+        farm: ShardsHarness, mongo_server: MongoServerInfo) -> None:
+    farm.controller.schedules.create(ScheduleSpec("hourly", "farm", "quick", Timing(every=3600.0)))
+    page = Dashboard(farm, "--scope", "farm", "--read-only", poll=poll_for(mongo_server))
+    try:
+        assert [s["name"] for s in page.get("/api/schedules?scope=farm").body["schedules"]] == ["hourly"]
+        for action in ("pause", "unpause", "trigger"):
+            refused = page.post(f"/api/schedules/farm/hourly/{action}", {})
+            assert refused.status == 403 and "read-only" in refused.body["error"], action
+        record = farm.controller.schedules.get("farm", "hourly")
+        assert not record.paused and record.actions == []
+        assert farm.record("farm", "quick").state is State.IDLE
+    finally:
+        page.stop()

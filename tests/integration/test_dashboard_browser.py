@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from shards.schedule_times import Timing
+from shards.schedules import ScheduleSpec
 from shards.states import State
 from tooling.mongo_servers import MongoServerInfo
 
@@ -242,3 +245,69 @@ def test_with_a_token_the_page_logs_in_and_goes_live(farm: tuple[ShardsHarness, 
         assert secret not in guarded.output()
     finally:
         guarded.stop()
+
+
+def schedule_text(driver: Driver, name: str, selector: str = "") -> str:
+    return str(driver.execute_script(
+        "const e = document.querySelector(`#schedules tr[data-schedule='${arguments[0]}'] ${arguments[1]}`);"
+        "return e ? e.textContent : ''", name, selector))
+
+
+def test_schedules_delayed_and_queued_launches_in_a_browser(
+        farm: tuple[ShardsHarness, Dashboard], browsers: Callable[[], Driver]) -> None:
+    env, dashboard = farm
+    schedules = env.controller.schedules
+    schedules.create(ScheduleSpec("hourly", "farm", "broken", Timing(every=3600.0)))
+    quiet = ScheduleSpec("quiet", "farm", "detail", Timing(every=600.0))
+    schedules.create(quiet, paused=True, note="<b>vet</b>")
+    env.controller.launch("farm", "slow-danger", confirm=True)
+    env.wait_state("farm", "slow-danger", State.RUNNING)
+    env.controller.launch("farm", "slow-danger", confirm=True, queue=True)
+    env.controller.launch("farm", "xss", at=datetime.now(UTC) + timedelta(hours=1))
+    driver = browsers()
+    driver.get(f"{dashboard.url}/#scope=farm")
+    wait(driver, lambda d: text(d, "slow-danger", ".queued") == "+1 queued", "the queued launch")
+    assert text(driver, "xss", ".outcome").startswith("Starts at ")
+    assert text(driver, "xss", ".message") == ""  # not the same time again, in UTC
+    wait(driver, lambda d: text(d, "broken", ".schedule-note").startswith("schedule hourly: next at "),
+         "the schedule's next time on its process")
+
+    driver.find_element("id", "tab-schedules").click()
+    wait(driver, lambda d: "Active" in schedule_text(d, "hourly"), "the schedules")
+    assert schedule_text(driver, "hourly", ".timing") == "every 1h"
+    assert schedule_text(driver, "hourly", ".last") == "never"
+    assert schedule_text(driver, "hourly", ".counts") == "0 launched · 0 skipped · 0 missed"
+    assert schedule_text(driver, "hourly", ".countdown").startswith("in ")
+    assert schedule_text(driver, "quiet", ".paused-note") == "<b>vet</b>"  # text, never HTML
+    assert driver.find_elements("css selector", "#schedules b") == []
+
+    driver.find_element("css selector", '#schedules tr[data-schedule="hourly"] button.pause').click()
+    wait(driver, lambda d: d.find_element("id", "pause").is_displayed(), "the pause dialog")
+    driver.find_element("id", "pause-note").send_keys("shearing day")
+    driver.find_element("id", "pause-ok").click()
+    wait(driver, lambda d: schedule_text(d, "hourly", ".paused-note") == "shearing day",
+         "paused with its note")
+    assert schedules.get("farm", "hourly").note == "shearing day"
+    driver.find_element("css selector", '#schedules tr[data-schedule="hourly"] button.unpause').click()
+    wait(driver, lambda d: "Active" in schedule_text(d, "hourly", ".phase"), "unpaused")
+    assert not schedules.get("farm", "hourly").paused
+
+    driver.find_element("css selector", '#schedules tr[data-schedule="hourly"] button.trigger').click()
+    wait(driver, lambda d: "Launched" in schedule_text(d, "hourly", ".last"), "the trigger's launch")
+    assert schedule_text(driver, "hourly", ".counts").startswith("1 launched")
+    assert "hourly: Launched" in driver.find_element("id", "toast").text
+    env.wait_state("farm", "broken", State.FAILED)
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+    env.controller.stop("farm", "slow-danger", force=True)
+
+    read_only = Dashboard(env, "--scope", "farm", "--read-only")
+    try:
+        viewer = browsers()
+        viewer.get(f"{read_only.url}/#scope=farm")
+        wait(viewer, lambda d: d.find_elements("css selector", 'tr[data-id="broken"]'), "the table")
+        viewer.find_element("id", "tab-schedules").click()
+        wait(viewer, lambda d: "Launched" in schedule_text(d, "hourly", ".last"), "the schedules, read-only")
+        assert viewer.find_elements("css selector", "#schedules button") == []
+    finally:
+        read_only.stop()

@@ -15,6 +15,12 @@ const state = {
   clockOffset: 0,       // server time - local time, in ms
   historyOf: null,      // process id whose runs are shown
   workersTimer: null,
+  tab: "processes",
+  schedules: [],        // the scope's schedules (as the server sent them)
+  scheduleTargets: new Map(),  // process id -> the schedules that launch it
+  schedulesTimer: null, // the 2 s refresh while the Schedules tab is open
+  schedulesSoon: null,  // a refresh due after a schedule's target changed (at most one per 2 s)
+  schedulesAt: 0,       // when they were last read (local ms)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -68,6 +74,23 @@ function tickClocks() {
   for (const clock of document.querySelectorAll(".clock[data-since]")) {
     clock.textContent = mmss((serverNow() - Date.parse(clock.dataset.since)) / 1000);
   }
+  for (const countdown of document.querySelectorAll(".countdown[data-until]")) countdown.textContent = until(countdown.dataset.until);
+}
+
+function until(iso) {
+  const seconds = (Date.parse(iso) - serverNow()) / 1000;
+  return seconds > 0 ? `in ${mmss(seconds)}` : "due";
+}
+
+function duration(seconds) {
+  // 90 -> "1m30s", 86400 -> "1d": as `shards schedule` prints durations.
+  if (!seconds) return "0s";
+  if (seconds < 1) return `${seconds}s`;
+  let left = Math.round(seconds), text = "";
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+    if (left >= size) { text += `${Math.floor(left / size)}${unit}`; left %= size; }
+  }
+  return text;
 }
 
 // -- server -----------------------------------------------------------------------------------
@@ -171,6 +194,9 @@ function outcome(record) {
   if (record.state === "Scheduled" && record.retryAt) {
     return el("div", { class: "outcome waiting", text: `Retry at ${at(record.retryAt)}` });
   }
+  if (record.state === "Scheduled" && record.startAt) {
+    return el("div", { class: "outcome waiting", text: `Starts at ${at(record.startAt)}` });
+  }
   return null;
 }
 
@@ -189,7 +215,11 @@ function progressCell(record) {
     clock.textContent = mmss((serverNow() - Date.parse(record.runningSince)) / 1000);
     line.append(clock);
   }
-  if (p.message) line.append(el("span", { class: "message", text: p.message }));
+  // A delayed launch's message repeats its start time in UTC: the outcome line says it in local time.
+  const repeats = record.state === "Scheduled" && record.startAt && (p.message || "").startsWith("Starts at ");
+  if (p.message && !repeats) line.append(el("span", { class: "message", text: p.message }));
+  const queued = (record.queued || []).length;
+  if (queued) line.append(el("span", { class: "queued", title: "Launches waiting for this run to end", text: `+${queued} queued` }));
   const cell = el("td", { class: "col-progress" }, bar, line, outcome(record));
   if (!state.config.readOnly && (record.state === "Failed" || record.state === "Stopped")) {
     cell.append(el("button", {
@@ -212,6 +242,10 @@ function renderRow(tr, record, f) {
       highlighted(record.name, f.search)),
     el("div", { class: "pid" }, highlighted(record.id, f.search)));
   if (record.warning) name.append(el("div", { class: "warning-note", text: `⚠ ${record.warning}` }));
+  for (const schedule of state.scheduleTargets.get(record.id) || []) {
+    const when = schedule.paused ? "paused" : schedule.next ? `next at ${at(schedule.next)}` : schedule.phase.toLowerCase();
+    name.append(el("div", { class: "schedule-note", text: `schedule ${schedule.name}: ${when}` }));
+  }
   tr.replaceChildren(
     actions, name,
     el("td", { class: "col-level", text: String(record.detailLevel) }),
@@ -377,17 +411,174 @@ async function refreshWorkers() {
     el("td", { class: "heartbeat", title: w.heartbeatAt || "", text: `${ago(w.heartbeatAt)} (beat ${w.beat})` }))));
 }
 
-function showTab(workers) {
-  $("processes-view").hidden = workers;
-  $("workers-view").hidden = !workers;
-  $("tab-processes").setAttribute("aria-pressed", String(!workers));
-  $("tab-workers").setAttribute("aria-pressed", String(workers));
+function showTab(tab) {
+  state.tab = tab;
+  for (const name of ["processes", "schedules", "workers"]) {
+    $(`${name}-view`).hidden = name !== tab;
+    $(`tab-${name}`).setAttribute("aria-pressed", String(name === tab));
+  }
   clearInterval(state.workersTimer);
+  clearInterval(state.schedulesTimer);
   state.workersTimer = null;
-  if (workers) {
+  state.schedulesTimer = null;
+  if (tab === "workers") {
     refreshWorkers();
     state.workersTimer = setInterval(refreshWorkers, 2000);  // heartbeats move every few seconds
   }
+  if (tab === "schedules") {
+    loadSchedules(false);
+    // Schedules have no push channel of their own: read them every 2 s while this tab is open.
+    state.schedulesTimer = setInterval(() => loadSchedules(true), 2000);
+  }
+}
+
+// -- schedules --------------------------------------------------------------------------------
+function schedulePath(schedule) {
+  return `/api/schedules/${encodeURIComponent(schedule.scope)}/${encodeURIComponent(schedule.name)}`;
+}
+
+async function loadSchedules(quiet) {
+  const scope = state.scope;
+  if (!scope) return;
+  state.schedulesAt = Date.now();
+  let data;
+  try { data = await getJSON(`/api/schedules?scope=${encodeURIComponent(scope)}`); } catch (error) {
+    const problem = $("schedules-problem");
+    problem.textContent = error.message;
+    problem.hidden = false;
+    if (!quiet) toast(error.message);
+    return;
+  }
+  if (scope !== state.scope) return;  // the scope changed meanwhile
+  noteServerTime(data.now);
+  $("schedules-problem").hidden = true;
+  setSchedules(data.schedules);
+}
+
+function refreshSchedulesSoon() {
+  if (state.schedulesSoon) return;
+  const wait = Math.max(0, state.schedulesAt + 2000 - Date.now());
+  state.schedulesSoon = setTimeout(() => { state.schedulesSoon = null; loadSchedules(true); }, wait);
+}
+
+function setSchedules(schedules) {
+  const before = new Set(state.scheduleTargets.keys());
+  state.schedules = schedules;
+  state.scheduleTargets = new Map();
+  for (const schedule of schedules) {
+    const list = state.scheduleTargets.get(schedule.process) || [];
+    list.push(schedule);
+    state.scheduleTargets.set(schedule.process, list);
+  }
+  renderSchedules();
+  // The process rows that show a schedule's next time (before or now) are drawn again.
+  const f = filters();
+  for (const id of new Set([...before, ...state.scheduleTargets.keys()])) {
+    const tr = state.rows.get(id), record = state.records.get(id);
+    if (tr && record) renderRow(tr, record, f);
+  }
+}
+
+function updateSchedule(schedule) {
+  setSchedules(state.schedules.map((s) => (s.scope === schedule.scope && s.name === schedule.name ? schedule : s)));
+}
+
+function timing(schedule) {
+  if (schedule.cron) return `cron ${schedule.cron} (${schedule.timeZone})`;
+  const offset = schedule.offsetSeconds ? ` +${duration(schedule.offsetSeconds)}` : "";
+  return `every ${duration(schedule.everySeconds)}${offset}`;
+}
+
+function lastFire(schedule) {
+  const actions = schedule.actions || [];
+  const last = actions[actions.length - 1];
+  if (!last) return el("td", { class: "last", text: "never" });
+  return el("td", { class: "last", title: last.runId },
+    `${at(last.at || last.nominal)} `, el("span", { class: `badge outcome-${last.outcome}`, text: last.outcome }),
+    last.detail ? el("div", { class: "note", text: last.detail }) : null);
+}
+
+function nextFire(schedule) {
+  if (schedule.paused) return el("td", { class: "next", text: "— (paused)" });
+  if (!schedule.next) return el("td", { class: "next", text: "— (completed)" });
+  const countdown = el("div", { class: "countdown", "data-until": schedule.next, text: until(schedule.next) });
+  return el("td", { class: "next", title: schedule.nextNominal ? `nominal ${schedule.nextNominal}` : null },
+    at(schedule.next), countdown);
+}
+
+function scheduleRow(schedule) {
+  const actions = el("td", { class: "col-actions" });
+  if (!state.config.readOnly) {
+    actions.append(schedule.paused
+      ? el("button", { type: "button", class: "action unpause", text: "Unpause", onclick: () => unpauseSchedule(schedule) })
+      : el("button", { type: "button", class: "action pause", text: "Pause", onclick: () => pauseSchedule(schedule) }),
+    el("button", { type: "button", class: "action trigger", text: "Trigger", title: "Launch now (the overlap policy applies)",
+      onclick: () => triggerSchedule(schedule) }));
+  }
+  const process = state.records.get(schedule.process);
+  const phase = el("td", { class: "phase" }, el("span", { class: `badge phase-${schedule.phase}`, text: schedule.phase }));
+  if (schedule.paused && schedule.note) phase.append(el("div", { class: "paused-note", text: schedule.note }));
+  return el("tr", { "data-schedule": schedule.name, class: `phase-${schedule.phase}` },
+    actions,
+    el("td", { class: "col-name" }, el("span", { class: "name", text: schedule.name }),
+      el("div", { class: "schedule-note", text: `overlap ${schedule.overlap}` })),
+    el("td", { class: "process" }, process ? process.name : schedule.process, el("div", { class: "pid", text: schedule.process })),
+    el("td", { class: "timing", text: timing(schedule) }),
+    phase,
+    lastFire(schedule),
+    nextFire(schedule),
+    el("td", { class: "counts", text: `${schedule.launched} launched · ${schedule.skipped} skipped · ${schedule.missed} missed` }),
+  );
+}
+
+function renderSchedules() {
+  $("schedules").tBodies[0].replaceChildren(...state.schedules.map(scheduleRow));
+  $("schedules-empty").hidden = state.schedules.length > 0;
+}
+
+function pauseDialog(title) {
+  const dialog = $("pause");
+  $("pause-title").textContent = title;
+  $("pause-note").value = "";
+  return new Promise((resolve) => {
+    const done = (answer) => {
+      $("pause-ok").onclick = null;
+      $("pause-cancel").onclick = null;
+      dialog.onclose = null;
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    $("pause-ok").onclick = () => done({ note: $("pause-note").value.trim() });
+    $("pause-cancel").onclick = () => done(null);
+    dialog.onclose = () => done(null);
+    dialog.showModal();
+    $("pause-note").focus();
+  });
+}
+
+async function pauseSchedule(schedule) {
+  const answer = await pauseDialog(`Pause schedule ${schedule.name}?`);
+  if (!answer) return;
+  const done = await act(`${schedulePath(schedule)}/pause`, answer);
+  if (done && done.schedule) updateSchedule(done.schedule);
+}
+
+async function unpauseSchedule(schedule) {
+  const done = await act(`${schedulePath(schedule)}/unpause`, {});
+  if (done && done.schedule) updateSchedule(done.schedule);
+}
+
+async function triggerSchedule(schedule) {
+  const process = state.records.get(schedule.process);
+  if (process && process.warning) {
+    const ok = await confirmDialog(`Trigger ${schedule.name}?`, `It launches ${process.name} now: ${process.warning}`, "Trigger");
+    if (!ok) return;
+  }
+  const done = await act(`${schedulePath(schedule)}/trigger`, {});
+  if (!done) return;
+  if (done.schedule) updateSchedule(done.schedule);
+  const a = done.action;
+  toast(`${schedule.name}: ${a.outcome}${a.detail ? ` (${a.detail})` : ""}${a.runId ? `, run ${a.runId}` : ""}`);
 }
 
 // -- scopes and the push channel --------------------------------------------------------------
@@ -402,13 +593,24 @@ function connect(scope) {
   state.scope = scope;
   state.historyOf = null;
   $("history").hidden = true;
+  state.schedules = [];
+  state.scheduleTargets = new Map();
+  renderSchedules();
   const source = new EventSource(`${scopePath(scope)}/events`);
   state.source = source;
-  source.addEventListener("snapshot", (event) => { setLive(true); snapshot(JSON.parse(event.data)); });
+  source.addEventListener("snapshot", (event) => { setLive(true); snapshot(JSON.parse(event.data)); loadSchedules(true); });
   source.addEventListener("changes", (event) => {
     const data = JSON.parse(event.data);
     noteServerTime(data.now);
+    // A schedule's fire launches (or queues) its process: its next time moved; read the schedules
+    // again soon. Progress alone does not.
+    const fired = data.records.some((r) => {
+      const before = state.records.get(r.id);
+      return state.scheduleTargets.has(r.id) && (!before || before.state !== r.state || before.launchId !== r.launchId
+        || (before.queued || []).length !== (r.queued || []).length);
+    });
     apply(data.records);
+    if (fired) refreshSchedulesSoon();
   });
   source.onopen = () => setLive(true);
   source.onerror = () => {
@@ -430,6 +632,7 @@ async function refused(source) {
 function showLogin() {
   if (state.source) { state.source.close(); state.source = null; }
   clearInterval(state.workersTimer);
+  clearInterval(state.schedulesTimer);
   $("main").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
@@ -479,6 +682,7 @@ async function begin() {
   $("mode").hidden = !state.config.readOnly;
   $("purge").hidden = state.config.readOnly;
   connect(scopeFromHash() || state.config.scope);
+  showTab(state.tab);  // after a login: the open tab's refresh starts again
   await loadScopes();
 }
 
@@ -489,8 +693,7 @@ async function start() {
   for (const id of ["search", "active-only", "hide-details", "hide-special"]) $(id).addEventListener("input", refilter);
   $("purge").addEventListener("click", purge);
   $("history-close").addEventListener("click", () => { state.historyOf = null; $("history").hidden = true; });
-  $("tab-processes").addEventListener("click", () => showTab(false));
-  $("tab-workers").addEventListener("click", () => showTab(true));
+  for (const tab of ["processes", "schedules", "workers"]) $(`tab-${tab}`).addEventListener("click", () => showTab(tab));
   $("scope").addEventListener("change", () => {
     window.location.hash = `scope=${encodeURIComponent($("scope").value)}`;
   });
