@@ -97,6 +97,8 @@ def test_backfill_fires_each_past_time_once(shards_env: ShardsHarness, tmp_path:
     harness.ok("schedule", "create", "nightly", "--scope", "b", "--process", "quick", "--every", "1h",
                "--overlap", "BufferAll", "--paused", "--note", "backfill only",
                "--args", json.dumps({"log": str(log), "pause": 0.01}))
+    refused(harness, "schedule", "create", "nightly", "--scope", "b", "--process", "quick", "--every", "1m")
+    assert listed(harness, "b")["nightly"]["everySeconds"] == 3600  # the name taken: nothing changed
     end = utcnow().replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=3)
     span = ("--from", iso(start) or "", "--to", iso(end) or "")
