@@ -27,11 +27,13 @@ from shards_cli.app import (
 from shards_cli.documents import emit
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from shards.records import ProcessRecord
     from shards_controller import Controller
 
 
-def _parse_args(text: str | None) -> dict[str, Any]:
+def parse_args(text: str | None) -> dict[str, Any]:
     """--args: a JSON object, or @FILE (@- for standard input) holding one."""
     from shards.errors import InvalidArgs
 
@@ -68,26 +70,34 @@ def _warn(message: str) -> None:
     err().print(f"shards: warning: {message}", soft_wrap=True)
 
 
-def _ended(ctl: Controller, record: ProcessRecord, timeout: float) -> tuple[ProcessRecord, Code]:
-    """Wait for the launch behind `record` to end, across its retries: its final record and the
-    exit code of its ending. A launch dismissed or launched again meanwhile ends as its last run."""
-    from shards.errors import TimedOut
+def _ended(ctl: Controller, record: ProcessRecord, timeout: float,
+           launch_id: str | None = None) -> tuple[ProcessRecord, Code]:
+    """Wait for the launch behind `record` (or `launch_id`, which may still wait in its queue)
+    to end, across its retries: its final record and the exit code of its ending. A launch
+    dismissed, dropped from the queue or launched again meanwhile ends as its last run."""
+    from shards.errors import NotActive, TimedOut
     from shards.states import ACTIVE
 
+    launch_id = launch_id or record.launch_id
     seen = [record]
 
     def over(current: ProcessRecord) -> bool:
-        if current.launch_id == record.launch_id:
+        if current.launch_id == launch_id:
             seen[0] = current
-        return current.launch_id != record.launch_id or current.state not in ACTIVE
+            return current.state not in ACTIVE
+        return not any(queued.run_id == launch_id for queued in current.queue)
 
     try:
         current = ctl.wait(record.scope_id, record.process_id, over, timeout)
     except TimedOut as error:
-        raise TimedOut(f"{record.scope_id}/{record.process_id}: still {seen[0].state.value} after "
+        state = seen[0].state.value if seen[0].launch_id == launch_id else "queued"
+        raise TimedOut(f"{record.scope_id}/{record.process_id}: still {state} after "
                        f"{timeout:g} s (it goes on)") from error
-    if current.launch_id == record.launch_id and current.state.value in ("Done", "Failed", "Stopped"):
+    if current.launch_id == launch_id and current.state.value in ("Done", "Failed", "Stopped"):
         return current, ending_code(current.state)
+    if seen[0].launch_id != launch_id:
+        raise NotActive(f"{record.scope_id}/{record.process_id}: run {launch_id} left the queue "
+                        "without starting (the process was stopped or dismissed)")
     last_run = ctl.store.runs.get(seen[0].run_id)
     return current, (ending_code(last_run.state) if last_run else Code.DONE)
 
@@ -153,20 +163,54 @@ def launch(
     retry_backoff: Annotated[float | None, typer.Option(
         help="Seconds before the first retry, doubling for each next one, with jitter "
              "(at least 0.1; default: the process's own, else 1).")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", metavar="TIME", help="Start at this time: ISO 8601 with Z or an offset "
+                                     "(2026-12-05T10:00:00Z); Scheduled until then.")] = None,
+    delay: Annotated[str | None, typer.Option(
+        "--in", metavar="DURATION", help="Start after this long: 90s, 10m, 1h30m, 2d.")] = None,
+    queue: Annotated[bool, typer.Option(
+        "--queue", help="If the process is active, wait behind its run (and any already waiting) "
+                        "instead of being refused.")] = False,
     output: OutputOption = Output.table,
 ) -> None:
     """Launch a process (a process with a warning needs --confirm). Prints the run id; with no
-    live worker to take it, says so on stderr (the launch waits for one)."""
+    live worker to take it, says so on stderr (the launch waits for one). --at/--in delay the
+    start; --queue waits behind an active run."""
+    import uuid
+
+    from shards.records import utcnow
+
+    from shards_cli.times import launch_start
+
+    now = utcnow()
+    start_at = launch_start(at, delay, queue, now)
     ctl = controller(mongo)
-    record = ctl.launch(scope, process_id, args=_parse_args(args), confirm=confirm, timeout=timeout,
-                        retries=retries, retry_backoff=retry_backoff)
+    # A run id of our own when queueing: it tells whether this launch started or waits.
+    run_id = uuid.uuid4().hex if queue else None
+    record = ctl.launch(scope, process_id, args=parse_args(args), confirm=confirm, timeout=timeout,
+                        retries=retries, retry_backoff=retry_backoff, at=start_at, queue=queue,
+                        run_id=run_id)
     waiting = ctl.waiting_reasons([record]).get(process_id, "")
     if waiting:
         _warn(f"{scope}/{process_id}: {waiting}")
-    _say(record, f"launched ({record.state.value}), run {record.run_id}", output, {"waiting": waiting})
+    _say(record, _launched(record, run_id, now), output, {"waiting": waiting})
     if wait:
-        ended, code = _ended(ctl, record, wait_timeout)
+        ended, code = _ended(ctl, record, wait_timeout, run_id)
         _report_end(ended, code, output)
+
+
+def _launched(record: ProcessRecord, run_id: str | None, now: datetime) -> str:
+    """What launch says: the run started, starts later, or waits behind the active run."""
+    from shards_cli.ages import ago
+    from shards_cli.times import stamp
+
+    if run_id is not None and any(queued.run_id == run_id for queued in record.queue):
+        return f"queued behind run {record.run_id} ({len(record.queue)} waiting), run {run_id}"
+    start_at = record.status.start_at
+    if start_at is not None and record.status.retry_at is None:
+        return (f"launched ({record.state.value}), starts at {stamp(start_at)} ({ago(start_at, now)}), "
+                f"run {record.run_id}")
+    return f"launched ({record.state.value}), run {record.run_id}"
 
 
 @app.command(short_help="Wait for a launch to end; its ending is the exit code.")

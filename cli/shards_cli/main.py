@@ -1,7 +1,8 @@
 """The `shards` command line: every Shards capability, scriptable (-o json) and readable.
 
 The commands live in servers.py (mongo, worker, operator), actions.py (define, launch, wait, stop,
-dismiss) and views.py (status, list, history, scopes, workers, pools)."""
+dismiss), views.py (status, list, history, scopes, workers, pools) and schedules.py (the
+`schedule` commands)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import typer
 from shards_cli.app import Code, Lifetime, app
 
 # Each registers its commands, listed in this order.
-for _module in ("servers", "actions", "views", "logs", "dashboard"):
+for _module in ("servers", "actions", "views", "logs", "dashboard", "schedules"):
     importlib.import_module(f"shards_cli.{_module}")
 
 
