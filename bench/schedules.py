@@ -41,8 +41,9 @@ from tooling.harness import wait_until  # noqa: E402
 
 WORKERS = 4
 PROBE_LEAD = 15.0  # seconds from the probes' creation to the first probe's fire time
-PROBE_GAP = 0.25  # seconds between probe fire times (each finds an idle worker)
+PROBE_GAP = 1.0  # seconds between probe fire times (whole seconds, as interval offsets are)
 JOBS = 1000  # bench/app.py's noop-0..noop-999
+PROBES_FROM = 600  # probes launch noop-600.., delayed launches noop-999 down, the catch-up noop-0
 SETTLE = 6.0  # seconds after the bulk set-up before measuring: every worker has swept once
 
 
@@ -55,7 +56,7 @@ def bulk_schedules(cluster: Cluster, count: int, first_in: float) -> None:
     for n in range(count):
         offset = (now.timestamp() + first_in + n * (3000.0 / max(1, count))) % 3600
         spec = ScheduleSpec(name=f"bg-{n}", scope_id=SCOPE, process_id=f"noop-{n % JOBS}",
-                            timing=Timing(every=3600, offset=round(offset, 3))).check()
+                            timing=Timing(every=3600, offset=int(offset))).check()
         record = ScheduleRecord(spec=spec, next=first_next(spec, now), created_at=now, updated_at=now)
         docs.append(record.to_doc())
         assert record.next is not None
@@ -70,16 +71,16 @@ def bulk_schedules(cluster: Cluster, count: int, first_in: float) -> None:
 def probe_lags(cluster: Cluster, probes: int) -> dict[str, Any]:
     """Probe schedules (one per noop process not used by others meanwhile), each firing once."""
     ctl = cluster.ctl
-    start = utcnow() + timedelta(seconds=PROBE_LEAD)
+    start = int(utcnow().timestamp() + PROBE_LEAD)
     for n in range(probes):
-        at = start + timedelta(seconds=n * PROBE_GAP)
-        spec = ScheduleSpec(name=f"probe-{n}", scope_id=SCOPE, process_id=f"noop-{JOBS - 1 - n}",
-                            timing=Timing(every=3600, offset=round(at.timestamp() % 3600, 3)), max_runs=1)
+        at = start + int(n * PROBE_GAP)
+        spec = ScheduleSpec(name=f"probe-{n}", scope_id=SCOPE, process_id=f"noop-{PROBES_FROM + n}",
+                            timing=Timing(every=3600, offset=at % 3600), max_runs=1)
         ctl.schedules.create(spec)
     lags = []
     deadline = time.monotonic() + PROBE_LEAD + probes * PROBE_GAP + 60
     for n in range(probes):
-        process = f"noop-{JOBS - 1 - n}"
+        process = f"noop-{PROBES_FROM + n}"
         record = wait_until(lambda p=process: _started(cluster, p), max(1.0, deadline - time.monotonic()),
                             f"probe {n} to run", pause=0.05)
         fire_at = record.launch.options.get("fireAt")
@@ -126,7 +127,7 @@ def idle_cost(cluster: Cluster, window: float) -> dict[str, Any]:
 def catch_up(cluster: Cluster, times: int) -> dict[str, Any]:
     """One every-second schedule whose pending time is `times` seconds in the past."""
     ctl = cluster.ctl
-    spec = ScheduleSpec(name="catch-up", scope_id=SCOPE, process_id="noop-500", timing=Timing(every=1))
+    spec = ScheduleSpec(name="catch-up", scope_id=SCOPE, process_id="noop-0", timing=Timing(every=1))
     ctl.schedules.create(spec, paused=True)
     record = ctl.schedules.get(SCOPE, "catch-up")
     past = utcnow() - timedelta(seconds=times)
@@ -154,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--schedules", type=int, default=10_000)
-    parser.add_argument("--probes", type=int, default=60)
+    parser.add_argument("--probes", type=int, default=60, help="at most 100")
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

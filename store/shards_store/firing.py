@@ -134,6 +134,7 @@ def fire_once(
             confirm=spec.confirm,
             queue_limit=decision.queue_limit,
             known=True,
+            request_id=run_id,  # the worker that fires takes it by this id at once, if it can
         )
     except ConfirmationRequired as error:
         return action(Outcome.FAILED, str(error))

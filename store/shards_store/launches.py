@@ -45,6 +45,7 @@ def launch(
     start_at: datetime | None = None,
     queue_limit: int = 0,
     known: bool = False,
+    request_id: str | None = None,
 ) -> Launched | None:
     """Schedule run `run_id` of the process (two writes: the guarded schedule, then its request),
     or with queue_limit > 0 queue it behind an active run (one guarded write) when fewer than
@@ -65,7 +66,7 @@ def launch(
         )
         if scheduled is not None:
             previous, record = scheduled
-            _back(store, previous, record, args, options, start_at)
+            _back(store, previous, record, args, options, start_at, request_id)
             return Launched(record)
         record = store.processes.get(scope_id, process_id)  # why the guard failed
         if record is None:
@@ -103,10 +104,12 @@ def _back(
     args: dict[str, Any],
     options: dict[str, Any],
     start_at: datetime | None,
+    request_id: str | None,
 ) -> None:
     """Back a new Scheduled record with its request; if that fails, undo the schedule."""
     try:
-        store.requests.submit(_request(scheduled, scheduled.run_id, args, options, start_at=start_at))
+        store.requests.submit(_request(scheduled, scheduled.run_id, args, options, start_at=start_at,
+                                       request_id=request_id))
     except Exception as error:
         # Never a Scheduled record that no request backs: give the record back what it had.
         # If that fails too, the reconciler settles it once it has had no owner for a while.
@@ -140,6 +143,7 @@ def _request(
     options: dict[str, Any],
     *,
     start_at: datetime | None = None,
+    request_id: str | None = None,
 ) -> Request:
     # A delayed launch's request is created at the time it may start: no worker claims it sooner.
     return Request(
@@ -151,6 +155,7 @@ def _request(
         pool=record.pool,
         options=options,
         created_at=start_at or utcnow(),
+        id=request_id,
     )
 
 

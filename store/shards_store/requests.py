@@ -54,11 +54,13 @@ class RequestQueue:
         doc = self.collection.find_one_and_update(query, update, sort=[("createdAt", 1)])
         return Request.from_doc(doc) if doc else None
 
-    def claim_id(self, request_id: object, worker_id: str) -> Request | None:
-        """Take one request named by a change event, if it is still pending: one round trip by
-        `_id`, exactly once across all workers."""
+    def claim_id(self, request_id: object, worker_id: str, pool: str | None = None) -> Request | None:
+        """Take one request named by a change event, if it is still pending (and, given a pool,
+        a launch of that pool): one round trip by `_id`, exactly once across all workers."""
         update = {"$set": {"state": RequestState.TAKEN, "takenBy": worker_id, "takenAt": now_ms()}}
         query = {"_id": request_id, "state": RequestState.PENDING, "createdAt": {"$lte": now_ms()}}
+        if pool is not None:
+            query["pool"] = pool
         doc = self.collection.find_one_and_update(query, update)
         return Request.from_doc(doc) if doc else None
 

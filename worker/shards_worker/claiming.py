@@ -70,7 +70,7 @@ class Claiming:
         if self._may_define() and (define := self._claim(RequestKind.DEFINE)) is not None:
             self._define(define)
         while (fire := self._claim(RequestKind.FIRE)) is not None:
-            self.firing.fire(fire)
+            self._fire(fire)
         self._claim_oldest_launches()
         # Requests due before the next sweep (delayed launches, retries, schedules' fires) whose
         # events this worker did not see or has forgotten: each is claimed on its time.
@@ -114,7 +114,7 @@ class Claiming:
                     self._define(define)
         for offer in self._confirmed(self.offers.due(RequestKind.FIRE)):
             if (fire := self._claim_id(offer)) is not None:
-                self.firing.fire(fire)
+                self._fire(fire)
         if not self.state.may_claim():
             return
         free = self.slots.free()
@@ -160,6 +160,21 @@ class Claiming:
         """The request an event named: finding it taken is "lost"."""
         request = self.store.requests.claim_id(offer.request.id, self.state.id)
         return metrics.counted(offer.request.kind, request, "lost")
+
+    def _fire(self, request: Request) -> None:
+        """A schedule's time: fire it, and take the launch it made here if a slot is free and
+        this worker offers the process (its request is new: waiting for the others to see its
+        event would cost the stream's pace)."""
+        for run_id in self.firing.fire(request):
+            if not (self.state.may_claim() and self.slots.free() > 0
+                    and self.offers.offers_process(request.process_id)):
+                return
+            # A schedule's launch request is named by its run id (shards_store.firing).
+            launch = self.store.requests.claim_id(run_id, self.state.id, self.settings.pool)
+            if metrics.counted(RequestKind.LAUNCH, launch, "lost") is not None:
+                assert launch is not None
+                self.wakeups.busy()
+                self._start_launch(launch, None)
 
     def _confirmed(self, due: list[Offer]) -> list[Offer]:
         """The due offers to claim now. A backup's first turn only asks for a fresh read of

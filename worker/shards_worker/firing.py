@@ -8,6 +8,7 @@ import logging
 
 from shards.errors import StoreUnavailable
 from shards.requests import Request
+from shards.schedules import Outcome
 from shards_store import Store, firing
 
 from shards_worker import metrics
@@ -20,8 +21,10 @@ class Firing:
         self.store = store
         self._unfinished: list[Request] = []  # taken by this worker, not completed
 
-    def fire(self, request: Request) -> None:
-        """Raises StoreUnavailable (the request is kept, and released by the next sweep)."""
+    def fire(self, request: Request) -> list[str]:
+        """Act on a claimed fire request; returns the run ids it launched (to start at once, here
+        if this worker can). Raises StoreUnavailable (the request is kept, and released by the
+        next sweep)."""
         try:
             actions = firing.fire(self.store, request)
         except StoreUnavailable:
@@ -30,9 +33,10 @@ class Firing:
         except Exception:  # a bug must not kill the worker, nor keep the schedule from firing again
             log.exception("firing schedule %s failed", request.options.get("schedule"))
             self._unfinished.append(request)
-            return
+            return []
         for action in actions:
             metrics.FIRES.labels(action.outcome.value).inc()
+        return [a.run_id for a in actions if a.outcome is Outcome.LAUNCHED and not a.detail]
 
     def release_unfinished(self) -> None:
         """Put back the fires this worker took and could not finish. Raises StoreUnavailable."""

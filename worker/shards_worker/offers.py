@@ -87,6 +87,10 @@ class Offers:
         mine = place(self.me)
         return all(place(peer.worker_id) > mine for peer in self._peers)
 
+    def offers_process(self, process_id: str) -> bool:
+        """This worker runs the process (its catalog names it, or it serves per-scope catalogs)."""
+        return self._offers_process(self.catalog, process_id)
+
     @staticmethod
     def _offers_process(catalog: frozenset[str], process_id: str) -> bool:
         return not catalog or process_id in catalog
