@@ -74,6 +74,17 @@ def specs(scopes: list[str]) -> list[ScheduleSpec]:
     ]
 
 
+STOPPING = (Overlap.CANCEL_OTHER, Overlap.TERMINATE_OTHER)
+
+
+def stopping_runs(specs: list[ScheduleSpec], history: dict[str, RunRecord]) -> frozenset[str]:
+    """The runs that a schedule's own overlap policy may have stopped (or killed): those of the
+    processes that CancelOther and TerminateOther schedules launch. A worker's SIGTERM racing
+    such a stop ends the run Stopped with no next attempt, as a user's stop would."""
+    targets = {(spec.scope_id, spec.process_id) for spec in specs if spec.overlap in STOPPING}
+    return frozenset(run.run_id for run in history.values() if (run.scope_id, run.process_id) in targets)
+
+
 @dataclass
 class ScheduleCheck:
     """One schedule's story over its window, and what is wrong with it."""

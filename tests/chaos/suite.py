@@ -227,7 +227,8 @@ class ChaosRun:
         events = [*injector.events, *self.worker_exits]
         endings = outcomes.check_outcomes(execution_log, history, by_run, injector.events,
                                           self.pool.pid_deaths, self.config.stop_grace, self.config.lease)
-        attempts.check_attempts(execution_log, history, events, endings)
+        attempts.check_attempts(execution_log, history, events, endings,
+                                schedules.stopping_runs([c.spec for c in self.created], history))
         details: list[dict[str, Any]] = []
         settle = analysis.settle_times(events, execution_log, history, by_run, details)
         schedule_checks = self._check_schedules(records, history, execution_log)

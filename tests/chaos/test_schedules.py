@@ -13,7 +13,7 @@ from shards.schedules import Action, Outcome, Overlap, ScheduleRecord, ScheduleS
 from shards.states import State
 
 from chaos import analysis
-from chaos.schedules import ScheduleCheck, check_schedule, label_of, totals
+from chaos.schedules import ScheduleCheck, check_schedule, label_of, stopping_runs, totals
 
 SPEC = ScheduleSpec(name="tick", scope_id="s", process_id="scheduled", timing=Timing(every=1.0),
                     overlap=Overlap.BUFFER_ALL, buffer_limit=3)
@@ -116,3 +116,10 @@ def test_a_launch_left_in_the_queue_after_quiescence_is_stuck(tmp_path: Path) ->
     assert found.twice == [] and found.unaccounted == []
     assert found.stuck == [f"s/tick: 1 launches still queued after quiescence: {LAUNCH[7]}"]
     assert totals([found]).stuck == 1 and totals([found]).launched == 8
+
+
+def test_the_runs_a_cancelling_schedule_may_stop_are_excused_from_the_hand_off_rule() -> None:
+    cancelling = replace(SPEC, scope_id="c", overlap=Overlap.CANCEL_OTHER)
+    runs = [_run(0), replace(_run(1), scope_id="c"), replace(_run(2), scope_id="c", process_id="slow")]
+    history = {run.run_id + run.scope_id + run.process_id: run for run in runs}
+    assert stopping_runs([SPEC, cancelling], history) == {LAUNCH[1]}
