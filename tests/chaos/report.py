@@ -49,6 +49,7 @@ class Report:
     quiescent_after: float | None  # seconds the final wait took; None when the bound ran out
     workdir: str
     schedules: list[ScheduleCheck] = field(default_factory=list)  # one per schedule (chaos.schedules)
+    schedules_caught_up_after: float | None = None  # seconds from the faults' end until none was overdue
 
     @property
     def ok(self) -> bool:
@@ -137,6 +138,8 @@ def _schedule_rows(report: Report) -> list[tuple[str, int | str]]:
     total = totals(report.schedules)
     return [
         ("schedules", total.schedules),
+        ("  caught up before the pause after", _seconds(report.schedules_caught_up_after)
+         if report.schedules_caught_up_after is not None else "never (bound reached)"),
         ("  nominal times due (creation to pause)", total.due),
         ("  launched or queued, once each", total.launched),
         ("  skipped (overlap policy)", total.skipped),

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # not at run time: chaos.report imports this module, and chao
 SCHEDULED = "scheduled"  # the chaos process every schedule launches (chaos.app)
 # Seconds before the pause within which a due time may still be in flight (see the docstring).
 # Fires are claimed within a fraction of a second of their time on an idle machine; the suite
-# pauses 2 s after the last fault, every worker running, so firing has caught up by then.
+# pauses once every worker has run for 2 s after the last fault and no schedule is overdue.
 PAUSE_SLACK = 3.0
 CLOCK_SLACK = 0.5  # the workers' clocks against the suite's: one machine, a server-measured offset
 MAX_TIMES = 100_000

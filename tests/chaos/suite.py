@@ -10,15 +10,17 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shards.records import ProcessRecord, RunRecord
+from shards.records import ProcessRecord, RunRecord, utcnow
 from shards.schedules import ScheduleRecord
 from shards.states import ACTIVE
 from shards_controller import Controller
 from shards_store import Store, connect
+from shards_store.reconciler import OVERDUE
 from tooling.harness import EmbeddedMongo, shards_env
 
 from chaos import analysis, attempts, outcomes, schedules
@@ -38,6 +40,9 @@ FAULT_RETRIES = 100  # a fault without a target now is retried every RETRY_AFTER
 RETRY_AFTER = 0.5
 HISTORY_LIMIT = 100_000
 SCHEDULE_SETTLE = 2.0  # seconds between the last fault (every worker running) and the schedules' pause
+# A fire request lost to an outage (between the schedule's write and its request's) is armed again
+# by a reconciler pass once the time is OVERDUE: the pause waits that long for a stalled schedule.
+CATCH_UP_BOUND = OVERDUE + 30.0
 
 
 def retrying(call: Callable[[], T], what: str, timeout: float = 30.0) -> T:
@@ -74,6 +79,7 @@ class ChaosRun:
         self.started_at = time.time()
         self.created: list[ScheduleRecord] = []  # the schedules as created, and as paused
         self.paused: list[ScheduleRecord] = []
+        self.caught_up_after: float | None = None  # seconds the schedules took to catch up before the pause
 
     # -- phases -------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -132,11 +138,34 @@ class ChaosRun:
             elif now - settled_at >= SCHEDULE_SETTLE:
                 break
             time.sleep(TICK)
+        self.caught_up_after = self._wait_caught_up(injector)
         for created in self.created:
             spec = created.spec
             pause = partial(controller.schedules.pause, spec.scope_id, spec.name, "chaos: quiescence")
             self.paused.append(retrying(pause, f"pause {spec.name}"))
         log.info("chaos: %d schedules paused", len(self.paused))
+
+    def _wait_caught_up(self, injector: FaultInjector) -> float | None:
+        """Bounded wait until no schedule's next time is overdue (by more than a second); None
+        when the bound ran out (the analysis then finds the times it left unaccounted for)."""
+        store = self.store
+        assert store is not None
+        started = time.monotonic()
+        while time.monotonic() - started < CATCH_UP_BOUND:
+            now = time.monotonic()
+            injector.tick(now)
+            self._restart_exited(now)
+            try:
+                records = [store.schedules.get(c.spec.scope_id, c.spec.name) for c in self.created]
+            except Exception as error:
+                log.info("chaos: could not read schedules: %s", error)
+                records = [None]
+            late = utcnow() - timedelta(seconds=1.0)
+            if all(r is not None and (r.next is None or r.next.fire_at > late) for r in records):
+                return time.monotonic() - started
+            time.sleep(0.2)
+        log.warning("chaos: schedules still overdue after %.0fs; pausing them anyway", CATCH_UP_BOUND)
+        return None
 
     def _drive(self, timeline: list[Planned], launcher: Launcher, injector: FaultInjector) -> None:
         """Play the timeline: launches and faults at their times; restarts and kills as they fall due."""
@@ -246,6 +275,7 @@ class ChaosRun:
             endings_checked=endings.checked,
             settle=settle,
             schedules=schedule_checks,
+            schedules_caught_up_after=self.caught_up_after,
             injected=Counter(event.kind for event in events),
             worker_exits=[f"{e.worker_id} pid {e.pids[0]} at +{e.at - self.started_at:.1f}s"
                           for e in self.worker_exits],
