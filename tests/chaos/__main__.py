@@ -1,5 +1,6 @@
 """`PYTHONPATH=tests python -m chaos`: the full chaos run; exit 1 when anything was lost,
-duplicated or stuck, or a run ended otherwise than it must."""
+duplicated or stuck, a run ended otherwise than it must, or a schedule's nominal time fired twice
+or went unaccounted for."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def parse_args(argv: list[str]) -> ChaosConfig:
                         help="comma-separated fault kinds to inject (default: all)")
     parser.add_argument("--fault-scale", type=float, default=1.0,
                         help="multiply the default number of each fault")
+    parser.add_argument("--no-schedules", action="store_true",
+                        help="create no schedules (by default one per overlap policy fires throughout)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -42,7 +45,7 @@ def parse_args(argv: list[str]) -> ChaosConfig:
         scopes=args.scopes, lease=args.lease, heartbeat=args.heartbeat, duration=args.duration,
         faults={fault: round(count * args.fault_scale) for fault, count in defaults.faults.items()
                 if fault in enabled},
-        workdir=args.workdir,
+        schedules=not args.no_schedules, workdir=args.workdir,
     )
 
 

@@ -16,6 +16,7 @@ import os
 import resource
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -122,6 +123,19 @@ def parent(ctx: shards.ProcessContext) -> None:
     ctx.report_progress("running child", 0.3)
     ctx.run_process("quick")
     ctx.report_progress("child done", 0.9)
+
+
+@app.process("scheduled", name="Scheduled")
+@recorded
+def scheduled(ctx: shards.ProcessContext) -> None:
+    """What the chaos schedules launch: cooperative, 0.5-4 s (drawn from its run id), so that
+    times overlap runs still active, and a stop (CancelOther) or a kill (TerminateOther) finds one."""
+    seconds = 0.5 + 3.5 * (zlib.crc32(ctx.run_id.encode()) % 1000) / 999
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if not ctx.should_continue():
+            return
+        time.sleep(0.05)
 
 
 # -- crashes and runaways: these need process isolation (in a thread they would take the worker down)

@@ -33,7 +33,9 @@ def launches(history: dict[str, RunRecord]) -> dict[str, list[RunRecord]]:
 
 
 def check_attempts(log: ExecutionLog, history: dict[str, RunRecord], injected: list[FaultEvent],
-                   outcomes: Outcomes) -> None:
+                   outcomes: Outcomes, stopped_otherwise: frozenset[str] = frozenset()) -> None:
+    """`stopped_otherwise`: runs that a stop the suite did not make may have ended (a schedule's
+    CancelOther or TerminateOther): like the suite's own stops, such a stop ends the launch."""
     by_launch = launches(history)
     hit = {run_id for event in injected for run_id in victims(event, log, history)}
     for launch_id, runs in by_launch.items():
@@ -48,7 +50,7 @@ def check_attempts(log: ExecutionLog, history: dict[str, RunRecord], injected: l
             _check_flaky(name, runs, outcomes)
     for event in injected:
         if event.kind == Fault.WORKER_TERM.value:
-            _check_handoff(event, log, history, by_launch, injected, outcomes)
+            _check_handoff(event, log, history, by_launch, injected, outcomes, stopped_otherwise)
 
 
 def _states(runs: list[RunRecord]) -> str:
@@ -73,9 +75,10 @@ def _check_flaky(name: str, runs: list[RunRecord], outcomes: Outcomes) -> None:
 
 def _check_handoff(event: FaultEvent, log: ExecutionLog, history: dict[str, RunRecord],
                    by_launch: dict[str, list[RunRecord]], injected: list[FaultEvent],
-                   outcomes: Outcomes) -> None:
+                   outcomes: Outcomes, stopped_otherwise: frozenset[str]) -> None:
     """A run its worker stopped on the way out runs again: its launch has a later attempt."""
     stopped_by_user = {run_id for other in injected if other.kind in STOPS for run_id in other.run_ids}
+    stopped_by_user |= stopped_otherwise
     for run_id in victims(event, log, history):
         run = history.get(run_id)
         if run is None or run.parent_run_id or run.state is not State.STOPPED or run_id in stopped_by_user:

@@ -75,6 +75,7 @@ class ChaosConfig:
     client_kill_delay: tuple[float, float] = (0.7, 1.0)
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     quiescence_margin: float = 5.0
+    schedules: bool = True  # interval schedules, one per overlap policy, fire throughout (chaos.schedules)
     workdir: Path | None = None  # default: a fresh temporary directory, kept for the logs
 
     @property

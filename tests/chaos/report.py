@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chaos.launches import LaunchCounts
+from chaos.schedules import ScheduleCheck, totals
 
 EXAMPLES = 8  # defects listed by name in the printed report
 
@@ -47,10 +48,17 @@ class Report:
     elapsed: float
     quiescent_after: float | None  # seconds the final wait took; None when the bound ran out
     workdir: str
+    schedules: list[ScheduleCheck] = field(default_factory=list)  # one per schedule (chaos.schedules)
+    schedules_caught_up_after: float | None = None  # seconds from the faults' end until none was overdue
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.stuck or self.wrong_endings)
+        return not (self.lost or self.duplicated or self.stuck or self.wrong_endings
+                    or self.schedule_defects)
+
+    @property
+    def schedule_defects(self) -> list[str]:
+        return [defect for check in self.schedules for defect in check.defects]
 
     def state_count(self, state: str) -> int:
         return sum(count for (name, _), count in self.final_states.items() if name == state)
@@ -82,6 +90,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
         ("STUCK", len(report.stuck)),
         *((f"  runs checked: {rule}", count) for rule, count in sorted(report.endings_checked.items())),
         ("WRONG ENDINGS", len(report.wrong_endings)),
+        *_schedule_rows(report),
     ]
     for name, value in rows:
         style = "bold red" if name.isupper() and value else None
@@ -94,6 +103,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
     for (state, reason), count in sorted(report.final_states.items()):
         states.add_row(state, reason or "-", str(count))
     console.print(states)
+
+    if report.schedules:
+        console.print(_schedule_table(report.schedules))
 
     settle = Table(title="Settle time: fault -> final state of the runs it hit")
     for column in ("fault", "injected", "victims", "settled", "unsettled", "p50", "p99", "max"):
@@ -110,6 +122,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
     for title, items in (("lost", report.lost), ("duplicated", report.duplicated),
                          ("stuck", report.stuck), ("wrong endings", report.wrong_endings),
+                         ("schedule defects", report.schedule_defects),
                          ("worker exits", report.worker_exits)):
         if items:
             console.print(f"[bold]{title}[/bold] ({len(items)}):")
@@ -117,3 +130,37 @@ def print_report(report: Report, console: Console | None = None) -> None:
                 console.print(f"  {item}", soft_wrap=True, highlight=False)
             if len(items) > EXAMPLES:
                 console.print(f"  ... and {len(items) - EXAMPLES} more")
+
+
+def _schedule_rows(report: Report) -> list[tuple[str, int | str]]:
+    if not report.schedules:
+        return []
+    total = totals(report.schedules)
+    return [
+        ("schedules", total.schedules),
+        ("  caught up before the pause after", _seconds(report.schedules_caught_up_after)
+         if report.schedules_caught_up_after is not None else "never (bound reached)"),
+        ("  nominal times due (creation to pause)", total.due),
+        ("  launched or queued, once each", total.launched),
+        ("  skipped (overlap policy)", total.skipped),
+        ("  missed (older than the catch-up window)", total.missed),
+        ("  failed to launch", total.failed),
+        ("  in flight at the pause", total.cut_off),
+        ("FIRED TWICE", total.twice),
+        ("UNACCOUNTED", total.unaccounted),
+        ("QUEUED FOREVER", total.stuck),
+    ]
+
+
+def _schedule_table(checks: list[ScheduleCheck]) -> Table:
+    table = Table(title="Schedules: nominal times from creation to pause")
+    table.add_column("schedule", no_wrap=True)
+    # launches: of its nominal times, in the history; execs: executions of their runs, in the log
+    for column in ("due", "launched", "skipped", "missed", "failed", "in flight", "launches", "execs",
+                   "defects"):
+        table.add_column(column, justify="right")
+    for check in checks:
+        table.add_row(check.name, *(str(n) for n in (
+            check.due, check.launched, check.skipped, check.missed, check.failed, check.cut_off,
+            check.launches, check.executions, len(check.defects))), style="red" if check.defects else None)
+    return table

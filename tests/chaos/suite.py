@@ -10,17 +10,20 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shards.records import ProcessRecord, RunRecord
+from shards.records import ProcessRecord, RunRecord, utcnow
+from shards.schedules import ScheduleRecord
 from shards.states import ACTIVE
 from shards_controller import Controller
 from shards_store import Store, connect
+from shards_store.reconciler import OVERDUE
 from tooling.harness import EmbeddedMongo, shards_env
 
-from chaos import analysis, attempts, outcomes
+from chaos import analysis, attempts, outcomes, schedules
 from chaos.app import app as chaos_app
 from chaos.config import WORKER_EXIT, ChaosConfig, Fault
 from chaos.faults import FaultEvent, FaultInjector, Planned, plan_timeline
@@ -36,6 +39,10 @@ STORE_TIMEOUT = 2.0  # server selection timeout of the suite's own store calls
 FAULT_RETRIES = 100  # a fault without a target now is retried every RETRY_AFTER seconds
 RETRY_AFTER = 0.5
 HISTORY_LIMIT = 100_000
+SCHEDULE_SETTLE = 2.0  # seconds between the last fault (every worker running) and the schedules' pause
+# A fire request lost to an outage (between the schedule's write and its request's) is armed again
+# by a reconciler pass once the time is OVERDUE: the pause waits that long for a stalled schedule.
+CATCH_UP_BOUND = OVERDUE + 30.0
 
 
 def retrying(call: Callable[[], T], what: str, timeout: float = 30.0) -> T:
@@ -70,6 +77,9 @@ class ChaosRun:
         self.store: Store | None = None
         self.worker_exits: list[FaultEvent] = []
         self.started_at = time.time()
+        self.created: list[ScheduleRecord] = []  # the schedules as created, and as paused
+        self.paused: list[ScheduleRecord] = []
+        self.caught_up_after: float | None = None  # seconds the schedules took to catch up before the pause
 
     # -- phases -------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -79,6 +89,8 @@ class ChaosRun:
         controller = Controller(self.store)
         self.pool.start_all()
         self._define_scopes(controller)
+        if self.config.schedules:
+            self._create_schedules(controller)
         launcher = Launcher(controller, self.env)
         injector = FaultInjector(self.config, self.rng, self.mongo, self.pool, launcher, controller,
                                  self.exec_log)
@@ -91,6 +103,8 @@ class ChaosRun:
             injector.tick(time.monotonic())  # clients due for a kill still get it, and are counted
             time.sleep(TICK)
         launcher.settle_clients(timeout=0.0)
+        if self.created:
+            self._pause_schedules(controller, injector)
         quiescent_after = self._wait_quiescent(injector)
         records, history = self._snapshot()
         report = self._report(launcher, injector, records, history, quiescent_after,
@@ -102,6 +116,56 @@ class ChaosRun:
             request = retrying(partial(controller.define, scope), f"define {scope}")
             retrying(partial(controller.wait_defined, request, timeout=30.0), f"wait for {scope}", 60.0)
         log.info("chaos: %d scopes defined", len(self.scopes))
+
+    def _create_schedules(self, controller: Controller) -> None:
+        for spec in schedules.specs(self.scopes):
+            self.created.append(retrying(partial(controller.schedules.apply, spec), f"schedule {spec.name}"))
+        log.info("chaos: %d schedules created", len(self.created))
+
+    def _pause_schedules(self, controller: Controller, injector: FaultInjector) -> None:
+        """Once every worker runs again and firing had a moment to catch up, pause each schedule:
+        the end of its window (chaos.schedules); then quiescence waits for its runs to end."""
+        settled_at = None
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            injector.tick(now)
+            self._restart_exited(now)
+            if not self.pool.all_running():
+                settled_at = None
+            elif settled_at is None:
+                settled_at = now
+            elif now - settled_at >= SCHEDULE_SETTLE:
+                break
+            time.sleep(TICK)
+        self.caught_up_after = self._wait_caught_up(injector)
+        for created in self.created:
+            spec = created.spec
+            pause = partial(controller.schedules.pause, spec.scope_id, spec.name, "chaos: quiescence")
+            self.paused.append(retrying(pause, f"pause {spec.name}"))
+        log.info("chaos: %d schedules paused", len(self.paused))
+
+    def _wait_caught_up(self, injector: FaultInjector) -> float | None:
+        """Bounded wait until no schedule's next time is overdue (by more than a second); None
+        when the bound ran out (the analysis then finds the times it left unaccounted for)."""
+        store = self.store
+        assert store is not None
+        started = time.monotonic()
+        while time.monotonic() - started < CATCH_UP_BOUND:
+            now = time.monotonic()
+            injector.tick(now)
+            self._restart_exited(now)
+            try:
+                records = [store.schedules.get(c.spec.scope_id, c.spec.name) for c in self.created]
+            except Exception as error:
+                log.info("chaos: could not read schedules: %s", error)
+                records = [None]
+            late = utcnow() - timedelta(seconds=1.0)
+            if all(r is not None and (r.next is None or r.next.fire_at > late) for r in records):
+                return time.monotonic() - started
+            time.sleep(0.2)
+        log.warning("chaos: schedules still overdue after %.0fs; pausing them anyway", CATCH_UP_BOUND)
+        return None
 
     def _drive(self, timeline: list[Planned], launcher: Launcher, injector: FaultInjector) -> None:
         """Play the timeline: launches and faults at their times; restarts and kills as they fall due."""
@@ -167,7 +231,7 @@ class ChaosRun:
         assert self.store is not None
         try:
             return [r for scope in self.scopes for r in self.store.processes.in_scope(scope)
-                    if r.state in ACTIVE]
+                    if r.state in ACTIVE or r.queue]
         except Exception as error:  # the store is briefly unreachable: not quiescent yet
             log.info("chaos: could not read records: %s", error)
             return [ProcessRecord("?", "?", "?")]
@@ -192,9 +256,11 @@ class ChaosRun:
         events = [*injector.events, *self.worker_exits]
         endings = outcomes.check_outcomes(execution_log, history, by_run, injector.events,
                                           self.pool.pid_deaths, self.config.stop_grace, self.config.lease)
-        attempts.check_attempts(execution_log, history, events, endings)
+        attempts.check_attempts(execution_log, history, events, endings,
+                                schedules.stopping_runs([c.spec for c in self.created], history))
         details: list[dict[str, Any]] = []
         settle = analysis.settle_times(events, execution_log, history, by_run, details)
+        schedule_checks = self._check_schedules(records, history, execution_log)
         # The fault-by-fault story, for whoever chases a defect the table points at.
         (self.workdir / "faults.json").write_text(json.dumps(details, indent=1))
         return Report(
@@ -208,6 +274,8 @@ class ChaosRun:
             wrong_endings=endings.defects,
             endings_checked=endings.checked,
             settle=settle,
+            schedules=schedule_checks,
+            schedules_caught_up_after=self.caught_up_after,
             injected=Counter(event.kind for event in events),
             worker_exits=[f"{e.worker_id} pid {e.pids[0]} at +{e.at - self.started_at:.1f}s"
                           for e in self.worker_exits],
@@ -215,6 +283,24 @@ class ChaosRun:
             quiescent_after=quiescent_after,
             workdir=str(self.workdir),
         )
+
+    def _check_schedules(self, records: list[ProcessRecord], history: dict[str, RunRecord],
+                         execution_log: analysis.ExecutionLog) -> list[schedules.ScheduleCheck]:
+        store = self.store
+        assert store is not None
+        targets = {(r.scope_id, r.process_id): r for r in records}
+        checks = []
+        for created, paused in zip(self.created, self.paused, strict=True):
+            spec = created.spec
+            final = retrying(partial(store.schedules.get, spec.scope_id, spec.name), f"read {spec.name}")
+            if final is None:
+                checks.append(schedules.ScheduleCheck(f"{spec.scope_id}/{spec.name}", spec.overlap.value,
+                                                      unaccounted=["the schedule is gone"]))
+                continue
+            checks.append(schedules.check_schedule(created, paused, final,
+                                                   targets.get((spec.scope_id, spec.process_id)),
+                                                   history, execution_log))
+        return checks
 
     def close(self) -> None:
         """Stop everything this run started, by pid; the workdir stays for the logs."""

@@ -1,5 +1,6 @@
 """A small seeded chaos run: nothing lost, duplicated or stuck, no run ended otherwise than it
-must (crashes, runaways, the runs beside a crash), and every fault really injected.
+must (crashes, runaways, the runs beside a crash), every fault really injected; and the schedules
+that fired throughout (one per overlap policy) fired no nominal time twice and lost none.
 
 About two minutes: 60 launches over 50 s on 3 workers, lease 3 s, a few faults of each kind,
 then the bounded wait for quiescence. `make chaos` runs the full-size version.
@@ -46,3 +47,10 @@ def test_small_chaos_run_loses_duplicates_and_strands_nothing(tmp_path: Path) ->
     assert report.duplicated == [], f"{len(report.duplicated)} duplicated runs (logs in {tmp_path})"
     assert report.stuck == [], f"{len(report.stuck)} stuck records (logs in {tmp_path})"
     assert report.wrong_endings == [], f"{report.wrong_endings[:8]} (logs in {tmp_path})"
+
+    # Schedules: each fired, their overlap policies acted, and every nominal time came to one end.
+    assert len(report.schedules) == 5
+    for check in report.schedules:
+        assert check.launched > 0 and check.executions > 0, f"{check.name} launched nothing"
+    assert sum(check.skipped for check in report.schedules) > 0, "no schedule skipped a time"
+    assert report.schedule_defects == [], f"{report.schedule_defects[:8]} (logs in {tmp_path})"
