@@ -92,7 +92,8 @@ def is_served(shape: QueryShape) -> bool:
         prefix = 0
         while prefix < len(keys) and keys[prefix] in shape.equality:
             prefix += 1
-        if prefix == 0:
+        # No equality at all: served when the index leads with the range or the sort.
+        if prefix == 0 and (shape.equality or keys[0] not in shape.ranges | set(shape.sort[:1])):
             continue
         if unique and prefix == len(keys):
             return True

@@ -81,12 +81,14 @@ class ScheduleBook:
             note=seen.note if note is None else note,
             updated_at=now,
         )
-        if spec is not None or (paused is False and seen.paused):
+        # Active after the change: its next time counts from now (a fire may have moved `next`
+        # since it was read: the generation guards that, not `next`). Paused: `next` stays as is.
+        keys = ["spec", "generation", "paused", "note", "nextFireAt", "updatedAt"]
+        if not changed.paused:
             changed.next = first_next(changed.spec, now)
+            keys.append("next")
         doc = changed.to_doc()
-        fields = {
-            k: doc[k] for k in ("spec", "generation", "paused", "note", "next", "nextFireAt", "updatedAt")
-        }
+        fields = {k: doc[k] for k in keys}
         if (
             self.collection.update_one({"_id": seen.key, "generation": seen.generation}, {"$set": fields})
             == 0
@@ -107,7 +109,9 @@ class ScheduleBook:
     ) -> ScheduleRecord | None:
         """Record what the fire of `seen.next` did and move to the following time, if the
         schedule still waits for that time under the same generation (else another worker did,
-        or the schedule changed: nothing is written). Arms the following time."""
+        or the schedule changed: nothing is written). The following time is armed first: a
+        schedule never waits for a time no request will wake anyone for (an arming for a time
+        that does not come to pass is completed as stale when claimed)."""
         assert seen.next is not None
         after = replace(
             seen,
@@ -124,10 +128,10 @@ class ScheduleBook:
             k: doc[k]
             for k in ("next", "nextFireAt", "fired", "launched", "skipped", "missed", "actions", "updatedAt")
         }
+        self.arm(after)
         query = {"_id": seen.key, "generation": seen.generation, "next.label": seen.next.label}
         if self.collection.update_one(query, {"$set": fields}) == 0:
             return None
-        self.arm(after)
         return after
 
     def note_actions(

@@ -2,7 +2,7 @@
 120 launches). A worker SIGKILLed 28 ms after its run's body returned left the record Done (the
 next nominal time launched behind it) and the history entry Running forever: Store.end_run moves
 the record first and writes the history second, and once the record moved on no settler ever
-looks at that entry again (retry_run writes the history first for this very reason)."""
+looks at that entry again. Now the history is written first, as retry_run does."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ def store(mongo_db_uri: str) -> Store:
     return store
 
 
-@pytest.mark.xfail(strict=True, reason="Store.end_run writes the record before the history entry")
 def test_a_writer_killed_inside_end_run_never_leaves_a_final_record_beside_a_running_entry(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

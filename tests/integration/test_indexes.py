@@ -4,8 +4,12 @@ history grows), checked on the shapes recorded while a real scenario runs."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
+from shards.records import utcnow
+from shards.schedule_times import Timing
+from shards.schedules import ScheduleSpec
 from shards.states import State
 from shards_controller import Controller
 from shards_store import connect
@@ -40,6 +44,15 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
         assert "RuntimeError: boom" in controller.run_logs("farm", "fail").lines[-1]  # its traceback, by _id
         controller.dismiss("farm", "fail")
         controller.list("farm", search="x")
+        schedule = ScheduleSpec(name="hourly", scope_id="farm", process_id="quick", timing=Timing(every=3600))
+        controller.schedules.create(schedule)
+        controller.schedules.trigger("farm", "hourly")
+        controller.wait("farm", "quick", lambda r: r.state is State.DONE, 30)
+        controller.schedules.pause("farm", "hourly")
+        controller.schedules.delete("farm", "hourly")
+        controller.launch("farm", "quick", at=utcnow() + timedelta(seconds=1))
+        controller.launch("farm", "quick", queue=True)
+        controller.wait("farm", "quick", lambda r: r.state is State.DONE and not r.queue, 30)
         controller.history("farm", "parent")
         ghost = store.workers.register("ghost", host="h", pid=1, catalog=[], concurrency=1, lease=0.5)
         wait_until(lambda: all(w.worker_id != ghost for w in store.workers.alive()), what="the reaper")

@@ -54,7 +54,8 @@ class Policing:
         """A shutdown: ask every run to stop; the launches of processes whose policy is
         on_shutdown="retry" run again elsewhere once they have ended here (a hand-off)."""
         for run in self.ledger.executions():
-            if run.parent is None and run.definition.on_shutdown == "retry":
+            # A run already stopping (a user's stop, a schedule's CancelOther) ends for that reason.
+            if run.parent is None and run.definition.on_shutdown == "retry" and not run.stop_requested():
                 run.ended_by = Cause.HANDOFF
                 run.ask_stop(f"handed off: worker {worker_id} shut down")
             else:
