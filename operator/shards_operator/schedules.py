@@ -40,6 +40,7 @@ from shards.schedules import (
 )
 from shards_controller import Controller, check_args
 from shards_controller.inputs import launch_options
+from shards_store.schedules import ScheduleExists
 
 from shards_operator.resource import INTERNAL, UNREACHABLE, Resource, may_use
 from shards_operator.status import Status, merge_conditions
@@ -196,9 +197,8 @@ def _write(controller: Controller, spec: ScheduleSpec, resource: Resource) -> Sc
         try:
             return controller.schedules.create(spec, paused=bool(resource.spec.get("paused")),
                                                note=str(resource.spec.get("note") or ""))
-        except ShardsError as error:
-            if type(error).__name__ != "ScheduleExists":  # created meanwhile: change it below
-                raise
+        except ScheduleExists:  # created meanwhile (another replay of the event): changed below
+            pass
     return controller.schedules.apply(spec)
 
 
