@@ -68,8 +68,9 @@ def create_schedule(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 
 @kopf.on.update(GROUP, VERSION, SCHEDULES, field="spec")
 def update_schedule(body: kopf.Body, old: Any, new: Any, logger: kopf.Logger, **_: Any) -> None:
-    """Give the schedule its new spec; pause or unpause it when spec.paused (or note) changed."""
-    before, after = dict(old.get("spec") or {}), dict(new.get("spec") or {})
+    """Give the schedule its new spec; pause or unpause it when spec.paused (or note) changed.
+    With field="spec", kopf's old and new are the specs themselves."""
+    before, after = dict(old or {}), dict(new or {})
     sync_pause = any(before.get(key) != after.get(key) for key in ("paused", "note"))
     resource = _resource(body)
     _deliver(resource, apply_schedule(SHARED.controller, resource, SHARED.settings.grants,
