@@ -190,8 +190,9 @@ def test_what_cel_cannot_check_reads_ready_false_with_a_warning(env: OperatorEnv
 
 def test_a_delayed_shard_process_waits_for_its_start_time(env: OperatorEnv, shp_crd: str) -> None:
     env.start_workers(1, app=TEST_APP)
+    env.shards.define(env.namespace)  # else the operator's first try waits for the scope
     env.start_operator()
-    start = utcnow() + timedelta(seconds=6)
+    start = utcnow() + timedelta(seconds=8)
     env.apply(env.shp("later", process="quick", startAt=iso(start)))
     waiting = env.wait_status("later", "Scheduled until its start time", lambda s: s.get("startAt"))
     assert waiting["state"] == "Scheduled"
