@@ -13,32 +13,15 @@ from typing import Any
 
 import pytest
 from e2e.operator_env import API_VERSION, OperatorEnv
-from e2e.resources import REPO_ROOT
 from integration.harness import wait_until
 from shards.records import iso, utcnow
-from tooling.cluster import KubeCluster, wait_for
+from tooling.cluster import KubeCluster
 
 pytestmark = pytest.mark.e2e
 
-SHS_CRD_FILE = REPO_ROOT / "crds" / "shardschedules.shards.dev.yaml"
-SHS_CRD = "shardschedules.shards.dev"
 TEST_APP = "tests/integration/apps/testapp.py:app"
 COLUMNS = ["NAME", "SCHEDULE", "TIMEZONE", "PAUSED", "LAST", "NEXT", "ACTIVE", "AGE"]
 POLL = 0.5  # seconds between kubectl reads of a status
-
-
-@pytest.fixture(scope="session")
-def shs_crd(kube_cluster: KubeCluster) -> str:
-    """The ShardSchedule CRD, applied idempotently and left in place (it is the real one)."""
-    kube_cluster.kubectl("apply", "-f", str(SHS_CRD_FILE))
-    kube_cluster.kubectl("wait", "--for=condition=Established", f"crd/{SHS_CRD}", "--timeout=90s",
-                         timeout=120)
-
-    def served() -> bool | None:  # Established, and kubectl's discovery knows the short name
-        return True if kube_cluster.kubectl("get", "shs", "-A", check=False).returncode == 0 else None
-
-    wait_for("shardschedules to be served", served, timeout=60)
-    return SHS_CRD
 
 
 def shs(name: str, **spec: Any) -> dict[str, Any]:
