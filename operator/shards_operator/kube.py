@@ -15,6 +15,7 @@ from shards_operator.resource import Resource
 log = logging.getLogger("shards.operator")
 
 GROUP, VERSION, PLURAL, KIND = "shards.dev", "v1alpha1", "shardprocesses", "ShardProcess"
+SCHEDULES, SCHEDULE_KIND = "shardschedules", "ShardSchedule"
 COMPONENT = "shards-operator"
 
 
@@ -27,7 +28,10 @@ def load_credentials() -> None:
 
 
 class KubePatcher:
-    def __init__(self) -> None:
+    """Status patches and Events of one kind of resource (ShardProcess unless told)."""
+
+    def __init__(self, plural: str = PLURAL, kind: str = KIND) -> None:
+        self.plural, self.kind = plural, kind
         configuration = client.Configuration.get_default_copy()
         configuration.connection_pool_maxsize = 32  # the mirror and up to 16 handler threads
         api = client.ApiClient(configuration)
@@ -37,7 +41,7 @@ class KubePatcher:
     def patch_status(self, resource: Resource, status: dict[str, Any]) -> None:
         try:
             self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, resource.namespace, PLURAL, resource.name, {"status": status}
+                GROUP, VERSION, resource.namespace, self.plural, resource.name, {"status": status}
             )
         except client.ApiException as error:
             if error.status != 404:  # a deleted resource has no status to keep
@@ -55,7 +59,7 @@ class KubePatcher:
         event = client.CoreV1Event(
             metadata=metadata,
             involved_object=client.V1ObjectReference(
-                api_version=f"{GROUP}/{VERSION}", kind=KIND, name=resource.name,
+                api_version=f"{GROUP}/{VERSION}", kind=self.kind, name=resource.name,
                 namespace=resource.namespace, uid=resource.uid,
             ),
             reason=reason, message=message[:1024], type=kind, count=1,

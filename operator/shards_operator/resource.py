@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from shards.errors import (
@@ -26,6 +27,7 @@ from shards.records import ProcessRecord, RunRecord
 from shards.retries import attempt_run_id
 from shards.states import ACTIVE, FINAL, State
 from shards_controller import Controller, check_args
+from shards_controller.inputs import check_start_at
 
 from shards_operator.status import (
     RunView,
@@ -137,12 +139,14 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
     launch_id = resource.launch_id(number)
     try:
         args = check_args(resource.spec.get("args"))
+        start_at = start_time(resource.spec)
         record = controller.launch(scope, str(resource.spec["process"]), args=args,
                                    confirm=bool(resource.spec.get("confirm")),
                                    run_id=launch_id,
                                    timeout=resource.spec.get("timeoutSeconds"),
                                    retries=resource.spec.get("retries"),
-                                   retry_backoff=resource.spec.get("retryBackoffSeconds"))
+                                   retry_backoff=resource.spec.get("retryBackoffSeconds"),
+                                   at=start_at, queue=bool(resource.spec.get("queue")))
     except InvalidArgs as error:
         return _waiting(resource, "InvalidArgs", str(error), None)
     except ConfirmationRequired as error:
@@ -161,11 +165,49 @@ def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str
     run = launch_view(controller, record, launch_id)
     if run is not None:
         outcome = observed(resource, run)
+    elif (place := queue_place(record, launch_id)) is not None:  # waits behind another run
+        outcome = _queued(resource, record, place)
     else:
         outcome = Outcome(status={"scope": scope, "observedGeneration": resource.generation})
     outcome.status["runs"] = number
     outcome.launched = True  # the Launched Event follows the status that shows it (the mirror's)
     return outcome
+
+
+def start_time(spec: dict[str, Any]) -> datetime | None:
+    """spec.startAt (a delayed launch) as a time, checked as the controller checks it; InvalidArgs
+    with one line, also for startAt and queue together (the schema's rule says so first)."""
+    value = spec.get("startAt")
+    if not value:
+        return None
+    if spec.get("queue"):
+        raise InvalidArgs("a launch waits either for spec.startAt or behind the active run (spec.queue), "
+                          "not both")
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return check_start_at(at)
+    except ValueError:
+        raise InvalidArgs(f"spec.startAt must be an RFC 3339 time like 2030-01-01T00:00:00Z, "
+                          f"got {value!r}") from None
+    except ShardsError as error:
+        raise InvalidArgs(f"spec.startAt: {error}") from None
+
+
+def queue_place(record: ProcessRecord, launch_id: str) -> int | None:
+    """The launch's place (1 = next) among those waiting behind the record's run, if it waits."""
+    return next((n for n, queued in enumerate(record.queue, start=1) if queued.run_id == launch_id), None)
+
+
+def _queued(resource: Resource, record: ProcessRecord, place: int) -> Outcome:
+    """spec.queue: this launch waits behind another run of the process; it starts once that run
+    and the launches queued before it have ended (the mirror follows it from then)."""
+    message = f"queued behind run {record.run_id} ({place} of {len(record.queue)} waiting)"
+    status: Status = {"scope": resource.scope, "observedGeneration": resource.generation,
+                      "state": State.SCHEDULED.value, "queued": len(record.queue),
+                      "progress": {"message": message, "rate": 0.0, "percent": 0}}
+    status["conditions"] = merge_conditions(resource.status.get("conditions"),
+                                            run_conditions(State.SCHEDULED, ""), resource.generation)
+    return Outcome(status=status)
 
 
 def _follow(controller: Controller, resource: Resource) -> Outcome:

@@ -20,7 +20,7 @@ from shards_store import connect, upgrade
 
 from shards_operator import metrics
 from shards_operator.election import Elector, Leadership
-from shards_operator.kube import KubePatcher, load_credentials
+from shards_operator.kube import SCHEDULE_KIND, SCHEDULES, KubePatcher, load_credentials
 from shards_operator.leases import KubeLeases, default_lease_namespace
 from shards_operator.mirror import StatusMirror
 from shards_operator.persistence import ArgsDigestDiffBaseStorage, allow_deep_bodies
@@ -84,6 +84,7 @@ def lead(settings: OperatorSettings, stop: StopSignal) -> None:
     """What only the leader runs, until SIGTERM/SIGINT (or `stop`): the status mirror on a thread,
     kopf (the handlers) on the main loop; then the last statuses are flushed."""
     SHARED.mirror = StatusMirror(SHARED.controller, KubePatcher(), settings.status_interval)
+    SHARED.schedules = KubePatcher(SCHEDULES, SCHEDULE_KIND)
     mirror_stop = threading.Event()
     mirror = threading.Thread(target=SHARED.mirror.run, args=(mirror_stop,), name="shards-mirror",
                               daemon=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shards_controller import Controller
 
-from shards_operator.mirror import StatusMirror
+from shards_operator.mirror import Patcher, StatusMirror
 from shards_operator.settings import OperatorSettings
 
 
@@ -12,6 +12,7 @@ class HandlerContext:
     settings: OperatorSettings
     controller: Controller
     mirror: StatusMirror
+    schedules: Patcher  # ShardSchedule status patches and Events (the handlers' and its timer's)
 
 
 SHARED = HandlerContext()

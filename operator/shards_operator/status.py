@@ -45,6 +45,8 @@ class RunView:
     attempt: int = 1
     attempts: tuple[Attempt, ...] = ()  # how the launch's earlier attempts ended
     retry_at: datetime | None = None  # a retry waits for this time to start
+    start_at: datetime | None = None  # a delayed launch (spec.startAt) waits for this time to start
+    queued: int = 0  # launches waiting behind this run (spec.queue, a schedule's buffer)
 
     @classmethod
     def of_record(cls, record: ProcessRecord, waiting: str = "") -> RunView:
@@ -55,6 +57,7 @@ class RunView:
             rate=record.progress.rate, error=status.error, worker=record.worker_id,
             running_since=status.running_since, finished_at=status.ended_at, duration=status.duration,
             attempt=max(1, record.attempt), attempts=tuple(record.attempts), retry_at=status.retry_at,
+            start_at=status.start_at if status.state is State.SCHEDULED else None, queued=len(record.queue),
         )
 
     @classmethod
@@ -87,6 +90,8 @@ def run_status(run: RunView) -> Status:
         "attempt": run.attempt,
         "attempts": [attempt_status(attempt) for attempt in run.attempts],
         "retryAt": iso(run.retry_at),  # null once the retry has started: a merge patch drops it
+        "startAt": iso(run.start_at),  # likewise once the delayed launch has started
+        "queued": run.queued,
     }
     if run.worker:  # a record lets go of its worker when the run ends: keep showing who ran it
         status["worker"] = run.worker

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 from e2e.operator_env import OperatorEnv
-from e2e.resources import CRD_FILE, CRD_NAME, DEPLOY, OPERATOR, can_i, fresh_namespace
+from e2e.resources import (
+    CRD_FILE,
+    CRD_NAME,
+    DEPLOY,
+    OPERATOR,
+    SHS_CRD_FILE,
+    SHS_CRD_NAME,
+    can_i,
+    fresh_namespace,
+)
 from tooling.cluster import (
     KubeCluster,
     KubeNode,
@@ -90,7 +99,22 @@ def shp_crd(kube_cluster: KubeCluster) -> str:
 
 
 @pytest.fixture(scope="session")
-def operator_rbac(kube_cluster: KubeCluster, shp_crd: str) -> str:
+def shs_crd(kube_cluster: KubeCluster) -> str:
+    """The ShardSchedule CRD, applied idempotently and left in place (the real one)."""
+    kube_cluster.kubectl("apply", "-f", str(SHS_CRD_FILE))
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", f"crd/{SHS_CRD_NAME}", "--timeout=90s", timeout=120
+    )
+
+    def served() -> bool | None:  # Established, and kubectl's discovery knows the short name
+        return True if kube_cluster.kubectl("get", "shs", "-A", check=False).returncode == 0 else None
+
+    wait_for("shardschedules to be served", served, timeout=60)
+    return SHS_CRD_NAME
+
+
+@pytest.fixture(scope="session")
+def operator_rbac(kube_cluster: KubeCluster, shp_crd: str, shs_crd: str) -> str:
     """deploy/namespace.yaml and deploy/operator-rbac.yaml, applied (and left: they are the real ones)."""
     out = kube_cluster.kubectl(
         "apply", "-f", str(DEPLOY / "namespace.yaml"), "-f", str(DEPLOY / "operator-rbac.yaml")

@@ -10,6 +10,8 @@ from tooling.cluster._common import REPO_ROOT
 
 CRD_FILE = REPO_ROOT / "crds" / "shardprocesses.shards.dev.yaml"
 CRD_NAME = "shardprocesses.shards.dev"
+SHS_CRD_FILE = REPO_ROOT / "crds" / "shardschedules.shards.dev.yaml"
+SHS_CRD_NAME = "shardschedules.shards.dev"
 DEPLOY = REPO_ROOT / "deploy"
 EXAMPLES = REPO_ROOT / "examples" / "kubernetes"  # ShardProcess resources of examples/sheep.py
 OPERATOR = "system:serviceaccount:shards-system:shards-operator"

@@ -404,6 +404,10 @@ ALLOWED = [
     ("get", "shardprocesses.shards.dev", "-n", "default"),
     ("patch", "shardprocesses.shards.dev", "--all-namespaces"),
     ("update", "shardprocesses.shards.dev", "--subresource=finalizers", "-n", "default"),
+    ("watch", "shardschedules.shards.dev", "--all-namespaces"),
+    ("list", "shardschedules.shards.dev", "--all-namespaces"),
+    ("patch", "shardschedules.shards.dev", "--all-namespaces"),
+    ("patch", "shardschedules.shards.dev", "--subresource=status", "--all-namespaces"),
     ("create", "events", "-n", "default"),
     ("patch", "events", "-n", "default"),
     ("create", "events.events.k8s.io", "--all-namespaces"),
@@ -419,6 +423,8 @@ DENIED = [
     ("create", "pods", "-n", "default"),
     ("delete", "shardprocesses.shards.dev", "-n", "default"),
     ("create", "shardprocesses.shards.dev", "-n", "default"),
+    ("delete", "shardschedules.shards.dev", "-n", "default"),
+    ("create", "shardschedules.shards.dev", "-n", "default"),
     ("patch", "deployments.apps", "-n", "default"),
     ("delete", "events", "-n", "default"),
     ("delete", "namespaces"),
@@ -487,7 +493,7 @@ def test_operator_token_can_write_status_but_not_delete(
 def test_every_rbac_rule_says_why_it_is_needed() -> None:
     lines = (DEPLOY / "operator-rbac.yaml").read_text().splitlines()
     rule_starts = [i for i, line in enumerate(lines) if line.strip().startswith("- apiGroups:")]
-    assert len(rule_starts) == 9  # 7 cluster-wide, 2 for the Lease in the release namespace
+    assert len(rule_starts) == 11  # 9 cluster-wide, 2 for the Lease in the release namespace
     for i in rule_starts:
         assert lines[i - 1].strip().startswith("#"), f"rule at line {i + 1} has no comment"
     text = "\n".join(lines)

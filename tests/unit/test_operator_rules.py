@@ -118,7 +118,7 @@ def test_a_new_resource_launches_its_first_run_under_a_stable_id() -> None:
     outcome = apply(controller, resource(args={"n": 3}))
     assert controller.launches == [{"scope": "team-a", "process": "count-sheep", "args": {"n": 3},
                                     "confirm": False, "run_id": "k8s-uid-1-1", "timeout": None,
-                                    "retries": None, "retry_backoff": None}]
+                                    "retries": None, "retry_backoff": None, "at": None, "queue": False}]
     assert (outcome.status["runs"], outcome.status["state"], outcome.retry_after) == (1, "Scheduled", None)
     assert outcome.launched and outcome.events == []  # Launched is posted once the status shows it
     waiting = {c["type"]: c for c in outcome.status["conditions"]}["Waiting"]
