@@ -206,3 +206,22 @@ def test_arguments_the_server_would_reject_never_touch_the_record(shards_env: Sh
     assert len(shards_env.controller.history(SCOPE, "quick")) == 1
     assert not [r for r in shards_env.controller.list(SCOPE) if r.state in ACTIVE]
 
+
+
+def test_a_run_that_completes_while_its_worker_hands_it_off_is_done_not_run_again(
+    shards_env: ShardsHarness, tmp_path: Path
+) -> None:
+    """SIGTERM (a rolling update) asks the runs to stop and hands them off; a run whose body never
+    looks at should_continue() and completes during the grace did its work: Done, and not run
+    again elsewhere (found by the chaos run on Pods: a launch completed twice)."""
+    log = tmp_path / "runs.log"
+    leaving = shards_env.start_worker()
+    shards_env.define("h")
+    shards_env.ok("launch", "quick", "--scope", "h", "--args", json.dumps({"log": str(log), "pause": 2}))
+    shards_env.wait_state("h", "quick", State.RUNNING)
+    shards_env.start_worker()  # where a hand-off would run it again
+    leaving.send_signal(signal.SIGTERM)
+    done = shards_env.wait_state("h", "quick", State.DONE, State.STOPPED, State.FAILED, timeout=60)
+    assert (done.state, done.attempt) == (State.DONE, 1), done
+    time.sleep(1)
+    assert len(log.read_text().splitlines()) == 1

@@ -213,7 +213,9 @@ class Lifecycle:
         error = ""
         try:
             run.definition(context)
-            state = State.STOPPED if run.stop_requested() else State.DONE
+            # Stopped only if it saw the stop: a body that ran to its end while a stop was on its
+            # way (a hand-off at shutdown, say) did its work, and must not run again.
+            state = State.STOPPED if run.stop_observed else State.DONE
         except ProcessStopped:
             state = State.STOPPED
         except BaseException as failure:
@@ -234,7 +236,13 @@ class WorkerRuntime:
         self.log_line = run.logs.append  # ctx.log's sink: no call of ours in between
 
     def should_continue(self) -> bool:
-        return not self._run.stop_requested()
+        if not self._run.stop_requested():
+            return True
+        run: Run | None = self._run  # a stop seen by an inline child is seen by the runs it came from
+        while run is not None and run.stop_requested():
+            run.stop_observed = True
+            run = run.parent
+        return False
 
     def report_progress(self, message: str, rate: float) -> None:
         self._run.progress.report(message, rate)

@@ -41,6 +41,7 @@ class Run:
     permanent: bool = False  # it raised shards.Permanent: not retried
     ended_by: Cause | None = None  # the worker ended it (shutting down, or losing its lease)
     stop_recorded: bool = False  # a stop of it was recorded as Stopping (see Policing.stop_run)
+    stop_observed: bool = False  # its body was told to stop (should_continue() said no)
 
     @property
     def run_id(self) -> str:
