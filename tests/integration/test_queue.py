@@ -56,8 +56,11 @@ def test_a_stopped_run_hands_over_to_its_queue(shards_env: ShardsHarness) -> Non
     harness.wait_state("q2", "wait-for-stop", State.RUNNING)
     harness.controller.launch("q2", "wait-for-stop", args={"limit": 0.1}, run_id="after-stop", queue=True)
     harness.controller.stop("q2", "wait-for-stop")
-    wait_until(lambda: (r := harness.record("q2", "wait-for-stop")).run_id == "after-stop" and r.state in FINAL,
-               what="the queued run to end", timeout=60)
+    def queued_run_ended() -> bool:
+        record = harness.record("q2", "wait-for-stop")
+        return record.run_id == "after-stop" and record.state in FINAL
+
+    wait_until(queued_run_ended, what="the queued run to end", timeout=60)
     done = harness.record("q2", "wait-for-stop")
     assert done.state is State.DONE, done
     history = harness.controller.history("q2", "wait-for-stop")
