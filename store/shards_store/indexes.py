@@ -22,6 +22,7 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
     ],
     "runs": [
         ("history", ["scopeId", "processId", "requestedAt"], False),
+        ("state", ["state"], False),  # the reconciler's look at entries still Running
     ],
     "workers": [
         ("liveness", ["state", "heartbeatAt"], False),

@@ -21,7 +21,7 @@ from shards.ownership import SilenceWatch, is_owned, orphan_verdict
 from shards.records import ProcessRecord, ProcessStatus, WorkerRecord, utcnow
 from shards.requests import Request, RequestKind, RequestState
 from shards.retries import Cause, plan_retry
-from shards.states import EXECUTING, State
+from shards.states import EXECUTING, FINAL, State
 
 from shards_store.store import Store
 from shards_store.workers import ALIVE, GONE, LOST, REPLACED
@@ -48,6 +48,7 @@ class Reconciler:
         self._orphans = SilenceWatch()
         self._waiting = SilenceWatch()  # launches not started yet, by run id
         self._queues = SilenceWatch()  # ended records with launches queued behind them
+        self._entries = SilenceWatch()  # history entries Running that no active record names
         self._last_pass: float | None = None
         self.live_workers: list[WorkerRecord] = []  # as the last pass saw them
         self._cut_off = False  # set by forget(), from any thread
@@ -66,7 +67,7 @@ class Reconciler:
         now = self._clock()
         if self._cut_off or (self._last_pass is not None and now - self._last_pass > max_gap):
             self._cut_off = False
-            for watch in (self._beats, self._orphans, self._waiting, self._queues):
+            for watch in (self._beats, self._orphans, self._waiting, self._queues, self._entries):
                 watch.forget()
         try:
             alive = self.store.workers.alive()
@@ -79,7 +80,7 @@ class Reconciler:
                 self._arm_overdue_schedules()
             else:  # observations must be continuous to count: start afresh when elected again
                 settled = []
-                for watch in (self._orphans, self._waiting, self._queues):
+                for watch in (self._orphans, self._waiting, self._queues, self._entries):
                     watch.forget()
         except StoreUnavailable:
             self.forget()
@@ -131,7 +132,31 @@ class Reconciler:
                              Cause.HANDOFF if handoff else Cause.WORKER_LOST):
                 settled.append(record.run_id)
         self._orphans.keep_only(record.run_id for record in orphans)
+        self._end_stale_entries({record.run_id for record in active}, now)
         return settled
+
+    def _end_stale_entries(self, named: set[str], now: float) -> None:
+        """History entries left Running by a worker killed between a run's two end writes (the
+        record's, then the entry's): once no active record has named the run for a while, the
+        entry gets the record's end (or, if the record moved on, a failure saying so)."""
+        stale = [entry for entry in self.store.runs.executing() if entry.run_id not in named]
+        self._entries.keep_only(entry.run_id for entry in stale)
+        for entry in stale:
+            if self._entries.unchanged_for(entry.run_id, entry.state, now) < self.orphan_grace:
+                continue
+            record = self.store.processes.get(entry.scope_id, entry.process_id)
+            if record is not None and record.run_id == entry.run_id and record.state not in FINAL:
+                continue  # started since the pass read the active records
+            if record is not None and record.run_id == entry.run_id:
+                status = record.status
+            else:
+                status = ProcessStatus.ended(
+                    State.FAILED, running_since=entry.started_at,
+                    error="its end was not recorded (its worker went away as it ended)")
+            self.store.runs.ended(entry.run_id, entry.scope_id, entry.process_id, status,
+                                  launch_id=entry.launch_id, attempt=entry.attempt)
+            log.warning("ended the history entry of run %s (%s): %s", entry.run_id,
+                        status.state.value, status.error or "as its record says")
 
     def _schedule_stranded_queues(self, now: float) -> list[str]:
         """Records whose run ended while launches waited behind it, left so for a while: the

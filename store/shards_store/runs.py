@@ -83,6 +83,10 @@ class RunHistory:
         doc = self.collection.find_one({"_id": run_id})
         return RunRecord.from_doc(doc) if doc else None
 
+    def executing(self) -> list[RunRecord]:
+        """The entries of runs still Running, as far as the history knows."""
+        return [RunRecord.from_doc(doc) for doc in self.collection.find({"state": State.RUNNING.value})]
+
     def of_process(self, scope_id: str, process_id: str, limit: int = 20) -> list[RunRecord]:
         docs = self.collection.find(
             {"scopeId": scope_id, "processId": process_id},

@@ -141,22 +141,18 @@ class Store:
         settlement by a reconciler must not end a run that has since started or moved on).
         Returns the record after the write, or None if it had already moved on.
         """
-        def history() -> None:
-            self.runs.ended(record.run_id, record.scope_id, record.process_id, status,
-                            args=request.args if request else None,
-                            requested_at=request.created_at if request else None,
-                            launch_id=record.launch_id, attempt=max(1, record.attempt))
-
-        # The run's own end: its history entry first. Once the record has moved on, nothing would
-        # ever end the entry if this writer died between the two writes (as in retry_run).
-        if not only_from_seen_state:
-            history()
         ended = self.processes.finish(
             record.scope_id, record.process_id, record.run_id, status, progress or record.progress,
             sources=frozenset({record.state}) if only_from_seen_state else None,
         )
-        if ended is not None and only_from_seen_state:  # a settlement: only if it took place
-            history()
+        # The record first: a writer killed between the two writes leaves the history entry
+        # Running (the reconciler ends it from the record), never a record still Running for a
+        # body that completed (a reconciler would hand it off, and run it again).
+        if ended is not None or not only_from_seen_state:
+            self.runs.ended(record.run_id, record.scope_id, record.process_id, status,
+                            args=request.args if request else None,
+                            requested_at=request.created_at if request else None,
+                            launch_id=record.launch_id, attempt=max(1, record.attempt))
         if ended is not None and ended.queue:  # launches waited behind this run: the next starts
             self.schedule_queued(ended)
         schedule = record.launch.options.get("schedule")
