@@ -215,14 +215,16 @@ class ChaosRun:
                                                 pids=[exit.pid]))
 
     def _wait_quiescent(self, injector: FaultInjector) -> float | None:
-        """Bounded wait until no record is active; keeps restarting workers that exit meanwhile."""
+        """Bounded wait until no record is active and no history entry is Running (an entry whose
+        end a killed worker never wrote is ended by a reconciler from the record); keeps restarting
+        workers that exit meanwhile."""
         bound = self.config.quiescence_bound
         started = time.monotonic()
         while time.monotonic() - started < bound:
             now = time.monotonic()
             injector.tick(now)
             self._restart_exited(now)
-            if self.pool.all_running() and not self._active_records():
+            if self.pool.all_running() and not self._active_records() and not self._running_entries():
                 return time.monotonic() - started
             time.sleep(0.5)
         return None
@@ -235,6 +237,14 @@ class ChaosRun:
         except Exception as error:  # the store is briefly unreachable: not quiescent yet
             log.info("chaos: could not read records: %s", error)
             return [ProcessRecord("?", "?", "?")]
+
+    def _running_entries(self) -> bool:
+        assert self.store is not None
+        try:
+            return bool(self.store.runs.executing())
+        except Exception as error:  # the store is briefly unreachable: not quiescent yet
+            log.info("chaos: could not read the history: %s", error)
+            return True
 
     def _snapshot(self) -> tuple[list[ProcessRecord], dict[str, RunRecord]]:
         store = self.store
