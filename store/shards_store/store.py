@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, MongoClient
@@ -176,19 +177,9 @@ class Store:
         # attempt nothing would ever end this entry, if the writer died between the two writes.
         self.runs.ended(record.run_id, record.scope_id, record.process_id, ended,
                         launch_id=record.launch_id, attempt=max(1, record.attempt))
-        queued = False
-        with contextlib.suppress(DuplicateKeyError):  # queued already: by an earlier try of this
-            self.requests.submit(request)             # write, or by another settler of the attempt
-            queued = True
-        moved = self.processes.retry(record, ended, plan, retry_at, Progress(plan.message, 0.0))
-        if moved is None:
-            # Withdraw only a request this call queued and no record names: another settler of
-            # the same attempt may have moved the record to it, with this very request id.
-            current = self.processes.get(record.scope_id, record.process_id)
-            if queued and (current is None or current.run_id != plan.run_id):
-                self.requests.withdraw_launch(plan.run_id)
-            return None
-        return moved
+        return self._request_then_move(
+            record, request, lambda: self.processes.retry(record, ended, plan, retry_at,
+                                                          Progress(plan.message, 0.0)))
 
     def schedule_queued(self, record: ProcessRecord) -> ProcessRecord | None:
         """The run of `record` has ended: schedule the first launch waiting behind it. Its request
@@ -199,16 +190,24 @@ class Store:
         request = Request(kind=RequestKind.LAUNCH, scope_id=record.scope_id, process_id=record.process_id,
                           run_id=head.run_id, args=head.args, options=head.options, pool=record.pool,
                           id=head.run_id)
-        submitted = False
+        return self._request_then_move(record, request, lambda: self.processes.schedule_queued(record))
+
+    def _request_then_move(self, record: ProcessRecord, request: Request,
+                           move: Callable[[], ProcessRecord | None]) -> ProcessRecord | None:
+        """Queue the request of the run the record moves to, then move it (`move`: a guarded
+        write). The request is named by its run id: one queued already (by an earlier try of this,
+        or by another writer of the same move) is kept. If the record did not move, the request
+        is withdrawn, but only if this call queued it and no record names its run: another writer
+        may have moved the record to it, with this very request."""
+        queued = False
         with contextlib.suppress(DuplicateKeyError):
             self.requests.submit(request)
-            submitted = True
-        moved = self.processes.schedule_queued(record)
+            queued = True
+        moved = move()
         if moved is None:
             current = self.processes.get(record.scope_id, record.process_id)
-            if submitted and (current is None or current.run_id != head.run_id):
-                self.requests.withdraw_launch(head.run_id)
-            return None
+            if queued and (current is None or current.run_id != request.run_id):
+                self.requests.withdraw_launch(request.run_id)
         return moved
 
     def end_unstarted(

@@ -83,34 +83,27 @@ def kube_namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) ->
         yield name
 
 
+def _applied_crd(kube_cluster: KubeCluster, path: Path, name: str, short_name: str) -> str:
+    """A CRD, applied idempotently and left in place (the real one; others may use it), once it
+    is Established and kubectl's discovery knows its short name."""
+    kube_cluster.kubectl("apply", "-f", str(path))
+    kube_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=90s", timeout=120)
+
+    def served() -> bool | None:
+        return True if kube_cluster.kubectl("get", short_name, "-A", check=False).returncode == 0 else None
+
+    wait_for(f"{name} to be served", served, timeout=60)
+    return name
+
+
 @pytest.fixture(scope="session")
 def shp_crd(kube_cluster: KubeCluster) -> str:
-    """The CRD, applied idempotently and left in place (it is the real one; others may use it)."""
-    kube_cluster.kubectl("apply", "-f", str(CRD_FILE))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=90s", timeout=120
-    )
-
-    def served() -> bool | None:  # Established, and kubectl's discovery knows the short name
-        return True if kube_cluster.kubectl("get", "shp", "-A", check=False).returncode == 0 else None
-
-    wait_for("shardprocesses to be served", served, timeout=60)
-    return CRD_NAME
+    return _applied_crd(kube_cluster, CRD_FILE, CRD_NAME, "shp")
 
 
 @pytest.fixture(scope="session")
 def shs_crd(kube_cluster: KubeCluster) -> str:
-    """The ShardSchedule CRD, applied idempotently and left in place (the real one)."""
-    kube_cluster.kubectl("apply", "-f", str(SHS_CRD_FILE))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", f"crd/{SHS_CRD_NAME}", "--timeout=90s", timeout=120
-    )
-
-    def served() -> bool | None:  # Established, and kubectl's discovery knows the short name
-        return True if kube_cluster.kubectl("get", "shs", "-A", check=False).returncode == 0 else None
-
-    wait_for("shardschedules to be served", served, timeout=60)
-    return SHS_CRD_NAME
+    return _applied_crd(kube_cluster, SHS_CRD_FILE, SHS_CRD_NAME, "shs")
 
 
 @pytest.fixture(scope="session")
