@@ -219,3 +219,31 @@ def test_a_rolling_update_of_the_workers_loses_no_launch(release: Release) -> No
         runs = sorted(release.controller.history(scope, "count-sheep"), key=lambda run: run.attempt)
         assert [run.state for run in runs] == [State.STOPPED] * (len(runs) - 1) + [State.DONE]
         assert all("handed off" in run.error or "grace" in run.error for run in runs[:-1])
+
+
+def test_a_shardschedule_fires_runs_on_the_worker_pods(release: Release, tmp_path: Path) -> None:
+    """Through the operator Pod and the worker Pods: a ShardSchedule of every 2 s launches runs
+    on a worker Pod, each nominal time once; paused, it fires nothing more."""
+    release.install()
+    release.available("operator")
+    release.available("worker-default")
+    manifest = tmp_path / "schedule.yaml"
+    manifest.write_text(json.dumps({
+        "apiVersion": "shards.dev/v1alpha1", "kind": "ShardSchedule", "metadata": {"name": "often"},
+        "spec": {"process": "count-sheep", "args": {"n": 1}, "every": "2s", "overlap": "BufferOne"},
+    }))
+    release.kubectl("apply", "-f", str(manifest))
+
+    def launched() -> int:
+        return int(release.kubectl("get", "shs", "often", "-o", "jsonpath={.status.launched}", check=False)
+                   or 0)
+
+    wait_until(lambda: launched() >= 3, timeout=WAIT, what="three fires mirrored in the status")
+    release.kubectl("patch", "shs", "often", "--type", "merge", "-p", '{"spec":{"paused":true}}')
+    wait_until(lambda: release.controller.schedules.get(release.namespace, "often").paused, timeout=WAIT,
+               what="the pause to reach the schedule")
+    [worker_pod] = release.pods("worker")
+    runs = release.controller.history(release.namespace, "count-sheep", limit=100)
+    labels = [run.launch_id.split(":")[1] for run in runs]
+    assert len(labels) == len(set(labels)) >= 3  # one launch per nominal time
+    assert all(run.worker_id.startswith(worker_pod) for run in runs if run.worker_id)
