@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from shards.errors import (
     ConfirmationRequired,
@@ -39,6 +40,8 @@ from shards_operator.status import (
 )
 
 log = logging.getLogger("shards.operator")
+
+T = TypeVar("T")
 UNREACHABLE = "MongoDB is unreachable; retrying"  # what a tenant reads: no server address
 # What a tenant reads of anything else that went wrong on the operator's side (a store error
 # other than an outage, a bug): the detail, which may name servers, stays in the operator's log.
@@ -116,14 +119,21 @@ def may_use(namespace: str, scope: str, grants: dict[str, set[str]]) -> bool:
 
 def apply_spec(controller: Controller, resource: Resource, grants: dict[str, set[str]]) -> Outcome:
     """Launch the run the spec asks for (once), stop it when asked, or say why it waits."""
+    return guarded(resource, lambda: _apply(controller, resource, grants), _waiting)
+
+
+def guarded(resource: Resource, act: Callable[[], T],
+            waiting: Callable[[Resource, str, str, float | None], T]) -> T:
+    """What `act` returns; an outage, or a bug, is said by `waiting` (the resource's own condition)
+    and retried soon, never raised to kopf (it would put the text in an Event and an annotation)."""
     try:
-        return _apply(controller, resource, grants)
+        return act()
     except StoreUnavailable as error:  # the server's address stays in this log, not in the status
         log.warning("%s/%s waits: %s", resource.namespace, resource.name, error)
-        return _waiting(resource, "StoreUnavailable", UNREACHABLE, RETRY_SOON)
-    except Exception:  # never kopf's: it would put the text in an Event and an annotation
+        return waiting(resource, "StoreUnavailable", UNREACHABLE, RETRY_SOON)
+    except Exception:
         log.exception("%s/%s: the operator could not act on it; retrying", resource.namespace, resource.name)
-        return _waiting(resource, "OperatorError", f"{INTERNAL}; retrying", RETRY_SOON)
+        return waiting(resource, "OperatorError", f"{INTERNAL}; retrying", RETRY_SOON)
 
 
 def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str]]) -> Outcome:

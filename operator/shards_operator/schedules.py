@@ -42,7 +42,7 @@ from shards_controller import Controller, check_args
 from shards_controller.inputs import launch_options
 from shards_store.schedules import ScheduleExists
 
-from shards_operator.resource import INTERNAL, UNREACHABLE, Resource, may_use
+from shards_operator.resource import INTERNAL, Resource, guarded, may_use
 from shards_operator.status import Status, merge_conditions
 
 log = logging.getLogger("shards.operator")
@@ -147,14 +147,7 @@ def apply_schedule(controller: Controller, resource: Resource, grants: dict[str,
     say whether it could (condition Ready). `sync_pause`: spec.paused or spec.note was set or
     changed (a create, an edit of them) and decides both ways; otherwise (a resume, other edits)
     paused: true still holds, but a pause by pauseOnFailure or `shards schedule pause` is kept."""
-    try:
-        return _apply(controller, resource, grants, sync_pause)
-    except StoreUnavailable as error:  # the server's address stays in this log, not in the status
-        log.warning("%s/%s waits: %s", resource.namespace, resource.name, error)
-        return _not_ready(resource, "StoreUnavailable", UNREACHABLE, RETRY_SOON)
-    except Exception:  # never kopf's: it would put the text in an Event and an annotation
-        log.exception("%s/%s: the operator could not act on it; retrying", resource.namespace, resource.name)
-        return _not_ready(resource, "OperatorError", f"{INTERNAL}; retrying", RETRY_SOON)
+    return guarded(resource, lambda: _apply(controller, resource, grants, sync_pause), _not_ready)
 
 
 def _apply(controller: Controller, resource: Resource, grants: dict[str, set[str]],
