@@ -76,10 +76,21 @@ def test_the_worker_claims_by_id_and_starts_in_one_write(mongo_db_uri: str) -> N
     thread.start()
     try:
         observer.wait_defined(observer.define("farm"), timeout=30)
-        wait_until(lambda: worker.offers.me and not worker.claiming.sweep_due(), what="the first sweep")
-        store.query_log.enabled = True  # the worker's side only: the observer has its own store
-        run_id = observer.launch("farm", "quick", args={"n": 7}).run_id
-        observer.wait("farm", "quick", lambda r: r.state is State.DONE, 30)
+        # The define's end asks for a sweep (shards_worker.defines): wait until that one is over,
+        # or it may take the launch by a query instead of its event.
+        claiming = worker.claiming
+        wait_until(lambda: worker.offers.me and worker.definer.idle() and not claiming.sweep_due()
+                   and not claiming.sweeping, what="the sweep after the define")
+        for _ in range(3):  # a break in the stream (a loaded machine) sweeps: launch again
+            sweeps = claiming.sweeps
+            store.query_log.round_trips.clear()
+            store.query_log.enabled = True  # the worker's side only: the observer has its own store
+            run_id = observer.launch("farm", "quick", args={"n": 7}).run_id
+            done = lambda r, run_id=run_id: r.run_id == run_id and r.state is State.DONE  # noqa: E731
+            observer.wait("farm", "quick", done, 30)
+            store.query_log.enabled = False
+            if claiming.sweeps == sweeps and not claiming.sweeping:
+                break
     finally:
         worker.request_shutdown()
         thread.join(timeout=30)

@@ -45,6 +45,8 @@ class Claiming:
         self.wakeups = Wakeups(None)  # opened at start
         self._next_sweep = 0.0  # monotonic: the first sweep is at once
         self._backlog = False  # launches may be pending that no offer names: look when a slot frees
+        self.sweeping = False  # a sweep is under way (read by tests and the debugger, never waited on)
+        self.sweeps = 0  # sweeps completed
 
     def open(self) -> None:
         """Follow the change stream (or poll without one); wake-ups start arriving."""
@@ -63,7 +65,15 @@ class Claiming:
         settings = self.settings
         self._next_sweep = time.monotonic() + (settings.poll_interval if self.wakeups.feed is None
                                                else settings.sweep_interval)
-        self.offers.expire(older_than=settings.sweep_interval)
+        self.sweeping = True
+        try:
+            self._sweep()
+        finally:
+            self.sweeping = False
+            self.sweeps += 1
+
+    def _sweep(self) -> None:
+        self.offers.expire(older_than=self.settings.sweep_interval)
         self.firing.release_unfinished()
         while (stop := self._claim(RequestKind.STOP, addressed=True)) is not None:
             self._deliver_stop(stop)
