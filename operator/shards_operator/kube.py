@@ -17,6 +17,7 @@ log = logging.getLogger("shards.operator")
 GROUP, VERSION, PLURAL, KIND = "shards.dev", "v1alpha1", "shardprocesses", "ShardProcess"
 SCHEDULES, SCHEDULE_KIND = "shardschedules", "ShardSchedule"
 COMPONENT = "shards-operator"
+REQUEST_TIMEOUT = (5.0, 15.0)  # seconds to connect, to read: a patch never hangs the mirror
 
 
 def load_credentials() -> None:
@@ -33,7 +34,7 @@ class KubePatcher:
     def __init__(self, plural: str = PLURAL, kind: str = KIND) -> None:
         self.plural, self.kind = plural, kind
         configuration = client.Configuration.get_default_copy()
-        configuration.connection_pool_maxsize = 32  # the mirror and up to 16 handler threads
+        configuration.connection_pool_maxsize = 32  # the mirror's patch threads and up to 16 handler threads
         api = client.ApiClient(configuration)
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
@@ -41,7 +42,8 @@ class KubePatcher:
     def patch_status(self, resource: Resource, status: dict[str, Any]) -> None:
         try:
             self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, resource.namespace, self.plural, resource.name, {"status": status}
+                GROUP, VERSION, resource.namespace, self.plural, resource.name, {"status": status},
+                _request_timeout=REQUEST_TIMEOUT,
             )
         except client.ApiException as error:
             if error.status != 404:  # a deleted resource has no status to keep
@@ -67,7 +69,7 @@ class KubePatcher:
             source=client.V1EventSource(component=COMPONENT), reporting_component=COMPONENT,
         )
         try:
-            self._core.create_namespaced_event(resource.namespace, event)
+            self._core.create_namespaced_event(resource.namespace, event, _request_timeout=REQUEST_TIMEOUT)
         except client.ApiException as error:
             if error.status != 409 or not key:  # 409: this Event was posted already
                 raise

@@ -2,7 +2,10 @@
 (never one per resource), a sweep at start and after stream errors, at most one status patch
 per resource per interval, and the final state always delivered.
 
-The mirror is the only writer of ShardProcess status, so patches never race each other.
+The mirror is the only writer of ShardProcess status, so it knows what each status holds: a
+patch carries only what changed, and none is sent when nothing did (an operator restarted over
+thousands of finished resources sends none). Patches go out on a bounded pool of threads, one
+at a time per resource, so that a burst is not one API round trip after another.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,7 +25,15 @@ from shards_controller import Controller
 from shards_store import ChangeFeed
 
 from shards_operator import metrics
-from shards_operator.resource import Outcome, Resource, current_run, launch_of, observed, view_of
+from shards_operator.resource import (
+    Outcome,
+    Resource,
+    current_run,
+    launch_done,
+    launch_of,
+    observed,
+    view_of,
+)
 from shards_operator.status import for_tenant
 
 log = logging.getLogger("shards.operator")
@@ -35,6 +48,7 @@ EVENT_ON_STATE = {
     State.FAILED: ("Warning", "Failed"),
 }
 EVENT_STATES = {state.value for state in EVENT_ON_STATE}
+PATCH_THREADS = 8  # status patches in flight at once (the API server's fairness limits decide the rest)
 
 
 class Patcher(Protocol):
@@ -72,20 +86,29 @@ class Shown:
 @dataclass
 class Tracked:
     resource: Resource
-    shown: Shown  # what its stored status shows, as the last patch left it
+    stored: dict[str, Any]  # its status as the API server holds it: the first body's, then our patches
     runs: int = 0  # the resource's launched runs, as the mirror last learnt them
     pending: dict[str, Any] = field(default_factory=dict)
     last_patch: float = 0.0
     state: str = ""  # as last queued (the resources-by-state gauge)
+    sending: bool = False  # a patch of it is in flight: the next waits (one at a time per resource)
+
+    @property
+    def shown(self) -> Shown:
+        return Shown.of(self.stored)
 
 
 class StatusMirror:
-    def __init__(self, controller: Controller, patcher: Patcher, interval: float = 1.0) -> None:
+    def __init__(self, controller: Controller, patcher: Patcher, interval: float = 1.0,
+                 patch_threads: int = PATCH_THREADS) -> None:
         self.controller = controller
         self.patcher = patcher
         self.interval = interval
         self._lock = threading.Lock()
         self._by_uid: dict[str, Tracked] = {}
+        self._queued: set[str] = set()  # uids with a pending status: a flush looks at these only
+        self._states: Counter[str] = Counter()  # tracked resources by state (the gauge)
+        self._pool = ThreadPoolExecutor(max_workers=patch_threads, thread_name_prefix="shards-patch")
         self._feed: ChangeFeed | None = None
 
     # -- what the handlers tell it ----------------------------------------------------------
@@ -94,11 +117,13 @@ class StatusMirror:
         with self._lock:
             # First seen: its stored status is what the API server holds (what an earlier
             # operator patched). Later bodies may lag this mirror's own patches: not read again.
-            tracked = self._by_uid.setdefault(resource.uid, Tracked(resource, Shown.of(resource.status)))
+            tracked = self._by_uid.get(resource.uid)
+            if tracked is None:
+                tracked = self._by_uid[resource.uid] = Tracked(resource, dict(resource.status))
+                self._states[tracked.state] += 1
             tracked.resource = resource
             tracked.runs = max(tracked.runs, resource.launched_runs, int(outcome.status.get("runs") or 0))
-            tracked.pending.update(outcome.status)
-            tracked.state = str(outcome.status.get("state", tracked.state))
+            self._pend(tracked, outcome.status)
         for kind, reason, message in outcome.events:
             self._post_event(resource, kind, reason, message)
         if "runs" in outcome.status:
@@ -113,19 +138,14 @@ class StatusMirror:
                 run = None
             if run is not None:
                 self._queue(launched, observed(launched, run).status)
-        self._count_states()
         self.flush()
 
     def forget(self, uid: str) -> None:
         with self._lock:
-            self._by_uid.pop(uid, None)
-        self._count_states()
-
-    def _count_states(self) -> None:
-        with self._lock:
-            states = [tracked.state for tracked in self._by_uid.values()]
-        for state in State:
-            metrics.RESOURCES.labels(state.value).set(states.count(state.value))
+            tracked = self._by_uid.pop(uid, None)
+            self._queued.discard(uid)
+            if tracked is not None:
+                self._states[tracked.state] -= 1
 
     def resources(self) -> list[Resource]:
         with self._lock:
@@ -133,7 +153,8 @@ class StatusMirror:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        """Follow the records until `stop`; every wait is bounded by the patch interval."""
+        """Follow the records until `stop`; every wait is bounded by the patch interval. The
+        patches go out on the pool, while this thread reads on."""
         while not stop.is_set():
             try:
                 if self._feed is None:
@@ -143,7 +164,8 @@ class StatusMirror:
                 change = self._feed.next_change(min(self.interval, 0.5), interrupted=stop.is_set)
                 if change is not None and change.get("fullDocument"):
                     self.observe(ProcessRecord.from_doc(change["fullDocument"]))
-                self.flush()
+                for due in self._take_due(force=False):
+                    self._pool.submit(self._send, due)
             except ShardsError as error:  # stream broke or MongoDB is away: reopen, then sweep
                 metrics.STREAM_ERRORS.inc()
                 log.warning("shards.operator: %s; sweeping after a pause", error)
@@ -157,10 +179,20 @@ class StatusMirror:
         if self._feed is not None:
             self._feed.close()
 
+    def close(self) -> None:
+        """At the end: wait for the patches in flight (each is bounded by the client's timeout),
+        then send what is still queued."""
+        self._pool.shutdown(wait=True)
+        for due in self._take_due(force=True):
+            self._send(due)
+
     def sweep(self) -> None:
-        """Read every tracked resource's run afresh (at start and after stream errors)."""
+        """Read every tracked resource's run afresh (at start and after stream errors); one whose
+        status shows its launch Done has nothing more to learn."""
         for resource in map(self._with_runs, self.resources()):
-            run = current_run(self.controller, resource) if resource.launched_runs else None
+            if not resource.launched_runs or launch_done(resource):
+                continue
+            run = current_run(self.controller, resource)
             if run is not None:
                 self._queue(resource, observed(resource, run).status)
 
@@ -180,47 +212,78 @@ class StatusMirror:
     def flush(self, force: bool = False) -> int:
         """Send each queued status that is due (at most one patch per resource per interval;
         a final state waits for its turn but is never dropped), each with the Events of what it
-        moves. Returns how many were sent."""
+        moves, and wait for them. Returns how many were sent."""
+        due = self._take_due(force)
+        if len(due) <= 1:
+            return sum(map(self._send, due))
+        return sum(self._pool.map(self._send, due))
+
+    def _take_due(self, force: bool) -> list[tuple[Tracked, Resource, dict[str, Any]]]:
+        """The queued statuses whose turn has come, each taken with what it changes in the
+        stored status (a status that changes nothing is dropped here, unsent)."""
         now = time.monotonic()
         due = []
         with self._lock:
-            for tracked in self._by_uid.values():
-                if tracked.pending and (force or now - tracked.last_patch >= self.interval):
-                    due.append((tracked, tracked.resource, tracked.pending, tracked.shown))
-                    tracked.pending, tracked.last_patch = {}, now
-        sent = 0
-        for tracked, resource, status, before in due:
-            after = before.moved_by(status)
+            for uid in list(self._queued):
+                tracked = self._by_uid.get(uid)
+                if tracked is None or not tracked.pending:
+                    self._queued.discard(uid)
+                    continue
+                if tracked.sending or not (force or now - tracked.last_patch >= self.interval):
+                    continue
+                self._queued.discard(uid)
+                change, tracked.pending = changes(tracked.stored, tracked.pending), {}
+                if change:
+                    tracked.sending, tracked.last_patch = True, now
+                    due.append((tracked, tracked.resource, change))
+            self._set_gauge()
+        return due
+
+    def _send(self, due: tuple[Tracked, Resource, dict[str, Any]]) -> bool:
+        tracked, resource, status = due
+        after = merged(tracked.stored, status)  # only this thread moves it (one patch at a time)
+        try:
             # Before the patch, under names that make them idempotent: an operator killed
             # between the two leaves the Events, and the next one's same Events are no-ops.
-            self._announce(resource, before, after, status)
-            try:
-                self.patcher.patch_status(resource, status)
-            except Exception:  # refused or unreachable: send it again with the next one
-                log.warning("shards.operator: status patch of %s/%s failed; retrying", resource.namespace,
-                            resource.name, exc_info=True)
-                with self._lock:
-                    tracked.pending = {**status, **tracked.pending}
-                continue
+            self._announce(resource, tracked.shown, Shown.of(after), after)
+            self.patcher.patch_status(resource, status)
+        except Exception:  # refused or unreachable: send it again with the next one
+            log.warning("shards.operator: status patch of %s/%s failed; retrying", resource.namespace,
+                        resource.name, exc_info=True)
             with self._lock:
-                tracked.shown = after
-            sent += 1
-            metrics.STATUS_PATCHES.inc()
-        return sent
+                tracked.pending = {**status, **tracked.pending}
+                tracked.sending = False
+                self._queued.add(resource.uid)
+            return False
+        with self._lock:
+            tracked.stored, tracked.sending = after, False
+        metrics.STATUS_PATCHES.inc()
+        return True
 
     def _queue(self, resource: Resource, status: dict[str, Any]) -> None:
-        new_state = str(status.get("state", ""))
         with self._lock:
             tracked = self._by_uid.get(resource.uid)
-            if tracked is None:
-                return
-            tracked.state = new_state or tracked.state
-            tracked.pending.update(status)
-        self._count_states()
+            if tracked is not None:
+                self._pend(tracked, status)
+
+    def _pend(self, tracked: Tracked, status: dict[str, Any]) -> None:
+        """Under the lock: `status` joins what waits to be sent for the resource."""
+        new_state = str(status.get("state") or tracked.state)
+        if new_state != tracked.state:
+            self._states[tracked.state] -= 1
+            self._states[new_state] += 1
+            tracked.state = new_state
+        tracked.pending.update(status)
+        self._queued.add(tracked.resource.uid)
+
+    def _set_gauge(self) -> None:
+        for state in State:
+            metrics.RESOURCES.labels(state.value).set(self._states[state.value])
 
     def _announce(self, resource: Resource, before: Shown, after: Shown, status: dict[str, Any]) -> None:
-        """The Events of what a status patch moves: a launch, a retry, a state. Each is named
-        after what it announces, so that posting it twice posts it once."""
+        """The Events of what a status patch moves from `before` to `after` (`status`: the whole
+        status it leaves): a launch, a retry, a state. Each is named after what it announces, so
+        that posting it twice posts it once."""
         if after.runs > before.runs:
             scope = status.get("scope") or resource.scope
             self._post_event(resource, "Normal", "Launched",
@@ -246,14 +309,17 @@ class StatusMirror:
         return kind, reason, message
 
     def _with_runs(self, resource: Resource) -> Resource:
-        """The resource as last known, with the run count the mirror has queued or sent."""
+        """The resource as last known, with its status as this mirror will have left it (what
+        it sent, then what waits to be sent): a condition's lastTransitionTime moves only when
+        the condition does, however old the body a handler was given."""
         with self._lock:
             tracked = self._by_uid.get(resource.uid)
-            runs = tracked.runs if tracked else resource.launched_runs
-        if runs == resource.launched_runs:
-            return resource
+            if tracked is None:
+                return resource
+            status = merged(tracked.stored, tracked.pending)
+            status["runs"] = max(tracked.runs, int(status.get("runs") or 0))
         return Resource(resource.namespace, resource.name, resource.uid, resource.generation,
-                        resource.spec, {**resource.status, "runs": runs})
+                        resource.spec, status)
 
     def _with_last_lines(self, message: str, resource: Resource, run_id: str) -> str:
         """The run's last log lines after the message (the status keeps only the error)."""
@@ -303,3 +369,24 @@ def uid_of_launch(launch_id: str) -> str:
         return ""
     uid, _, number = launch_id[4:].rpartition("-")
     return uid if number.isdigit() else ""
+
+
+def merged(status: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`status` once the JSON merge patch `patch` is applied (RFC 7386: objects merge, null
+    removes, anything else replaces)."""
+    result = dict(status)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            inner = result.get(key)
+            result[key] = merged(inner if isinstance(inner, dict) else {}, value)
+        else:
+            result[key] = value
+    return result
+
+
+def changes(status: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """The part of the merge patch `patch` that changes `status` (empty: nothing to send)."""
+    return {key: value for key, value in patch.items()
+            if (key in status if value is None else merged(status, {key: value}).get(key) != status.get(key))}

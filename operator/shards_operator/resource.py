@@ -221,7 +221,12 @@ def _queued(resource: Resource, record: ProcessRecord, place: int) -> Outcome:
 
 
 def _follow(controller: Controller, resource: Resource) -> Outcome:
-    """The current run was launched: stop it if asked, and report it as it is."""
+    """The current run was launched: stop it if asked, and report it as it is. A status that
+    shows it Done needs no read (an operator resumed over thousands of them reads none)."""
+    if launch_done(resource):
+        conditions = merge_conditions(resource.status.get("conditions"), run_conditions(State.DONE, ""),
+                                      resource.generation)
+        return Outcome(status={"observedGeneration": resource.generation, "conditions": conditions})
     run = current_run(controller, resource)
     if run is None:
         return Outcome(status={"observedGeneration": resource.generation})
@@ -236,6 +241,15 @@ def _follow(controller: Controller, resource: Resource) -> Outcome:
         outcome.events.append(("Normal", "Stopping", f"{verb} requested for run {resource.launched_runs}"))
         return outcome
     return observed(resource, run)
+
+
+def launch_done(resource: Resource) -> bool:
+    """Its status shows its current launch Done, which ends a launch (see launch_history): nothing
+    in MongoDB can move that status again."""
+    launch_id = resource.launch_id(resource.launched_runs)
+    run_id = str(resource.status.get("runId") or "")
+    return resource.status.get("state") == State.DONE.value and (
+        run_id == launch_id or run_id.startswith(f"{launch_id}."))
 
 
 def current_run(controller: Controller, resource: Resource) -> RunView | None:

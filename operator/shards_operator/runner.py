@@ -102,7 +102,7 @@ def lead(settings: OperatorSettings, stop: StopSignal) -> None:
         mirror_stop.set()
         mirror.join(timeout=10)
         reconciler.join(timeout=10)
-        SHARED.mirror.flush(force=True)  # the last statuses land before the process goes
+        SHARED.mirror.close()  # the last statuses land before the process goes
         log.info("shards.operator: stopped")
 
 
