@@ -1,6 +1,7 @@
 """Status follows MongoDB: one change stream on the process records for the whole operator
 (never one per resource), a sweep at start and after stream errors, at most one status patch
-per resource per interval, and the final state always delivered.
+per resource per interval, and the final state always delivered. A new launch's first status
+waits a moment (SETTLE), so that a short run shows its end in one patch.
 
 The mirror is the only writer of ShardProcess status, so it knows what each status holds: a
 patch carries only what changed, and none is sent when nothing did (an operator restarted over
@@ -49,6 +50,9 @@ EVENT_ON_STATE = {
 }
 EVENT_STATES = {state.value for state in EVENT_ON_STATE}
 PATCH_THREADS = 8  # status patches in flight at once (the API server's fairness limits decide the rest)
+# A launch's first status waits this long (at most the interval): a short run then shows its end
+# in that one patch, instead of a launch patch and an end patch a whole interval later.
+SETTLE = 0.25
 
 
 class Patcher(Protocol):
@@ -90,6 +94,7 @@ class Tracked:
     runs: int = 0  # the resource's launched runs, as the mirror last learnt them
     pending: dict[str, Any] = field(default_factory=dict)
     last_patch: float = 0.0
+    not_before: float = 0.0  # monotonic: no patch before (a new launch settles, see SETTLE)
     state: str = ""  # as last queued (the resources-by-state gauge)
     sending: bool = False  # a patch of it is in flight: the next waits (one at a time per resource)
 
@@ -122,6 +127,8 @@ class StatusMirror:
                 tracked = self._by_uid[resource.uid] = Tracked(resource, dict(resource.status))
                 self._states[tracked.state] += 1
             tracked.resource = resource
+            if int(outcome.status.get("runs") or 0) > max(tracked.runs, Shown.of(tracked.stored).runs):
+                tracked.not_before = time.monotonic() + min(SETTLE, self.interval)  # a new launch
             tracked.runs = max(tracked.runs, resource.launched_runs, int(outcome.status.get("runs") or 0))
             self._pend(tracked, outcome.status)
         for kind, reason, message in outcome.events:
@@ -161,7 +168,9 @@ class StatusMirror:
                     self._feed = self.controller.store.process_feed()
                     self._feed.open()
                     self.sweep()  # what changed while no stream was open
-                change = self._feed.next_change(min(self.interval, 0.5), interrupted=stop.is_set)
+                # Statuses wait their turn: look again soon while any does.
+                pause = min(self.interval, SETTLE if self._queued else 0.5)
+                change = self._feed.next_change(pause, interrupted=stop.is_set)
                 if change is not None and change.get("fullDocument"):
                     self.observe(ProcessRecord.from_doc(change["fullDocument"]))
                 for due in self._take_due(force=False):
@@ -229,7 +238,8 @@ class StatusMirror:
                 if tracked is None or not tracked.pending:
                     self._queued.discard(uid)
                     continue
-                if tracked.sending or not (force or now - tracked.last_patch >= self.interval):
+                waits = now < tracked.not_before or now - tracked.last_patch < self.interval
+                if tracked.sending or (waits and not force):
                     continue
                 self._queued.discard(uid)
                 change, tracked.pending = changes(tracked.stored, tracked.pending), {}

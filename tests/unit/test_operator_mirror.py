@@ -6,6 +6,7 @@ side is measured by bench/operator_scale.py."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from hypothesis import given
@@ -97,6 +98,22 @@ def test_a_resumed_resource_whose_run_ended_while_no_operator_was_there_is_read_
     handled(StatusMirror(records, api, interval=60), records,  # type: ignore[arg-type]
             resource("u1", api.statuses["u1"]))
     assert api.statuses["u1"]["state"] == "Failed" and api.events == ["Launched", "Failed"]
+
+
+def test_a_run_that_ends_while_its_launch_settles_shows_its_end_in_one_patch() -> None:
+    records, api = Records(), ApiServer()
+    mirror = StatusMirror(records, api, interval=1.0)  # type: ignore[arg-type]
+    records.put("u1", State.SCHEDULED)
+    mirror.update(resource("u1"), apply_spec(records, resource("u1"), {}))  # type: ignore[arg-type]
+    assert api.patches == []  # the launch settles (mirror.SETTLE) before its first patch
+    mirror.observe(records.put("u1", State.RUNNING))
+    mirror.observe(records.put("u1", State.DONE))
+    deadline = time.monotonic() + WAIT
+    while not api.patches and time.monotonic() < deadline:
+        mirror.flush()
+        time.sleep(0.01)
+    assert len(api.patches) == 1 and api.statuses["u1"]["state"] == "Done"
+    assert api.statuses["u1"]["runs"] == 1 and api.events == ["Launched", "Done"]
 
 
 def test_a_patch_carries_only_what_changed() -> None:

@@ -208,6 +208,7 @@ def test_a_run_that_ended_before_its_resource_was_tracked_still_reports_its_end(
     mirror.observe(done)  # seen before the resource is tracked: nobody to tell
     res = resource()
     mirror.update(res, apply(controller, res))
+    mirror.flush(force=True)  # the launch's first status settles a moment (mirror.SETTLE)
     assert patcher.states == ["Done"]
 
 

@@ -231,6 +231,7 @@ def test_an_operator_killed_between_its_events_and_its_status_patch_is_not_annou
     first = StatusMirror(controller, api_server, interval=60)  # type: ignore[arg-type]
     resource = stored({})
     first.update(resource, apply_spec(controller, resource, {}))  # type: ignore[arg-type]
+    first.flush(force=True)
     assert api_server.reasons() == ["Launched"] and api_server.statuses == []
     controller.record = Controller._record(State.DONE)  # the run ends while no operator is there
     handle(StatusMirror(controller, api_server, interval=60), controller, stored({}))  # type: ignore[arg-type]
