@@ -292,7 +292,8 @@ def test_a_worker_shut_down_mid_run_hands_it_off_as_in_a_rolling_update(
     env.start_workers(1, app=FLAKY_APP)
     env.start_operator()
     journal = tmp_path / "journal.log"
-    env.apply(env.shp("handoff", process="handed-off", args={"journal": str(journal), "seconds": 4}))
+    # Long enough that the new worker is up (a loaded machine) before the first attempt could end.
+    env.apply(env.shp("handoff", process="handed-off", args={"journal": str(journal), "seconds": 12}))
     env.wait_state("handoff", "Running")
     wait_until(journal.exists, what="the first attempt to start")
     old_pod = env.shards.workers[0]
