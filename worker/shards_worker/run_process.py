@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from shards.app import App
 from shards.records import ProcessRecord, Progress, set_server_offset
@@ -202,6 +202,17 @@ class LeaseGuard:
             time.sleep(min(LEASE_CHECK, max(0.0, (stop_at if not asked else exit_at) - now)))
 
 
+def standby(conn: Connection) -> None:
+    """A run's OS process forked ahead of demand (shards_worker.standbys): it waits for its one
+    job, then executes it. Its worker closing the pipe first (a stop, or its death) ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        job = conn.recv()
+    except (EOFError, OSError):
+        _exit(0)
+    main(conn, job)
+
+
 def main(conn: Connection, job: Job) -> None:
     """The entry point of a run's OS process; it always ends with os._exit (no lingering threads)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its runs stop
@@ -234,7 +245,7 @@ def main(conn: Connection, job: Job) -> None:
     _exit(0)
 
 
-def _exit(code: int) -> None:
+def _exit(code: int) -> NoReturn:
     """Exit at once (threads the process left behind must not keep it), with its output written."""
     with contextlib.suppress(Exception):
         logs.drain_prints()

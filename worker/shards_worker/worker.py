@@ -181,6 +181,7 @@ class Worker:
             self.policing.kill_all()
             for thread in self._run_threads:
                 thread.join(timeout=JOIN_KILLED)
+        self.host.close()  # standby processes exit with the worker
         self.claiming.close()
         still_running = [run.run_id for run in self.ledger.executions()]
         self.state.closed.set()  # the last heartbeat has been sent: from here on we leave
