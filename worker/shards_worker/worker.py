@@ -212,14 +212,20 @@ class Worker:
             self.claiming.slots_full()
         self._run_threads = [thread for thread in self._run_threads if thread.is_alive()]
         self.ledger.hold(launch.run_id)
-        thread = threading.Thread(target=self._execute, args=(launch, seen), daemon=True,
+        wakeups = self.claiming.wakeups
+        wakeups.hold()  # the stream's next poll waits for the start's write (released once)
+        thread = threading.Thread(target=self._execute, args=(launch, seen, wakeups.release), daemon=True,
                                   name=f"shards-run-{launch.run_id[:8]}")
         self._run_threads.append(thread)
-        thread.start()
-
-    def _execute(self, launch: Request, seen: float | None) -> None:
         try:
-            self.lifecycle.run_launch(launch, seen)
+            thread.start()
+        except BaseException:
+            wakeups.release()
+            raise
+
+    def _execute(self, launch: Request, seen: float | None, start_written: Callable[[], None]) -> None:
+        try:
+            self.lifecycle.run_launch(launch, seen, on_start_written=start_written)
         except StoreUnavailable as error:  # not started, or its start unconfirmed: see Heartbeat.check_own
             self.connectivity.failed(error)
         except BaseException:  # a bug must not kill the worker; Heartbeat.check_own settles the record
