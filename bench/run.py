@@ -11,6 +11,7 @@ measurement, each repeated (min and median of the repeats):
   7 process isolation: a no-op run's cost and throughput, threads vs forkserver vs spawn (bench/isolation.py)
   8 CLI start-up: `shards --help`, `status PROC` and `list -o json`, start to exit (bench/startup.py)
   9 the dashboard: a change in MongoDB -> 10 open pages, p50/p99; its CPU under load (bench/live_page.py)
+ 10 a client: launch call -> Running seen on a change stream, vs a bare-pymongo floor (bench/clientside.py)
 
 Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)
-    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     if 6 in wanted and args.smoke and not args.with_operator and not args.only:
         wanted.remove(6)
     if 9 in wanted and args.smoke and not args.only:
