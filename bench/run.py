@@ -48,6 +48,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated figures, e.g. 1,3")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; smoke 1)")
     parser.add_argument("--with-operator", action="store_true", help="run figure 6 in --smoke too")
+    parser.add_argument("--f7-modes", default="", help="figure 7's modes, e.g. thread,forkserver")
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default=None, help="also write RESULTS_DIR/NAME.json")
     parser.add_argument("--note", action="append", default=[], help="a note kept in the JSON")
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)
+    if args.f7_modes:
+        plan.f7_modes = tuple(mode.strip() for mode in args.f7_modes.split(",") if mode.strip())
     wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     if 6 in wanted and args.smoke and not args.with_operator and not args.only:
         wanted.remove(6)
