@@ -55,26 +55,39 @@ class Forks:
         return standby
 
 
-def _started(limit: int) -> tuple[Standbys, Forks]:
+class FreeSlots:
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __call__(self) -> int:
+        return self.count
+
+
+def _started(free: FreeSlots) -> tuple[Standbys, Forks]:
     forks = Forks()
-    standbys = Standbys(forks, limit)
+    standbys = Standbys(forks, free)
     standbys.start()
-    wait_until(lambda: len(standbys.waiting()) == limit, 10, f"{limit} standbys")
+    wait_until(lambda: len(standbys.waiting()) == free.count, 10, f"{free.count} standbys")
     return standbys, forks
 
 
-def test_one_standby_waits_per_free_slot_and_a_taken_one_is_replaced_when_its_run_ends() -> None:
-    standbys, forks = _started(2)
+def test_one_standby_waits_per_free_slot_and_is_replaced_once_its_slot_frees() -> None:
+    free = FreeSlots(2)
+    standbys, forks = _started(free)
     try:
-        first = standbys.take()
+        free.count -= 1  # a launch is claimed...
+        first = standbys.take()  # ...and its run takes the oldest standby
         assert first is forks.made[0]
         assert standbys.waiting() == [forks.made[1].process.pid]  # one slot free, one standby
+        free.count -= 1
         second = standbys.take()
         assert second is forks.made[1] and standbys.waiting() == []
         assert standbys.take() is None  # none ready: the caller forks one itself
-        standbys.ended(None)
-        assert len(forks.made) == 2  # all slots busy: nothing forked meanwhile
-        standbys.ended(first.process)  # the process that ran exits on its own
+        standbys.lay_to_rest(first.process)  # its run ended: the process exits on its own
+        standbys.slot_freed()
+        assert len(forks.made) == 2  # no slot free yet: nothing forked
+        free.count += 1
+        standbys.slot_freed()
         wait_until(lambda: len(standbys.waiting()) == 1, 10, "a replacement")
         assert standbys.waiting() == [forks.made[2].process.pid]
         cast(FakeProcess, first.process).exitcode = 0
@@ -83,14 +96,13 @@ def test_one_standby_waits_per_free_slot_and_a_taken_one_is_replaced_when_its_ru
         standbys.close()
 
 
-def test_a_standby_that_died_while_waiting_is_not_handed_out() -> None:
-    standbys, forks = _started(1)
+def test_a_standby_that_died_while_waiting_is_not_handed_out_and_is_replaced() -> None:
+    free = FreeSlots(1)
+    standbys, forks = _started(free)
     try:
         cast(FakeProcess, forks.made[0].process).exitcode = -9  # the OOM killer, say
-        taken = standbys.take()
-        assert taken is None
+        assert standbys.take() is None
         assert forks.made[0].conn.closed
-        standbys.ended(None)
         wait_until(lambda: len(forks.made) == 2 and standbys.waiting() == [forks.made[1].process.pid], 10,
                    "its replacement")
     finally:
@@ -98,19 +110,17 @@ def test_a_standby_that_died_while_waiting_is_not_handed_out() -> None:
 
 
 def test_an_ended_run_process_that_does_not_exit_is_killed() -> None:
-    standbys, _ = _started(1)
+    standbys, _ = _started(FreeSlots(1))
     stuck = FakeProcess()
     try:
-        standbys.ended(cast(Any, stuck))
+        standbys.lay_to_rest(cast(Any, stuck))
     finally:
         standbys.close()  # close lays to rest what is still exiting, killing it
     assert stuck.killed and stuck.closed
 
 
 def test_close_ends_every_waiting_standby() -> None:
-    standbys, forks = _started(3)
-    for standby in forks.made:
-        cast(FakeProcess, standby.process).exitcode = None
+    standbys, forks = _started(FreeSlots(3))
     standbys.close()
     assert all(standby.conn.closed for standby in forks.made)
     assert all(cast(FakeProcess, standby.process).killed for standby in forks.made)  # fakes never exit

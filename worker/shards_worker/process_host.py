@@ -66,7 +66,8 @@ def exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lease | None = None) -> Host:
+def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lease | None = None,
+             free_slots: Callable[[], int] = lambda: 1) -> Host:
     """Where this worker's top-level runs execute: --isolation process (the default) or thread."""
     if settings.isolation == "thread":
         return ThreadHost()
@@ -74,7 +75,7 @@ def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lea
         raise ShardsError("process isolation needs the APP spec and the MongoDB URI (each run's OS "
                           "process loads the app and connects); or use --isolation thread")
     method = os.environ.get("SHARDS_ISOLATION_START", "forkserver")  # "spawn": to compare (make bench)
-    return ProcessHost(app_spec, mongo_uri, method=method, lease=lease, slots=settings.concurrency)
+    return ProcessHost(app_spec, mongo_uri, method=method, lease=lease, free_slots=free_slots)
 
 
 class ProcessHost:
@@ -83,7 +84,8 @@ class ProcessHost:
     killable = True
 
     def __init__(self, app_spec: str, mongo_uri: str, *, method: str = "forkserver",
-                 pump_interval: float = 0.05, lease: Lease | None = None, slots: int = 1) -> None:
+                 pump_interval: float = 0.05, lease: Lease | None = None,
+                 free_slots: Callable[[], int] = lambda: 1) -> None:
         if method not in START_METHODS:
             raise ValueError(f"start method must be one of {', '.join(START_METHODS)}, got {method!r}")
         self.app_spec = app_spec
@@ -96,7 +98,7 @@ class ProcessHost:
             os.environ[run_process.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
             os.environ[run_process.LOG_ENV] = ":".join(logs.settings())  # ...logging as this worker does
             self.context.set_forkserver_preload(["shards_worker.preload"])
-        self.standbys = Standbys(self.fork, slots)
+        self.standbys = Standbys(self.fork, free_slots)
 
     def warm(self) -> None:
         """Start the fork server now (it imports the app once), not on the first run, and the
@@ -112,6 +114,9 @@ class ProcessHost:
                                   "--isolation thread") from error
         self.standbys.start()
 
+    def slot_freed(self) -> None:
+        self.standbys.slot_freed()
+
     def close(self) -> None:
         """The worker stops: its standbys exit (bounded)."""
         self.standbys.close()
@@ -119,7 +124,8 @@ class ProcessHost:
     def fork(self) -> Standby:
         """A new OS process waiting for a run (run_process.standby)."""
         here, there = self.context.Pipe()
-        process = self.context.Process(target=run_process.standby, args=(there,), name="shards-standby")
+        process = self.context.Process(target=run_process.standby, name="shards-standby",
+                                       args=(there, logs.settings(), self.pump_interval))
         try:
             process.start()
         except BaseException:
@@ -149,25 +155,25 @@ class Supervisor:
     def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> Outcome:
         top, record = self.top, self.top.record
         job = run_process.Job(self.host.app_spec, self.host.mongo_uri, record.worker_id, record, dict(args),
-                              dict(top.scope_data), self.host.pump_interval, logs.settings(), self.lease_sent,
-                              server_offset())
+                              dict(top.scope_data), self.lease_sent, server_offset())
+        # The history's writes go beside the run, not before following it: in an outage they wait
+        # for the server (seconds), and stops (a lease's end among them) must reach the run meanwhile.
+        # They start first: they take longer than a short run, and its end waits for them.
+        keeper = threading.Thread(target=bookkeeping, name=f"shards-history-{record.run_id[:8]}", daemon=True)
+        keeper.start()
         standbys = self.host.standbys
         standby = _hand_over(standbys, standbys.take(), job)
         if standby is None:  # none ready (or it died just now): fork one for this run
             try:
                 standby = _hand_over(standbys, self.host.fork(), job)
             except Exception as error:
-                standbys.ended(None)
+                keeper.join(BOOKKEEPING_WAIT)
                 return State.FAILED, f"could not start the run's OS process: {error_line(error)}"
         if standby is None:
-            standbys.ended(None)
+            keeper.join(BOOKKEEPING_WAIT)
             return State.FAILED, "could not start the run's OS process: it exited before its run"
         here, process = standby.conn, standby.process
         top.kill = standby.kill
-        # The history's writes go beside the run, not before following it: in an outage they wait
-        # for the server (seconds), and stops (a lease's end among them) must reach the run meanwhile.
-        keeper = threading.Thread(target=bookkeeping, name=f"shards-history-{record.run_id[:8]}", daemon=True)
-        keeper.start()
         result: Outcome | None = None
         try:
             result = self._follow(here, process)
@@ -176,9 +182,10 @@ class Supervisor:
             if result is None:  # gone without its end: how it exited is the reason
                 _reap(process)
             top.body_over = True  # nothing of it runs any more, whatever the store does
-            # An ended run's process exits on its own (os._exit right after its result): the
-            # end is not held up by that exit, the standbys lay the process to rest.
-            standbys.ended(process if result is not None else None)
+            if result is not None:
+                # It exits on its own (os._exit right after its result): the end is not held
+                # up by that exit, the standbys lay the process to rest.
+                standbys.lay_to_rest(process)
             keeper.join(BOOKKEEPING_WAIT)  # the start's entry before the end's
         reason = "its OS process ended with its run" if result is not None else exit_reason(process.exitcode)
         lease_ended = result is None and process.exitcode == run_process.EXIT_LEASE_EXPIRED

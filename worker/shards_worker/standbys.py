@@ -3,11 +3,12 @@ run's start pays no fork and its end no wait for its process's exit.
 
 A standby is forked from the fork server (shards_worker.process_host) and waits on its pipe for
 the one run it will execute (shards_worker.run_process.standby); it never serves a second run, so
-every run starts from the fork server's fresh state. At most `limit - busy` wait at any time (the
-free slots): taking one leaves the others, and a run's end makes room for a replacement, forked by
-the keeper's thread off the run's path. The same thread lays ended runs' processes to rest (each
-exits on its own after its result; one that does not is killed after a bound). A standby whose
-worker goes away sees its pipe close and exits; close() ends them all at the worker's stop.
+every run starts from the fork server's fresh state. As many wait as the worker has free slots:
+a claimed run takes one (its slot was taken a moment before), and a replacement is forked by the
+keeper's thread once a slot frees again, after the run's end is recorded, off every run's path.
+The same thread lays ended runs' processes to rest (each exits on its own after its end; one that
+does not is killed after a bound). A standby whose worker goes away sees its pipe close and exits;
+close() ends them all at the worker's stop.
 """
 
 from __future__ import annotations
@@ -51,12 +52,11 @@ Fork = Callable[[], Standby]  # starts one standby (the process host's context a
 
 
 class Standbys:
-    def __init__(self, fork: Fork, limit: int) -> None:
+    def __init__(self, fork: Fork, free_slots: Callable[[], int]) -> None:
         self._fork = fork
-        self.limit = limit  # the worker's slots: waiting + busy never exceed it
+        self._free_slots = free_slots  # the worker's: no more standbys wait than this
         self._lock = threading.Lock()
         self._waiting: deque[Standby] = deque()
-        self._busy = 0  # runs executing on a process taken from here (or forked for them)
         self._exiting: list[tuple[BaseProcess, float]] = []  # ended runs' processes, by deadline
         self._wanted = threading.Event()  # rung: a slot freed, or a process is exiting
         self._closed = threading.Event()
@@ -68,10 +68,9 @@ class Standbys:
         self._keeper.start()
 
     def take(self) -> Standby | None:
-        """A live standby for a run that starts now (its slot is busy until `ended`), or None:
-        none is ready (the caller forks one on demand, and still calls `ended`)."""
+        """A live standby for a run that starts now (its slot is taken), or None: none is ready
+        (the caller forks one on demand)."""
         with self._lock:
-            self._busy += 1
             while self._waiting:
                 standby = self._waiting.popleft()
                 if standby.process.is_alive():
@@ -82,17 +81,13 @@ class Standbys:
         self._wanted.set()
         return None
 
-    def ended(self, process: BaseProcess | None) -> None:
-        """A run has ended: its slot is free for a new standby; its process (if any) exits on its
-        own and is laid to rest here."""
-        with self._lock:
-            self._busy -= 1
-            if process is not None:
-                self._exiting.append((process, time.monotonic() + EXIT_WITHIN))
+    def slot_freed(self) -> None:
+        """A slot is free again (its run's end is recorded): fork its standby now."""
         self._wanted.set()
 
     def lay_to_rest(self, process: BaseProcess) -> None:
-        """A process that will run nothing more (it is exiting, or was killed): reaped here."""
+        """A process that will run nothing more (its run ended, or it was killed): reaped here,
+        killed if it has not exited within EXIT_WITHIN."""
         with self._lock:
             self._exiting.append((process, time.monotonic() + EXIT_WITHIN))
         self._wanted.set()
@@ -133,7 +128,7 @@ class Standbys:
         """Fork standbys until the free slots have one each; False if a fork failed."""
         while not self._closed.is_set():
             with self._lock:
-                if len(self._waiting) + self._busy >= self.limit:
+                if len(self._waiting) >= self._free_slots():
                     return True
             try:
                 standby = self._fork()
@@ -141,7 +136,7 @@ class Standbys:
                 log.warning("could not fork a standby process for runs: %s", error_line(error))
                 return False
             with self._lock:
-                if not self._closed.is_set() and len(self._waiting) + self._busy < self.limit:
+                if not self._closed.is_set() and len(self._waiting) < self._free_slots():
                     self._waiting.append(standby)
                     self._gauge()
                     continue

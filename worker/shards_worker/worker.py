@@ -62,13 +62,13 @@ class Worker:
         self.state = WorkerState(name or default_name())
         self.connectivity = Connectivity(on_lost=self._on_store_lost)
         self.lease = Lease(settings.lease)
-        self.host = host_for(settings, app_spec, store.uri, self.lease)
+        self.slots = Slots(settings.concurrency)
+        self.host = host_for(settings, app_spec, store.uri, self.lease, free_slots=self.slots.free)
         self.ledger = Ledger(store, on_outage=self.connectivity.failed)
         self.lifecycle = Lifecycle(store, app, self.ledger, self.host, on_outage=self.connectivity.failed,
                                    stop_grace=settings.stop_grace)
         self.policing = Policing(store, self.ledger, stop_grace=settings.stop_grace)
         self.reconciler = Reconciler(store, orphan_grace=settings.orphan_grace)
-        self.slots = Slots(settings.concurrency)
         self.catalog = advertised(app, settings.pool)
         self.offers = Offers("", self.catalog, settings.claim_stagger, pool=settings.pool,
                              horizon=settings.sweep_interval * 2)
@@ -234,6 +234,7 @@ class Worker:
             self.ledger.let_go(launch.run_id)
             self.slots.release()
             self.claiming.slot_freed()
+            self.host.slot_freed()  # its standby is forked now, after the end's write
 
     def _deliver_stop(self, stop: Request) -> None:
         self.policing.stop_run(stop.run_id, force=bool(stop.options.get("force")))
