@@ -15,7 +15,7 @@ measurement, each repeated (min and median of the repeats):
 
 Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
-  python bench/run.py                 # figures 1-9 (6 needs `make tools`)
+  python bench/run.py                 # figures 1-10 (6 needs `make tools`)
   python bench/run.py --smoke         # tiny counts, 1 repeat, no figures 6 and 9 (checks the harness)
   python bench/run.py --only 1,3 --repeats 1
   python bench/run.py --code-root DIR # measure the Shards packages in DIR (e.g. a `git archive`)

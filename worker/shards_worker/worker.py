@@ -4,6 +4,7 @@ Worker wires its services and orders their start, stop and SIGTERM hand-off:
 - Claiming (claiming.py): sweeps, waits for changes, claims by id, keeps the backlog;
 - Lifecycle (lifecycle.py) on a Host (hosting.py, process_host.py): executes a claimed launch in
   a thread of its own, holding one of the Slots (slots.py), recorded in the Ledger (ledger.py);
+  isolated runs take a process forked ahead of demand, one per free slot (standbys.py);
 - Heartbeat (heartbeat.py): renews the lease, writes progress and ends, reconciles;
 - Fence (fencing.py): runs never outlive the lease;
 - Policing (policing.py): deadlines, grace, forced stops, hand-offs;
