@@ -74,8 +74,8 @@ demo-cli: venv-cli
 	examples/demo-cli.sh
 
 ## Timing targets live here, not in the tests: issue 8's figures 1-6 beside their baselines and
-## issue 11's figure 7 (isolation), a table on stdout and bench/results/<UTC time>.json + latest.json
-## (about 28 min on 2 cores).
+## issue 11's figure 7 (isolation), issue 25's figure 10 (what a client sees), a table on stdout and
+## bench/results/<UTC time>.json + latest.json (about 30 min on 2 cores).
 bench: venv tools
 	$(BIN)/python bench/run.py
 

@@ -30,7 +30,7 @@ RAWCLIENT = str(Path(__file__).resolve().with_name("rawclient.py"))
 MARK_TIMEOUT = 60.0
 
 
-def _start(cluster: Cluster, role: str, name: str, options: list[str]) -> None:
+def start_raw(cluster: Cluster, role: str, name: str, options: list[str]) -> None:
     ready = cluster.workdir / f"{name}.ready"
     client = cluster.spawn(
         [sys.executable, RAWCLIENT, role, "--uri", cluster.uri, "--ready", str(ready), *options],
@@ -48,7 +48,7 @@ def _start(cluster: Cluster, role: str, name: str, options: list[str]) -> None:
 def raw_pickup(cluster: Cluster, mode: str, launches: int, pause_min: float, pause_max: float,
                warmup: int = 5) -> dict[str, Any]:
     """insert -> Running marker over sequential inserts, with the raw client in `mode`."""
-    _start(cluster, "pickup", f"raw-{mode}",
+    start_raw(cluster, "pickup", f"raw-{mode}",
            ["--mode", mode, "--pause-min", str(pause_min), "--pause-max", str(pause_max)])
     requests = cluster.ctl.store.database["raw_requests"]
     samples: list[float] = []
@@ -74,7 +74,7 @@ def raw_pickup(cluster: Cluster, mode: str, launches: int, pause_min: float, pau
             "samples_ms": [round(v, 2) for v in samples]}
 
 
-def _seed(cluster: Cluster) -> None:
+def seed(cluster: Cluster) -> None:
     """The indexes the store declares, and the scope's process records as the store shapes them."""
     store = cluster.ctl.store
     store.ensure_indexes()
@@ -86,9 +86,9 @@ def _seed(cluster: Cluster) -> None:
 def floor(cluster: Cluster, workers: int, concurrency: int, runs: int, clients: int,
           pause_min: float, pause_max: float) -> dict[str, Any]:
     """The bare-pymongo floor: `workers` raw worker processes with `concurrency` threads each."""
-    _seed(cluster)
+    seed(cluster)
     for slot in range(workers):
-        _start(cluster, "floor", f"floor-{slot}",
+        start_raw(cluster, "floor", f"floor-{slot}",
                ["--slot", str(slot), "--concurrency", str(concurrency),
                 "--pause-min", str(pause_min), "--pause-max", str(pause_max)])
     db = cluster.ctl.store.database

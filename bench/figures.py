@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import baselines
+import clientside
 import isolation
 import live_page
 import pickup
@@ -47,10 +48,12 @@ class Plan:
     f5_spread_s: float = 3.0
     f7_runs: int = 200
     f7_throughput_runs: int = 400
+    f7_modes: tuple[str, ...] = ("thread", "forkserver", "spawn")
     f8_runs: int = 20
     f9_markers: int = 200
     f9_pages: int = 10
     f9_window: float = 20.0
+    f10_launches: int = 300
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -58,7 +61,7 @@ class Plan:
         return cls(repeats=1, f1_launches=20, f1_poll_launches=3, f1_poll_repeats=1, f2_runs=40,
                    f3_workers=(1, 2, 3), f3_launches=10, f3_idle_window=3.0, f4_history=200,
                    f4_launches=10, f5_calls=1000, f5_spread_s=1.2, f7_runs=10, f7_throughput_runs=20,
-                   f8_runs=3, f9_markers=10, f9_pages=2, f9_window=2.0)
+                   f8_runs=3, f9_markers=10, f9_pages=2, f9_window=2.0, f10_launches=10)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +84,7 @@ def _repeat(count: int, configs: Mapping[str, Callable[[int], dict[str, Any] | N
 
 
 def _brief(result: dict[str, Any]) -> str:
-    pick = result.get("insert_to_running_ms")
+    pick = result.get("insert_to_running_ms") or result.get("launch_to_seen_running_ms")
     if pick:
         return f"p50 {pick['p50']} ms, p99 {pick['p99']} ms ({result['wall_s']} s)"
     if "runs_per_s" in result:
@@ -300,6 +303,31 @@ def figure5(plan: Plan) -> dict[str, Any]:
     return {"configs": _repeat(plan.repeats, {"progress": measure}), "notes": notes}
 
 
+# -- 10 -----------------------------------------------------------------------------------------
+def figure10(plan: Plan) -> dict[str, Any]:
+    low, high = wait_bounds()
+
+    def shards(isolation: str) -> Callable[[int], dict[str, Any]]:
+        def measure(rep: int) -> dict[str, Any]:
+            with Cluster(f"client-{isolation}") as cluster:
+                cluster.start_workers(1, extra=("--isolation", isolation))
+                cluster.ready()
+                return clientside.shards(cluster, plan.f10_launches, low, high)
+        return measure
+
+    def floor(rep: int) -> dict[str, Any]:
+        with Cluster("client-floor") as cluster:
+            return clientside.floor(cluster, plan.f10_launches, low, high)
+
+    configs = {"shards_process": shards("process"), "shards_thread": shards("thread"), "floor": floor}
+    notes = [f"{plan.f10_launches} sequential launches per repeat, 1 worker (--concurrency 1); launch call "
+             "-> the client sees the run Running on a change stream of the process records (updateLookup), "
+             f"read with the workers' adaptive pause ({low:g} s after an event or a launch, doubling to "
+             f"{high:g} s); floor: the same two launch writes and a bare-pymongo worker's six "
+             "(bench/rawclient.py floor), the same reader"]
+    return {"configs": _repeat(plan.repeats, configs), "notes": notes, "wait_bounds_s": [low, high]}
+
+
 FIGURES: dict[int, tuple[str, Callable[[Plan], dict[str, Any]]]] = {
     1: ("pickup: insert -> Running", figure1),
     2: ("throughput of no-op runs", figure2),
@@ -309,4 +337,5 @@ FIGURES: dict[int, tuple[str, Callable[[Plan], dict[str, Any]]]] = {
     7: ("isolation: no-op run cost, process vs thread", lambda plan: isolation.figure7(plan, _repeat)),
     8: ("CLI start-up: a command's time to exit", lambda plan: startup.figure8(plan, _repeat)),
     9: ("dashboard: change -> page, CPU with 10 pages", lambda plan: live_page.figure9(plan, _repeat)),
+    10: ("client: launch -> Running seen on a change stream", figure10),
 }

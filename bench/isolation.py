@@ -71,7 +71,8 @@ def measure(mode: str, runs: int, throughput_runs: int) -> Callable[[int], dict[
 
 
 def figure7(plan: Any, repeat: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    configs = {mode: measure(mode, plan.f7_runs, plan.f7_throughput_runs) for mode in MODES}
+    modes = [mode for mode in MODES if mode in plan.f7_modes]
+    configs = {mode: measure(mode, plan.f7_runs, plan.f7_throughput_runs) for mode in modes}
     notes = [f"one worker, --concurrency 4; run time: {plan.f7_runs} sequential no-op runs, Running -> end "
              "from the run history (whole ms); throughput: "
              f"{plan.f7_throughput_runs} no-op runs from 8 client threads"]

@@ -31,18 +31,20 @@ def now_ms() -> int:
 
 
 def follow(stream: Any, handle: Callable[[dict[str, Any]], None], mode: str, pause_min: float,
-           pause_max: float, limit: float) -> None:
-    """The wait loop: try_next() and, when nothing came, no pause (tight) or the adaptive one."""
+           pause_max: float, limit: float, hot_for: float = 0.0) -> None:
+    """The wait loop: try_next() and, when nothing came, no pause (tight) or the adaptive one
+    (hot_for: seconds after an event that the pause stays at its shortest, as the workers')."""
     deadline = time.monotonic() + limit
-    pause = pause_min
+    pause, hot_until = pause_min, 0.0
     while time.monotonic() < deadline:
         change = stream.try_next()
         if change is None:
             if mode == "adaptive":
                 time.sleep(pause)
-                pause = min(pause * 2, pause_max)
+                if time.monotonic() >= hot_until:
+                    pause = min(pause * 2, pause_max)
             continue
-        pause = pause_min
+        pause, hot_until = pause_min, time.monotonic() + hot_for
         # NX-27017 sends an ObjectId inside fullDocument as {"__neosqlite_objectid__": ...};
         # documentKey carries the real _id.
         handle({**change["fullDocument"], "_id": change["documentKey"]["_id"]})
@@ -126,7 +128,7 @@ def floor(args: argparse.Namespace) -> None:
         pool.submit(run, doc)
 
     try:
-        follow(stream, hand_over, "adaptive", args.pause_min, args.pause_max, args.limit)
+        follow(stream, hand_over, "adaptive", args.pause_min, args.pause_max, args.limit, args.hot_for)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -140,6 +142,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=["tight", "adaptive"], default="adaptive")
     parser.add_argument("--pause-min", type=float, default=0.002)
     parser.add_argument("--pause-max", type=float, default=0.1)
+    parser.add_argument("--hot-for", type=float, default=0.0,
+                        help="seconds after an event the pause stays at --pause-min (the workers' PollPace)")
     parser.add_argument("--slot", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--limit", type=float, default=1800.0, help="seconds before it exits anyway")

@@ -32,6 +32,7 @@ TARGETS = {
     "progress_us_per_call": "<= 5 us per call",
     "progress_writes_per_interval": "<= 1 write per interval",
     "dashboard_change_to_page_ms": "p50 and p99 <= 100 ms on loopback (a change in MongoDB -> 10 open pages)",
+    "client_launch_to_running": "<= 1.5x the bare-pymongo floor, p50 (launch call -> Running seen)",
 }
 
 Row = dict[str, Any]
@@ -253,8 +254,24 @@ def rows_figure9(fig: dict[str, Any]) -> list[Row]:
     ]
 
 
+def rows_figure10(fig: dict[str, Any]) -> list[Row]:
+    configs = fig["configs"]
+    p50 = summarize(configs, "launch_to_seen_running_ms", "p50")
+    p99 = summarize(configs, "launch_to_seen_running_ms", "p99")
+    rows = []
+    for name in [n for n in configs if n.startswith("shards")]:
+        r = ratio(_med(p50[name]), _med(p50.get("floor")))
+        rows.append(_row(f"10 client: launch -> Running seen p50, {name.removeprefix('shards_')}",
+                         _cell(p50[name], " ms"), _cell(p50.get("floor"), " ms"), r, "<= 1.5x",
+                         _check(r, (r or 0) <= 1.5)))
+        rows.append(_row(f"10 client: launch -> Running seen p99, {name.removeprefix('shards_')}",
+                         _cell(p99[name], " ms"), _cell(p99.get("floor"), " ms"),
+                         ratio(_med(p99[name]), _med(p99.get("floor")))))
+    return rows
+
+
 ROWS = {1: rows_figure1, 2: rows_figure2, 3: rows_figure3, 4: rows_figure4, 5: rows_figure5, 6: rows_figure6,
-        7: rows_figure7, 8: rows_figure8, 9: rows_figure9}
+        7: rows_figure7, 8: rows_figure8, 9: rows_figure9, 10: rows_figure10}
 
 
 def table(figures: dict[str, dict[str, Any]]) -> list[Row]:

@@ -11,10 +11,11 @@ measurement, each repeated (min and median of the repeats):
   7 process isolation: a no-op run's cost and throughput, threads vs forkserver vs spawn (bench/isolation.py)
   8 CLI start-up: `shards --help`, `status PROC` and `list -o json`, start to exit (bench/startup.py)
   9 the dashboard: a change in MongoDB -> 10 open pages, p50/p99; its CPU under load (bench/live_page.py)
+ 10 a client: launch call -> Running seen on a change stream, vs a bare-pymongo floor (bench/clientside.py)
 
 Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
-  python bench/run.py                 # figures 1-9 (6 needs `make tools`)
+  python bench/run.py                 # figures 1-10 (6 needs `make tools`)
   python bench/run.py --smoke         # tiny counts, 1 repeat, no figures 6 and 9 (checks the harness)
   python bench/run.py --only 1,3 --repeats 1
   python bench/run.py --code-root DIR # measure the Shards packages in DIR (e.g. a `git archive`)
@@ -47,6 +48,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated figures, e.g. 1,3")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; smoke 1)")
     parser.add_argument("--with-operator", action="store_true", help="run figure 6 in --smoke too")
+    parser.add_argument("--f7-modes", default="", help="figure 7's modes, e.g. thread,forkserver")
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default=None, help="also write RESULTS_DIR/NAME.json")
     parser.add_argument("--note", action="append", default=[], help="a note kept in the JSON")
@@ -95,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)
-    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    if args.f7_modes:
+        plan.f7_modes = tuple(mode.strip() for mode in args.f7_modes.split(",") if mode.strip())
+    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     if 6 in wanted and args.smoke and not args.with_operator and not args.only:
         wanted.remove(6)
     if 9 in wanted and args.smoke and not args.only:

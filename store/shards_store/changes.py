@@ -15,6 +15,7 @@ from shards.errors import ShardsError, StoreUnavailable
 from shards_store.collection import Collection, describe_outage
 
 SERVER_AWAIT = 0.25  # maxAwaitTimeMS: how long a server that honours it holds an empty getMore
+HOLD_LIMIT = 0.02  # seconds a poll waits at most for the follower's writes to go first (see hold)
 
 
 class PollPace:
@@ -66,6 +67,10 @@ class ChangeFeed:
         self.pace = pace or PollPace()
         self._stream: CollectionChangeStream[dict[str, Any]] | None = None
         self._nudged = threading.Event()  # ends a pause between polls at once
+        self._holds = 0  # writes of the follower under way that polls let go first
+        self._holds_lock = threading.Lock()
+        self._unheld = threading.Event()
+        self._unheld.set()
 
     def open(self) -> None:
         try:
@@ -89,6 +94,7 @@ class ChangeFeed:
         deadline = time.monotonic() + timeout
         try:
             while True:
+                self._unheld.wait(HOLD_LIMIT)
                 polled = time.monotonic()
                 change = self._stream.try_next()
                 if change is not None:
@@ -112,6 +118,22 @@ class ChangeFeed:
     def nudge(self) -> None:
         """Poll again now rather than after the current pause (from any thread)."""
         self._nudged.set()
+
+    def hold(self) -> None:
+        """The follower is acting on what it read (a claim, a run's start): the next poll waits
+        until it is done (release), at most HOLD_LIMIT. A server that serves one request at a
+        time (the embedded one) otherwise has a poll in hand when those writes arrive, and they
+        wait for it: measured, a claim took 1.2 ms behind a poll and 0.5 ms alone."""
+        with self._holds_lock:
+            self._holds += 1
+            self._unheld.clear()
+
+    def release(self) -> None:
+        """One hold is over (each hold is released once)."""
+        with self._holds_lock:
+            self._holds = max(0, self._holds - 1)
+            if self._holds == 0:
+                self._unheld.set()
 
     def close(self) -> None:
         if self._stream is not None:

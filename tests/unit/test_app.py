@@ -79,6 +79,22 @@ def test_catalog_and_scope_data_can_depend_on_the_scope() -> None:
     assert app.scope_data("small") == {"scopeId": "small", "big": False}
 
 
+def test_a_scoped_catalog_follows_every_change_of_the_list() -> None:
+    """The last list is kept checked (it is asked for at every launch); a changed list, or a
+    list changed in place, is checked again, and a caller's changes to the catalog stay its own."""
+    a, b = shards.process("a")(noop), shards.process("b")(noop)
+    listed = [a, b]
+    app = shards.App(get_process_list=lambda data: listed)
+    first = app.catalog({})
+    first.pop("a")
+    assert list(app.catalog({})) == ["a", "b"]
+    listed.append(a)  # a duplicate, in place
+    with pytest.raises(InvalidDefinition, match="duplicate process id 'a'"):
+        app.catalog({})
+    listed[:] = [b]
+    assert list(app.catalog({})) == ["b"]
+
+
 def test_a_scoped_catalog_is_checked_too() -> None:
     a = shards.process("a")(noop)
     with pytest.raises(InvalidDefinition, match="duplicate process id 'a'"):

@@ -90,6 +90,7 @@ class Claiming:
     def wait_for_change(self) -> None:
         """Bounded: returns on a change, a freed slot, a shutdown, the next turn to claim, or
         the next sweep."""
+        self.wakeups.settled()  # what the last changes asked for is done: the reader may poll
         kinds = {RequestKind.STOP, RequestKind.FIRE}
         if self._may_define():
             kinds.add(RequestKind.DEFINE)

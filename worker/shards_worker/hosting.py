@@ -40,6 +40,12 @@ class Host(Protocol):
     def warm(self) -> None:
         """Prepare what the first run would otherwise wait for."""
 
+    def slot_freed(self) -> None:
+        """A run's slot is free again (its end is recorded, or it never started)."""
+
+    def close(self) -> None:
+        """The worker stops (its runs have ended): release what warm and the runs left."""
+
     def execute(self, run: Run, args: dict[str, Any], *, body: Callable[[], Outcome],
                 bookkeeping: Callable[[], None], reporter: Reporter) -> Outcome:
         """Execute a started top-level run until it ends; how it ended."""
@@ -51,6 +57,12 @@ class ThreadHost:
     killable = False  # a thread cannot be killed: a run that never stops outlives its grace
 
     def warm(self) -> None:
+        pass
+
+    def slot_freed(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def execute(self, run: Run, args: dict[str, Any], *, body: Callable[[], Outcome],

@@ -47,11 +47,16 @@ class Lifecycle:
         self.stop_grace = stop_grace  # seconds after a stop before an isolated run is killed
 
     # -- launches ---------------------------------------------------------------------------
-    def run_launch(self, request: Request, seen: float | None = None) -> None:
+    def run_launch(self, request: Request, seen: float | None = None,
+                   on_start_written: Callable[[], None] = lambda: None) -> None:
         """Start the run a launch request asks for, execute it, and record how it ended.
         The caller lets go of the run afterwards, whatever happened.
-        seen: when its change event reached this worker (monotonic), for the pickup metric."""
-        started = self._start_launch(request)
+        seen: when its change event reached this worker (monotonic), for the pickup metric.
+        on_start_written: told once the start's write has returned (Running, or not started)."""
+        try:
+            started = self._start_launch(request)
+        finally:
+            on_start_written()
         if started is None:
             return
         if seen is not None:

@@ -13,6 +13,8 @@ PICKUP = Histogram("shards_pickup_seconds", "From a launch's change event reachi
                    "to its record written Running",
                    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
 RUNS_ENDED = Counter("shards_runs_ended", "Runs that ended on this worker", ["state"])
+STANDBYS = Gauge("shards_standby_processes", "OS processes forked ahead of demand, waiting for a run "
+                 "(process isolation: at most the free slots)")
 RUNS_ACTIVE = Gauge("shards_runs_active", "Runs executing on this worker (children included)")
 PROGRESS_WRITES = Counter("shards_progress_writes", "Coalesced progress writes to the store")
 LOG_WRITES = Counter("shards_log_writes", "Batched run log writes to the store (one per run per interval)")

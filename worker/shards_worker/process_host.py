@@ -8,8 +8,11 @@ into a Failed run ("exited with code 1", "killed by signal 11 (SIGSEGV)"). Killi
 business (shards_worker.policing): a kill ends the process, and the Supervisor sees the pipe close.
 
 Runs start from a fork server ("forkserver"): a single-threaded process that imported the app
-once, so a run's start is a fork of it, never of the threaded worker (unsafe with pymongo's
-threads and locks). "spawn" (a fresh interpreter per run) is the slower alternative.
+once, so a run's process is a fork of it, never of the threaded worker (unsafe with pymongo's
+threads and locks). "spawn" (a fresh interpreter per run) is the slower alternative. Either way
+the process is forked ahead of demand (shards_worker.standbys): a run's start hands its job to a
+waiting process, and its end does not wait for that process's exit. One run per process: each
+starts from the fork server's fresh state, nothing one run leaves behind reaches the next.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from shards_worker.hosting import Host, Outcome, Reporter, ThreadHost
 from shards_worker.lease import Lease
 from shards_worker.runs import Run
 from shards_worker.settings import WorkerSettings
+from shards_worker.standbys import Standby, Standbys
 
 log = logging.getLogger("shards.worker")
 
@@ -62,7 +66,8 @@ def exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lease | None = None) -> Host:
+def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lease | None = None,
+             free_slots: Callable[[], int] = lambda: 1) -> Host:
     """Where this worker's top-level runs execute: --isolation process (the default) or thread."""
     if settings.isolation == "thread":
         return ThreadHost()
@@ -70,7 +75,7 @@ def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lea
         raise ShardsError("process isolation needs the APP spec and the MongoDB URI (each run's OS "
                           "process loads the app and connects); or use --isolation thread")
     method = os.environ.get("SHARDS_ISOLATION_START", "forkserver")  # "spawn": to compare (make bench)
-    return ProcessHost(app_spec, mongo_uri, method=method, lease=lease)
+    return ProcessHost(app_spec, mongo_uri, method=method, lease=lease, free_slots=free_slots)
 
 
 class ProcessHost:
@@ -79,7 +84,8 @@ class ProcessHost:
     killable = True
 
     def __init__(self, app_spec: str, mongo_uri: str, *, method: str = "forkserver",
-                 pump_interval: float = 0.05, lease: Lease | None = None) -> None:
+                 pump_interval: float = 0.05, lease: Lease | None = None,
+                 free_slots: Callable[[], int] = lambda: 1) -> None:
         if method not in START_METHODS:
             raise ValueError(f"start method must be one of {', '.join(START_METHODS)}, got {method!r}")
         self.app_spec = app_spec
@@ -92,9 +98,11 @@ class ProcessHost:
             os.environ[run_process.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
             os.environ[run_process.LOG_ENV] = ":".join(logs.settings())  # ...logging as this worker does
             self.context.set_forkserver_preload(["shards_worker.preload"])
+        self.standbys = Standbys(self.fork, free_slots)
 
     def warm(self) -> None:
-        """Start the fork server now (it imports the app once), not on the first run."""
+        """Start the fork server now (it imports the app once), not on the first run, and the
+        standbys the first runs take."""
         if self.method == "forkserver":
             from multiprocessing import forkserver
 
@@ -104,6 +112,28 @@ class ProcessHost:
                 raise ShardsError(f"process isolation could not start its fork server ({error_line(error)}); "
                                   "it needs a writable temporary directory (TMPDIR or /tmp), or use "
                                   "--isolation thread") from error
+        self.standbys.start()
+
+    def slot_freed(self) -> None:
+        self.standbys.slot_freed()
+
+    def close(self) -> None:
+        """The worker stops: its standbys exit (bounded)."""
+        self.standbys.close()
+
+    def fork(self) -> Standby:
+        """A new OS process waiting for a run (run_process.standby)."""
+        here, there = self.context.Pipe()
+        process = self.context.Process(target=run_process.standby, name="shards-standby",
+                                       args=(there, logs.settings(), self.pump_interval))
+        try:
+            process.start()
+        except BaseException:
+            here.close()
+            raise
+        finally:
+            there.close()
+        return Standby(process, here)
 
     def execute(self, run: Run, args: dict[str, Any], *, body: Callable[[], Outcome],
                 bookkeeping: Callable[[], None], reporter: Reporter) -> Outcome:
@@ -125,31 +155,39 @@ class Supervisor:
     def run(self, args: dict[str, Any], bookkeeping: Callable[[], None]) -> Outcome:
         top, record = self.top, self.top.record
         job = run_process.Job(self.host.app_spec, self.host.mongo_uri, record.worker_id, record, dict(args),
-                              dict(top.scope_data), self.host.pump_interval, logs.settings(), self.lease_sent,
-                              server_offset())
-        here, there = self.host.context.Pipe()
-        process = self.host.context.Process(target=run_process.main, args=(there, job),
-                                            name=f"shards-run-{record.run_id[:8]}")
-        try:
-            process.start()
-        except Exception as error:
-            here.close()
-            return State.FAILED, f"could not start the run's OS process: {error_line(error)}"
-        finally:
-            there.close()
-        top.kill = process.kill
+                              dict(top.scope_data), self.lease_sent, server_offset())
         # The history's writes go beside the run, not before following it: in an outage they wait
         # for the server (seconds), and stops (a lease's end among them) must reach the run meanwhile.
+        # They start first: they take longer than a short run, and its end waits for them.
         keeper = threading.Thread(target=bookkeeping, name=f"shards-history-{record.run_id[:8]}", daemon=True)
         keeper.start()
+        standbys = self.host.standbys
+        standby = _hand_over(standbys, standbys.take(), job)
+        if standby is None:  # none ready (or it died just now): fork one for this run
+            try:
+                standby = _hand_over(standbys, self.host.fork(), job)
+            except Exception as error:
+                keeper.join(BOOKKEEPING_WAIT)
+                return State.FAILED, f"could not start the run's OS process: {error_line(error)}"
+        if standby is None:
+            keeper.join(BOOKKEEPING_WAIT)
+            return State.FAILED, "could not start the run's OS process: it exited before its run"
+        here, process = standby.conn, standby.process
+        top.kill = standby.kill
+        result: Outcome | None = None
         try:
             result = self._follow(here, process)
         finally:
             here.close()
-            _reap(process)
+            if result is None:  # gone without its end: how it exited is the reason
+                _reap(process)
             top.body_over = True  # nothing of it runs any more, whatever the store does
+            if result is not None:
+                # It exits on its own (os._exit right after its result): the end is not held
+                # up by that exit, the standbys lay the process to rest.
+                standbys.lay_to_rest(process)
             keeper.join(BOOKKEEPING_WAIT)  # the start's entry before the end's
-        reason = exit_reason(process.exitcode)
+        reason = "its OS process ended with its run" if result is not None else exit_reason(process.exitcode)
         lease_ended = result is None and process.exitcode == run_process.EXIT_LEASE_EXPIRED
         self._end_children(reason, lease_ended=lease_ended)
         if result is not None:  # it ended on its own, before a kill could matter
@@ -250,6 +288,20 @@ class Supervisor:
 
 def _report(run: Run, progress: Progress) -> None:
     run.progress.report(progress.message, progress.rate)
+
+
+def _hand_over(standbys: Standbys, standby: Standby | None, job: run_process.Job) -> Standby | None:
+    """Send the job to a waiting process; None if there is none or it is gone."""
+    if standby is None:
+        return None
+    try:
+        standby.conn.send(job)
+    except (OSError, ValueError):  # it died while waiting: the caller forks one
+        standby.conn.close()
+        standby.kill()
+        standbys.lay_to_rest(standby.process)
+        return None
+    return standby
 
 
 def _reap(process: BaseProcess) -> None:

@@ -1,5 +1,6 @@
 """A run's OS process under process isolation: the small entry point on the far side of the
-process host's pipe (its worker side is shards_worker.process_host).
+process host's pipe (its worker side is shards_worker.process_host). It is forked before its run is
+claimed (a standby, shards_worker.standbys) and gets its run's Job over the pipe.
 
 The run executes with the same lifecycle as in the worker (so the SDK is unchanged); its inline
 children run here too, with their records written through this process's own store. What the
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from shards.app import App
 from shards.records import ProcessRecord, Progress, set_server_offset
@@ -40,6 +43,7 @@ log = logging.getLogger("shards.worker")
 EXIT_ORPHANED = 70  # the worker's end of the pipe closed: the worker is gone
 EXIT_LEASE_EXPIRED = 71  # the worker's lease ran out: others may relaunch the run now
 LEASE_CHECK = 0.05  # seconds between looks at the lease's deadlines
+STANDBY_CHECK = 1.0  # seconds between a standby's looks for its job (the pipe's end also ends it)
 APP_ENV = "SHARDS_ISOLATION_APP"  # the app the fork server imports before it forks (preload.py)
 LOG_ENV = "SHARDS_ISOLATION_LOG"  # "level:format" of the worker's logs, for the fork server
 
@@ -54,7 +58,8 @@ def app_for(spec: str) -> App:
 
 @dataclass
 class Job:
-    """What a run's OS process gets: how to load the app and reach MongoDB, and the started run."""
+    """What a run's OS process gets when its run starts: how to load the app and reach MongoDB,
+    and the started run (what does not depend on the run it got when it was forked)."""
 
     app_spec: str
     mongo_uri: str
@@ -62,8 +67,6 @@ class Job:
     record: ProcessRecord
     args: dict[str, Any]
     scope_data: dict[str, Any]
-    pump_interval: float = 0.05  # seconds between progress messages to the worker
-    log: tuple[str, str] = ("info", "text")  # the worker's log level and format (logs.settings())
     lease: tuple[float, float] | None = None  # (stop, exit) deadlines, monotonic; None: no lease
     clock_offset: float = 0.0  # the server's clock minus this machine's, as the worker measured it
 
@@ -169,14 +172,22 @@ class PipeReporter:
 class LeaseGuard:
     """The worker's lease, held by the run's own process: at the first deadline its runs are asked
     to stop, at the second the process exits, whatever the worker is doing (just after the points
-    at which the worker's own fence acts, see shards_worker.lease). Each renewal moves them on."""
+    at which the worker's own fence acts, see shards_worker.lease). Each renewal moves them on.
+    It idles until armed with the deadlines its run's job brings (a standby has no run)."""
 
-    def __init__(self, reporter: PipeReporter, worker_id: str, deadlines: tuple[float, float]) -> None:
+    def __init__(self, reporter: PipeReporter) -> None:
         self.reporter = reporter
-        self.worker_id = worker_id
+        self.worker_id = ""
         self._lock = threading.Lock()
-        self._stop_at, self._exit_at = deadlines
+        self._armed = threading.Event()
+        self._stop_at, self._exit_at = math.inf, math.inf
         self._asked = False
+
+    def arm(self, worker_id: str, deadlines: tuple[float, float]) -> None:
+        with self._lock:
+            self.worker_id = worker_id
+            self._stop_at, self._exit_at = deadlines
+        self._armed.set()
 
     def renewed(self, stop_at: float, exit_at: float) -> None:
         with self._lock:
@@ -185,6 +196,8 @@ class LeaseGuard:
 
     def hold(self) -> None:
         """The guard's thread: never touches the store or the pipe, so neither can delay it."""
+        while not self._armed.wait(STANDBY_CHECK):
+            pass  # a standby, or a run without a lease: the pipe's end is what ends this process
         while True:
             with self._lock:
                 stop_at, exit_at, asked = self._stop_at, self._exit_at, self._asked
@@ -202,15 +215,36 @@ class LeaseGuard:
             time.sleep(min(LEASE_CHECK, max(0.0, (stop_at if not asked else exit_at) - now)))
 
 
-def main(conn: Connection, job: Job) -> None:
-    """The entry point of a run's OS process; it always ends with os._exit (no lingering threads)."""
+def standby(conn: Connection, log_settings: tuple[str, str], pump_interval: float) -> None:
+    """A run's OS process, forked ahead of demand (shards_worker.standbys). What does not depend on
+    the run is ready before its job arrives: logging as the worker logs, the pipe's listener, the
+    progress pump and the lease guard; then it executes its one run, and always ends with os._exit
+    (no lingering threads). Its worker closing the pipe first (a stop, or its death) ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its runs stop
-    record = job.record
-    set_server_offset(job.clock_offset)  # this process's records are timed as its worker's
-    logs.configure_logging(*job.log)  # as the worker logs; every line here is about this run,
-    logs.set_process_run(record)  # from any thread, prints included
+    logs.configure_logging(*log_settings)  # every line here will be about its run, prints included
     logs.capture_prints()
     link = Link(conn)
+    reporter = PipeReporter(link)
+    guard = LeaseGuard(reporter)
+    jobs: queue.Queue[Job] = queue.Queue(maxsize=1)
+    has_job = threading.Event()
+    threading.Thread(target=guard.hold, daemon=True, name="shards-lease").start()
+    threading.Thread(target=_listen, args=(conn, reporter, guard, jobs, has_job), daemon=True,
+                     name="shards-link").start()
+    threading.Thread(target=_pump, args=(reporter, pump_interval), daemon=True, name="shards-pump").start()
+    while True:
+        try:
+            job = jobs.get(timeout=STANDBY_CHECK)
+            break
+        except queue.Empty:
+            continue  # waiting is all a standby does: its pipe's end exits it (_listen)
+    _run(job, link, reporter, guard)
+
+
+def _run(job: Job, link: Link, reporter: PipeReporter, guard: LeaseGuard) -> NoReturn:
+    record = job.record
+    set_server_offset(job.clock_offset)  # this process's records are timed as its worker's
+    logs.set_process_run(record)
     try:
         app = app_for(job.app_spec)
         catalog = app.catalog(job.scope_data)
@@ -219,22 +253,17 @@ def main(conn: Connection, job: Job) -> None:
         link.last("result", State.FAILED, f"the run's process could not start: {error_line(error)}",
                   Progress(), False)
         _exit(0)
-    reporter = PipeReporter(link)
     lifecycle = Lifecycle(cast(Store, LazyStore(job.mongo_uri)), app, reporter)
     lifecycle.worker_id = job.worker_id
-    guard = LeaseGuard(reporter, job.worker_id, job.lease) if job.lease is not None else None
-    if guard is not None:
-        threading.Thread(target=guard.hold, daemon=True, name="shards-lease").start()
-    threading.Thread(target=_listen, args=(conn, reporter, guard), daemon=True, name="shards-link").start()
-    threading.Thread(target=_pump, args=(reporter, job.pump_interval), daemon=True,
-                     name="shards-pump").start()
+    if job.lease is not None:
+        guard.arm(job.worker_id, job.lease)
     # The worker started and announced the run; its end goes back in reporter.result.
     lifecycle.execute(record, definition, catalog, job.scope_data, job.args, parent=None, announce=False)
     link.last("result", *reporter.result)
     _exit(0)
 
 
-def _exit(code: int) -> None:
+def _exit(code: int) -> NoReturn:
     """Exit at once (threads the process left behind must not keep it), with its output written."""
     with contextlib.suppress(Exception):
         logs.drain_prints()
@@ -244,19 +273,27 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _listen(conn: Connection, reporter: PipeReporter, guard: LeaseGuard | None) -> None:
+def _listen(conn: Connection, reporter: PipeReporter, guard: LeaseGuard, jobs: queue.Queue[Job],
+            has_job: threading.Event) -> None:
     while True:
         try:
-            kind, *rest = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             if reporter.link.done:  # the run's end went out: the main thread exits meanwhile
                 return
+            if not has_job.is_set():
+                _exit(0)  # a standby its worker no longer needs (or a worker gone): nothing to end
             log.error("the worker is gone; ending runs %s with it",
                       ", ".join(run.run_id for run in reporter.executions()))
             _exit(EXIT_ORPHANED)
+        if isinstance(message, Job):
+            has_job.set()
+            jobs.put_nowait(message)
+            continue
+        kind, *rest = message
         if kind == "stop":
             reporter.deliver_stop(*rest)
-        elif kind == "lease" and guard is not None:
+        elif kind == "lease":
             guard.renewed(*rest)
 
 

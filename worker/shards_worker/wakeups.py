@@ -1,5 +1,9 @@
 """Wakeups: the worker's change stream, read by a thread of its own, so the worker loop waits on
-one bell that a change, a freed slot or a shutdown rings at once."""
+one bell that a change, a freed slot or a shutdown rings at once.
+
+While the loop acts on what the stream said (claims), and while a claimed run is written Running,
+the reader holds its next poll back (bounded, see ChangeFeed.hold): on a server that serves one
+request at a time those writes would otherwise queue behind the poll."""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ class Wakeups:
         self._gap = False  # the stream broke: changes may have been missed
         self._closed = threading.Event()
         self._reader: threading.Thread | None = None
+        self._loop_lock = threading.Lock()
+        self._loop_holds = False  # the reader delivered changes the loop has not acted on yet
 
     def start(self) -> None:
         if self.feed is not None:
@@ -51,7 +57,24 @@ class Wakeups:
     def nudge(self) -> None:
         """Read the stream again now (to learn whether a request was taken meanwhile)."""
         if self.feed is not None:
+            self.settled()
             self.feed.nudge()
+
+    def settled(self) -> None:
+        """The loop has acted on the changes it took (claimed what it could): polls resume."""
+        with self._loop_lock:
+            if self._loop_holds and self.feed is not None:
+                self.feed.release()
+            self._loop_holds = False
+
+    def hold(self) -> None:
+        """A claimed run is about to be written Running: polls wait for it (release, once)."""
+        if self.feed is not None:
+            self.feed.hold()
+
+    def release(self) -> None:
+        if self.feed is not None:
+            self.feed.release()
 
     def relax(self) -> None:
         """Nothing this worker could act on now (no free slot): let the stream back off."""
@@ -84,10 +107,18 @@ class Wakeups:
                     self._broke(ChangeFeedError(f"change stream reader failed: {error}"))
                     continue
                 if change is not None:
+                    self._hold_for_loop()
                     self._changes.append(change)
                     self._bell.set()
         finally:
             self.feed.close()
+
+    def _hold_for_loop(self) -> None:
+        assert self.feed is not None
+        with self._loop_lock:
+            if not self._loop_holds:
+                self._loop_holds = True
+                self.feed.hold()
 
     def _broke(self, error: ShardsError) -> None:
         self._on_error(error)

@@ -4,6 +4,7 @@ Worker wires its services and orders their start, stop and SIGTERM hand-off:
 - Claiming (claiming.py): sweeps, waits for changes, claims by id, keeps the backlog;
 - Lifecycle (lifecycle.py) on a Host (hosting.py, process_host.py): executes a claimed launch in
   a thread of its own, holding one of the Slots (slots.py), recorded in the Ledger (ledger.py);
+  isolated runs take a process forked ahead of demand, one per free slot (standbys.py);
 - Heartbeat (heartbeat.py): renews the lease, writes progress and ends, reconciles;
 - Fence (fencing.py): runs never outlive the lease;
 - Policing (policing.py): deadlines, grace, forced stops, hand-offs;
@@ -62,13 +63,13 @@ class Worker:
         self.state = WorkerState(name or default_name())
         self.connectivity = Connectivity(on_lost=self._on_store_lost)
         self.lease = Lease(settings.lease)
-        self.host = host_for(settings, app_spec, store.uri, self.lease)
+        self.slots = Slots(settings.concurrency)
+        self.host = host_for(settings, app_spec, store.uri, self.lease, free_slots=self.slots.free)
         self.ledger = Ledger(store, on_outage=self.connectivity.failed)
         self.lifecycle = Lifecycle(store, app, self.ledger, self.host, on_outage=self.connectivity.failed,
                                    stop_grace=settings.stop_grace)
         self.policing = Policing(store, self.ledger, stop_grace=settings.stop_grace)
         self.reconciler = Reconciler(store, orphan_grace=settings.orphan_grace)
-        self.slots = Slots(settings.concurrency)
         self.catalog = advertised(app, settings.pool)
         self.offers = Offers("", self.catalog, settings.claim_stagger, pool=settings.pool,
                              horizon=settings.sweep_interval * 2)
@@ -181,6 +182,7 @@ class Worker:
             self.policing.kill_all()
             for thread in self._run_threads:
                 thread.join(timeout=JOIN_KILLED)
+        self.host.close()  # standby processes exit with the worker
         self.claiming.close()
         still_running = [run.run_id for run in self.ledger.executions()]
         self.state.closed.set()  # the last heartbeat has been sent: from here on we leave
@@ -211,14 +213,20 @@ class Worker:
             self.claiming.slots_full()
         self._run_threads = [thread for thread in self._run_threads if thread.is_alive()]
         self.ledger.hold(launch.run_id)
-        thread = threading.Thread(target=self._execute, args=(launch, seen), daemon=True,
+        wakeups = self.claiming.wakeups
+        wakeups.hold()  # the stream's next poll waits for the start's write (released once)
+        thread = threading.Thread(target=self._execute, args=(launch, seen, wakeups.release), daemon=True,
                                   name=f"shards-run-{launch.run_id[:8]}")
         self._run_threads.append(thread)
-        thread.start()
-
-    def _execute(self, launch: Request, seen: float | None) -> None:
         try:
-            self.lifecycle.run_launch(launch, seen)
+            thread.start()
+        except BaseException:
+            wakeups.release()
+            raise
+
+    def _execute(self, launch: Request, seen: float | None, start_written: Callable[[], None]) -> None:
+        try:
+            self.lifecycle.run_launch(launch, seen, on_start_written=start_written)
         except StoreUnavailable as error:  # not started, or its start unconfirmed: see Heartbeat.check_own
             self.connectivity.failed(error)
         except BaseException:  # a bug must not kill the worker; Heartbeat.check_own settles the record
@@ -227,6 +235,7 @@ class Worker:
             self.ledger.let_go(launch.run_id)
             self.slots.release()
             self.claiming.slot_freed()
+            self.host.slot_freed()  # its standby is forked now, after the end's write
 
     def _deliver_stop(self, stop: Request) -> None:
         self.policing.stop_run(stop.run_id, force=bool(stop.options.get("force")))
