@@ -52,7 +52,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -158,6 +158,13 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat): the part no process of this bench
+    used is the machine's other load."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
@@ -560,12 +567,13 @@ class Bench:
         usage["mongo"] = cpu_seconds(self.mongo.pid) if self.mongo.up else 0.0
         own = os.times()
         usage["bench+kubectl"] = own.user + own.system + own.children_user + own.children_system
+        usage["machine_busy"] = machine_busy()  # everything, other users of the machine too
         return usage
 
     def api_requests(self) -> dict[str, float]:
         """The API server's apiserver_request_total, by 'VERB resource[/subresource] code'."""
         text = self.cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
-        counts: Counter[str] = Counter()
+        counts: dict[str, float] = defaultdict(float)
         for name, labels, value in parse_metrics(text):
             if name == "apiserver_request_total":
                 resource = labels.get("resource", "") + (
@@ -698,6 +706,7 @@ class Bench:
         time.sleep(2)
         rss: dict[str, float | None] = {"0": rss_mb(pid)}
         bodies = self.bodies(side, "existing", plan.existing)
+        populate_before = self.cpu(side)
         started = time.monotonic()
         created = self.create_many(bodies)
         creating_s = time.monotonic() - started
@@ -714,6 +723,7 @@ class Bench:
                 rss["tenth"] = value
 
         followed = self.follow(side, watcher, "existing", plan.existing, started, on_tick=sample)
+        populate_after = self.cpu(side)
         time.sleep(2 * STATUS_INTERVAL)
         rss["all"] = rss_mb(pid)
         rss["peak"] = max(peak[0], rss["all"] or 0.0)
@@ -732,6 +742,7 @@ class Bench:
             "done": followed["reached"],
             "rss_mb": rss,
             "idle_cpu_pct": idle,
+            "cpu_seconds": {k: round(v - populate_before.get(k, 0.0), 1) for k, v in populate_after.items()},
             "timeline": followed["timeline"],
         }
 
@@ -753,11 +764,11 @@ class Bench:
         sent_s = time.monotonic() - started
         followed = self.follow(side, watcher, "arrival", len(created), started)
         seen = watcher.snapshot()
-        done_ms = [
-            (seen[c.uid].done_at - c.before) * 1000
-            for c in created  # type: ignore[operator]
-            if c.uid in seen and seen[c.uid].done_at is not None
-        ]
+        done_ms = []
+        for c in created:
+            done_at = seen[c.uid].done_at if c.uid in seen else None
+            if done_at is not None:
+                done_ms.append((done_at - c.before) * 1000)
         result: dict[str, Any] = {
             "resources": len(created),
             "rate_asked": plan.arrival_rate,
@@ -838,7 +849,7 @@ class Bench:
         time.sleep(2 * STATUS_INTERVAL)  # a patch still queued is counted
         api = diff(self.api_requests(), api_before)
         patches_after, ops_after = side.status_patches(), self.mongo_ops()
-        per_run = Counter[str]()
+        per_run: dict[str, float] = defaultdict(float)
         for key, value in api.items():
             verb, resource, _code = key.split(" ")
             per_run[f"{verb} {resource}"] += value
@@ -974,6 +985,7 @@ class Bench:
         api_before, modified_before = self.api_requests(), watcher.modified
         assert side.operator is not None
         self.stop_operator(side, signal.SIGKILL)
+        cpu_before = self.cpu(side)
         if side.name == "shards":
             result.update(self.stop_while_down(watcher))
         started = time.monotonic()
@@ -1000,8 +1012,12 @@ class Bench:
                 break
             time.sleep(TICK if side.name == "floor" or ready_s is None else 1.0)
         time.sleep(5)  # what the restarted operator does right after: counted in the window
+        cpu_after = self.cpu(side)
+        result["cpu_seconds"] = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items()
+                                 if k != "operator"}
+        result["cpu_seconds"]["operator"] = cpu_after["operator"]  # the new process, from its start
         api = diff(self.api_requests(), api_before)
-        by_verb = Counter[str]()
+        by_verb: dict[str, float] = defaultdict(float)
         for key, value in api.items():
             verb, resource, _code = key.split(" ")
             by_verb[f"{verb} {resource}"] += value
@@ -1064,15 +1080,19 @@ class Bench:
             self.start_operator(side)
             log(f"{side.name}: 1. {plan.existing} existing resources over {plan.namespaces} namespaces")
             result: dict[str, Any] = {"existing": self.existing(side, watcher)}
+            result["existing"]["loadavg_1m_at_end"] = os.getloadavg()[0]
             log(f"{side.name}: 2. arrivals at {plan.arrival_rate}/s for {plan.arrival_seconds} s")
             result["arrivals"] = self.arrivals(side, watcher)
+            result["arrivals"]["loadavg_1m_at_end"] = os.getloadavg()[0]
             log(f"{side.name}: 3. a burst of {plan.burst} in one kubectl apply")
             result["burst"] = self.burst(side, watcher)
+            result["burst"]["loadavg_1m_at_end"] = os.getloadavg()[0]
             if side.name == "shards":
                 log(f"{side.name}: {plan.active} active runs")
                 result["active"] = self.make_active(side, watcher)
             log(f"{side.name}: 4. restart (SIGKILL) with {len(watcher.snapshot())} resources")
             result["restart"] = self.restart(side, watcher)
+            result["restart"]["loadavg_1m_at_end"] = os.getloadavg()[0]
             result["rss_mb_after_restart"] = rss_mb(side.operator.pid) if side.operator else None
             result["watch_errors"] = watcher.errors[-10:]
             result["watch_relists"] = watcher.relists
@@ -1388,7 +1408,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = up()
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     bench = Bench(cluster, workdir, plan)
-    logs_dir = args.out.parent / f"{args.out.stem}-logs"
+    logs_dir = RESULTS / f"{args.out.stem}-logs"  # under bench/results/ even when the JSON goes elsewhere
     began = time.monotonic()
     try:
         log(f"set-up: {plan}")
@@ -1431,7 +1451,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(render(table))
         for side in ("floor", "shards"):
+            print(f"  {side} existing CPU seconds: {result[side]['existing'].get('cpu_seconds')}")
             print(f"  {side} burst CPU seconds: {result[side]['burst']['cpu_seconds']}")
+            print(f"  {side} restart CPU seconds: {result[side]['restart'].get('cpu_seconds')}")
             print(f"  {side} burst API requests per run: {result[side]['burst']['api_requests_per_run']}")
             print(f"  {side} restart API requests: {result[side]['restart']['api_requests']}")
         print(f"  kubectl get shp -A, everything: {everything}")
