@@ -450,6 +450,8 @@ class Bench:
         self.client_retries = 0
         self.logs: list[Path] = []
         self.notes: list[str] = []
+        self.partial: dict[str, Any] = {}
+        self.partial_path: Path | None = None  # FILE.partial.json beside --out
         self.stuck: list[dict[str, Any]] = []  # resources a wait gave up on, and why (what MongoDB says)
 
     # -- set-up -----------------------------------------------------------------------------------------
@@ -1071,28 +1073,39 @@ class Bench:
         return found
 
     # -- a side's run ---------------------------------------------------------------------------------
+    def save_partial(self, side: Side, result: dict[str, Any]) -> None:
+        """What is measured so far, written after every phase: a run cut short still leaves it."""
+        self.partial[side.name] = result
+        if self.partial_path is not None:
+            self.partial_path.parent.mkdir(parents=True, exist_ok=True)
+            record = {"partial": True, "plan": vars(self.plan), "stuck": self.stuck, **self.partial}
+            self.partial_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+
     def run_side(self, side: Side) -> dict[str, Any]:
         plan = self.plan
         watcher = Watcher(self.api_client, side.name).start()
+        result: dict[str, Any] = {}
+
+        def phase(name: str, measured: dict[str, Any]) -> None:
+            measured["loadavg_1m_at_end"] = os.getloadavg()[0]
+            result[name] = measured
+            self.save_partial(side, result)
+
         try:
             self.client_429s = self.client_retries = 0
             log(f"{side.name}: starting the operator on {side.glob}")
             self.start_operator(side)
             log(f"{side.name}: 1. {plan.existing} existing resources over {plan.namespaces} namespaces")
-            result: dict[str, Any] = {"existing": self.existing(side, watcher)}
-            result["existing"]["loadavg_1m_at_end"] = os.getloadavg()[0]
+            phase("existing", self.existing(side, watcher))
             log(f"{side.name}: 2. arrivals at {plan.arrival_rate}/s for {plan.arrival_seconds} s")
-            result["arrivals"] = self.arrivals(side, watcher)
-            result["arrivals"]["loadavg_1m_at_end"] = os.getloadavg()[0]
+            phase("arrivals", self.arrivals(side, watcher))
             log(f"{side.name}: 3. a burst of {plan.burst} in one kubectl apply")
-            result["burst"] = self.burst(side, watcher)
-            result["burst"]["loadavg_1m_at_end"] = os.getloadavg()[0]
+            phase("burst", self.burst(side, watcher))
             if side.name == "shards":
                 log(f"{side.name}: {plan.active} active runs")
-                result["active"] = self.make_active(side, watcher)
+                phase("active", self.make_active(side, watcher))
             log(f"{side.name}: 4. restart (SIGKILL) with {len(watcher.snapshot())} resources")
-            result["restart"] = self.restart(side, watcher)
-            result["restart"]["loadavg_1m_at_end"] = os.getloadavg()[0]
+            phase("restart", self.restart(side, watcher))
             result["rss_mb_after_restart"] = rss_mb(side.operator.pid) if side.operator else None
             result["watch_errors"] = watcher.errors[-10:]
             result["watch_relists"] = watcher.relists
@@ -1408,6 +1421,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = up()
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     bench = Bench(cluster, workdir, plan)
+    bench.partial_path = args.out.with_suffix(".partial.json")
     logs_dir = RESULTS / f"{args.out.stem}-logs"  # under bench/results/ even when the JSON goes elsewhere
     began = time.monotonic()
     try:
@@ -1478,6 +1492,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        bench.partial_path.unlink(missing_ok=True)  # the whole result is in --out
         log(f"wrote {args.out} (logs: {logs_dir})")
         return 0
     finally:
