@@ -15,8 +15,10 @@ namespaces by a glob, both followed by the same watch of the resources (one per 
    (the watch); the floor's apply -> patched; p50/p99.
 3. burst: B resources in one `kubectl apply -f -` of a List: the apply's time, the time until all
    are Done / patched, the API server's write rate and its 429 answers.
-4. restart: with everything present (and A active runs on the Shards side) the operator is killed
-   (SIGKILL) and started again: time until it has taken up every resource (its gauge
+4. restart: with everything present (and A active runs on the Shards side: sleepy-N for 120 s,
+   launched and not ended; 2 x 8 of them run, the rest wait Scheduled) the operator is killed
+   (SIGKILL), half the active runs are stopped through MongoDB while it is down, and it is
+   started again: time until it has taken up every resource (its gauge
    shards_operator_resources; the floor's resume counter), until every status agrees with
    MongoDB, the launches it made (must be 0) and the API requests of the window.
 5. cost per run, over the burst: API requests by verb and resource (apiserver_request_total),
@@ -352,12 +354,13 @@ class Watcher:
             if state == "Done" and seen.done_at is None:
                 seen.done_at = now
 
-    def count(self, phase: str | None = None, state: str | None = None) -> int:
+    def count(self, phase: str | None = None, state: str | tuple[str, ...] | None = None) -> int:
+        states = (state,) if isinstance(state, str) else state
         with self.lock:
             return sum(
                 1
                 for s in self.items.values()
-                if (phase is None or s.phase == phase) and (state is None or s.state == state)
+                if (phase is None or s.phase == phase) and (states is None or s.state in states)
             )
 
     def snapshot(self) -> dict[str, Seen]:
@@ -647,7 +650,7 @@ class Bench:
         phase: str,
         count: int,
         started: float,
-        state: str = "Done",
+        state: str | tuple[str, ...] = "Done",
         on_tick: Callable[[int], None] | None = None,
         still_going: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
@@ -678,7 +681,8 @@ class Bench:
                 stuck = [
                     uid
                     for uid, seen in watcher.snapshot().items()
-                    if seen.phase == phase and seen.state != state
+                    if seen.phase == phase
+                    and seen.state not in ((state,) if isinstance(state, str) else state)
                 ]
                 described = self.describe(side, watcher, stuck[:20])
                 self.stuck.append(
@@ -898,8 +902,17 @@ class Bench:
         bodies = self.bodies(side, "active", self.plan.active, {"seconds": ACTIVE_SECONDS}, sleepy)
         started = time.monotonic()
         self.create_many(bodies)
-        followed = self.follow(side, watcher, "active", self.plan.active, started, state="Running")
-        return {"resources": self.plan.active, "all_running": followed["all"], "seconds": followed["seconds"]}
+        # Active: launched and not ended. Only WORKERS x CONCURRENCY run at once; the rest wait, Scheduled.
+        followed = self.follow(
+            side, watcher, "active", self.plan.active, started, state=("Scheduled", "Running")
+        )
+        return {
+            "resources": self.plan.active,
+            "all_active": followed["all"],
+            "running": watcher.count("active", "Running"),
+            "scheduled": watcher.count("active", "Scheduled"),
+            "seconds": followed["seconds"],
+        }
 
     def describe(self, side: Side, watcher: Watcher, uids: list[str]) -> list[dict[str, Any]]:
         """What the watch says of these resources, and (Shards) what MongoDB says of their runs."""
@@ -1015,8 +1028,9 @@ class Bench:
             time.sleep(TICK if side.name == "floor" or ready_s is None else 1.0)
         time.sleep(5)  # what the restarted operator does right after: counted in the window
         cpu_after = self.cpu(side)
-        result["cpu_seconds"] = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items()
-                                 if k != "operator"}
+        result["cpu_seconds"] = {
+            k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items() if k != "operator"
+        }
         result["cpu_seconds"]["operator"] = cpu_after["operator"]  # the new process, from its start
         api = diff(self.api_requests(), api_before)
         by_verb: dict[str, float] = defaultdict(float)

@@ -62,7 +62,7 @@ def test_smoke_operator_scale_reports_every_figure(tmp_path: Path) -> None:
 
     shards = fig["shards"]
     assert shards["arrivals"]["apply_to_running"]["n"] == shards["arrivals"]["resources"]
-    assert shards["active"]["all_running"], shards["active"]
+    assert shards["active"]["all_active"], shards["active"]
     assert shards["restart"]["launches_runs"] == 0, shards["restart"]  # a restart launches nothing
     assert shards["restart"]["stopped_while_down"] > 0
 
