@@ -951,12 +951,16 @@ class Bench:
     def consistent(self, watcher: Watcher) -> tuple[bool, list[str]]:
         """Whether every resource's status.state is its run's state in MongoDB; the uids that differ."""
         assert self.controller is not None
+        store = self.controller.store
         runs = {
             doc["_id"]: doc.get("state")
-            for doc in self.controller.store.runs.collection.mongo.find(
-                {"_id": {"$regex": "^k8s-"}}, {"state": 1}
-            )
+            for doc in store.runs.collection.mongo.find({"_id": {"$regex": "^k8s-"}}, {"state": 1})
         }
+        # A launch no worker has started yet has no run document: its process record says Scheduled.
+        for doc in store.processes.collection.mongo.find(
+            {"runId": {"$regex": "^k8s-"}}, {"runId": 1, "status": 1}
+        ):
+            runs.setdefault(doc["runId"], (doc.get("status") or {}).get("state"))
         differ = [uid for uid, seen in watcher.snapshot().items() if runs.get(f"k8s-{uid}-1") != seen.state]
         return not differ, differ
 
@@ -997,6 +1001,7 @@ class Bench:
             result["differing_before_kill"] = len(differ_before)
             result["differing_before_kill_examples"] = self.describe(side, watcher, differ_before[:20])
             runs_before = self.controller.store.runs.collection.mongo.count_documents({})
+            killed_ms = int(time.time() * 1000)
         api_before, modified_before = self.api_requests(), watcher.modified
         assert side.operator is not None
         self.stop_operator(side, signal.SIGKILL)
@@ -1054,8 +1059,13 @@ class Bench:
                     "first_status_patch_s": None if first_patch_s is None else round(first_patch_s, 2),
                     "status_patches": metric(samples, "shards_operator_status_patches_total"),
                     "launches_metric": metric(samples, "shards_operator_launches_total"),
-                    "launches_runs": self.controller.store.runs.collection.mongo.count_documents({})
+                    # Runs started in the window: launches queued before the kill starting on a free slot.
+                    "runs_started": self.controller.store.runs.collection.mongo.count_documents({})
                     - runs_before,
+                    # Launches requested in the window (the operator's launches after the restart).
+                    "launches_runs": self.controller.store.runs.collection.mongo.count_documents(
+                        {"requestedAt": {"$gte": killed_ms}}
+                    ),
                     "differing_at_end": len(differ),
                     "differing_at_end_examples": self.describe(side, watcher, differ[:20]),
                 }
