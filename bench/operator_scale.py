@@ -1437,6 +1437,10 @@ def render(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1456,6 +1460,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = Plan.from_args(args)
     random.seed(1)
+    # SIGTERM (and SIGINT, which a shell ignores for a background job) stop the run through its
+    # `finally`: the operators, workers, server and control plane it started are stopped too.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _interrupted)
     cluster = running()
     started_cluster = cluster is None
     if cluster is None:
