@@ -718,13 +718,6 @@ class Bench:
         time.sleep(2)
         rss: dict[str, float | None] = {"0": rss_mb(pid)}
         bodies = self.bodies(side, "existing", plan.existing)
-        populate_before = self.cpu(side)
-        started = time.monotonic()
-        created = self.create_many(bodies)
-        creating_s = time.monotonic() - started
-        log(
-            f"  {side.name}: {len(created)} created in {creating_s:.1f} s ({len(created) / creating_s:.0f}/s)"
-        )
         tenth = max(1, plan.existing // 10)
         peak = [0.0]
 
@@ -734,6 +727,25 @@ class Bench:
             if done >= tenth and "tenth" not in rss:
                 rss["tenth"] = value
 
+        creating = threading.Event()
+
+        def sample_while_creating() -> None:  # the operator may keep up with the creates
+            while not creating.wait(TICK):
+                sample(watcher.count("existing", "Done"))
+
+        sampler = threading.Thread(target=sample_while_creating, name="rss-sampler", daemon=True)
+        populate_before = self.cpu(side)
+        started = time.monotonic()
+        sampler.start()
+        try:
+            created = self.create_many(bodies)
+        finally:
+            creating.set()
+            sampler.join(timeout=10)
+        creating_s = time.monotonic() - started
+        log(
+            f"  {side.name}: {len(created)} created in {creating_s:.1f} s ({len(created) / creating_s:.0f}/s)"
+        )
         followed = self.follow(side, watcher, "existing", plan.existing, started, on_tick=sample)
         populate_after = self.cpu(side)
         time.sleep(2 * STATUS_INTERVAL)
@@ -1425,6 +1437,10 @@ def render(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1444,6 +1460,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = Plan.from_args(args)
     random.seed(1)
+    # SIGTERM (and SIGINT, which a shell ignores for a background job) stop the run through its
+    # `finally`: the operators, workers, server and control plane it started are stopped too.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _interrupted)
     cluster = running()
     started_cluster = cluster is None
     if cluster is None:
