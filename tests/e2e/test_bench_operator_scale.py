@@ -1,4 +1,5 @@
-"""Figure 10's harness works: `bench/run.py --smoke --only 10` runs bench/operator_scale.py with tiny
+"""Figure 10's harness works (here, not in tests/bench: it needs the local control plane's tools,
+which `make test-e2e` builds): `bench/run.py --smoke --only 10` runs bench/operator_scale.py with tiny
 counts (the floor, a bare kopf operator, then the Shards operator, on a local control plane) and
 the merged report holds every one of its figures, for both sides. Timing targets are never
 asserted here (they belong to `make bench`)."""
@@ -12,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tooling.cluster import is_built
+from tooling.cluster import KubeCluster, is_built
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # tests/e2e/ -> the repository
 SMOKE_TIMEOUT = 900  # about 3 minutes on 2 cores, a control plane's start included
 
 pytestmark = [
@@ -28,7 +29,8 @@ def _number(value: Any) -> bool:
 
 
 @pytest.mark.timeout(SMOKE_TIMEOUT + 60)
-def test_smoke_operator_scale_reports_every_figure(tmp_path: Path) -> None:
+def test_smoke_operator_scale_reports_every_figure(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+    """On the session's control plane (the bench reuses a running one, and leaves it running)."""
     done = subprocess.run(
         [sys.executable, "bench/run.py", "--smoke", "--only", "10", "--results-dir", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=SMOKE_TIMEOUT, check=False,
