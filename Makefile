@@ -74,8 +74,9 @@ demo-cli: venv-cli
 	examples/demo-cli.sh
 
 ## Timing targets live here, not in the tests: issue 8's figures 1-6 beside their baselines and
-## issue 11's figure 7 (isolation), issue 25's figure 10 (what a client sees), a table on stdout and
-## bench/results/<UTC time>.json + latest.json (about 30 min on 2 cores).
+## issue 11's figure 7 (isolation), issue 24's figure 10 (the operator at platform scale beside a bare
+## kopf operator) and issue 25's figure 11 (what a client sees), a table on stdout and
+## bench/results/<UTC time>.json + latest.json (about 30 min on 2 cores, and 20-40 min more for figure 10).
 bench: venv tools
 	$(BIN)/python bench/run.py
 

@@ -1,5 +1,6 @@
-"""The benchmark catalog: many no-op processes, some that wait to be stopped, and one that
-calls report_progress, then ctx.log.info, in a tight loop (figure 5)."""
+"""The benchmark catalog: many no-op processes, some that wait to be stopped, some that sleep for
+args["seconds"] (figure 10's active runs), and one that calls report_progress, then ctx.log.info,
+in a tight loop (figure 5)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import shards
 
 JOBS = 1000  # as many as figure 2's runs: no launch waits for an id's previous run
+SLEEPY = 200  # figure 10: active runs per scope, each its own process id
 
 
 def _noop(ctx: shards.ProcessContext) -> None:
@@ -20,6 +22,14 @@ def _wait(ctx: shards.ProcessContext) -> None:
     deadline = time.monotonic() + 60
     while ctx.should_continue() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def _sleepy(ctx: shards.ProcessContext) -> None:
+    """Active for args["seconds"] (bounded to 10 minutes), unless stopped before."""
+    seconds = max(0.0, min(float(ctx.args.get("seconds", 60)), 600.0))
+    deadline = time.monotonic() + seconds
+    while ctx.should_continue() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _progress(ctx: shards.ProcessContext) -> None:
@@ -57,6 +67,7 @@ def _progress(ctx: shards.ProcessContext) -> None:
 CATALOG = [
     *(shards.process(f"noop-{n}")(_noop) for n in range(JOBS)),
     *(shards.process(f"wait-{n}")(_wait) for n in range(20)),
+    *(shards.process(f"sleepy-{n}")(_sleepy) for n in range(SLEEPY)),
     shards.process("progress")(_progress),
 ]
 

@@ -1,4 +1,4 @@
-"""Figure 10: what a client sees. Sequential launches, each timed from the launch call to the moment
+"""Figure 11: what a client sees. Sequential launches, each timed from the launch call to the moment
 the client observes its run Running through a change stream on the process records; beside the
 bare-pymongo floor doing the same writes (the launch's guarded Scheduled and request insert, then
 bench/rawclient.py floor's six worker writes) with the same reader on both sides.

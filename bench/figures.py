@@ -53,7 +53,7 @@ class Plan:
     f9_markers: int = 200
     f9_pages: int = 10
     f9_window: float = 20.0
-    f10_launches: int = 300
+    f11_launches: int = 300
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -61,7 +61,7 @@ class Plan:
         return cls(repeats=1, f1_launches=20, f1_poll_launches=3, f1_poll_repeats=1, f2_runs=40,
                    f3_workers=(1, 2, 3), f3_launches=10, f3_idle_window=3.0, f4_history=200,
                    f4_launches=10, f5_calls=1000, f5_spread_s=1.2, f7_runs=10, f7_throughput_runs=20,
-                   f8_runs=3, f9_markers=10, f9_pages=2, f9_window=2.0, f10_launches=10)
+                   f8_runs=3, f9_markers=10, f9_pages=2, f9_window=2.0, f11_launches=10)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,8 +303,8 @@ def figure5(plan: Plan) -> dict[str, Any]:
     return {"configs": _repeat(plan.repeats, {"progress": measure}), "notes": notes}
 
 
-# -- 10 -----------------------------------------------------------------------------------------
-def figure10(plan: Plan) -> dict[str, Any]:
+# -- 11 -----------------------------------------------------------------------------------------
+def figure11(plan: Plan) -> dict[str, Any]:
     low, high = wait_bounds()
 
     def shards(isolation: str) -> Callable[[int], dict[str, Any]]:
@@ -312,15 +312,15 @@ def figure10(plan: Plan) -> dict[str, Any]:
             with Cluster(f"client-{isolation}") as cluster:
                 cluster.start_workers(1, extra=("--isolation", isolation))
                 cluster.ready()
-                return clientside.shards(cluster, plan.f10_launches, low, high)
+                return clientside.shards(cluster, plan.f11_launches, low, high)
         return measure
 
     def floor(rep: int) -> dict[str, Any]:
         with Cluster("client-floor") as cluster:
-            return clientside.floor(cluster, plan.f10_launches, low, high)
+            return clientside.floor(cluster, plan.f11_launches, low, high)
 
     configs = {"shards_process": shards("process"), "shards_thread": shards("thread"), "floor": floor}
-    notes = [f"{plan.f10_launches} sequential launches per repeat, 1 worker (--concurrency 1); launch call "
+    notes = [f"{plan.f11_launches} sequential launches per repeat, 1 worker (--concurrency 1); launch call "
              "-> the client sees the run Running on a change stream of the process records (updateLookup), "
              f"read with the workers' adaptive pause ({low:g} s after an event or a launch, doubling to "
              f"{high:g} s); floor: the same two launch writes and a bare-pymongo worker's six "
@@ -337,5 +337,5 @@ FIGURES: dict[int, tuple[str, Callable[[Plan], dict[str, Any]]]] = {
     7: ("isolation: no-op run cost, process vs thread", lambda plan: isolation.figure7(plan, _repeat)),
     8: ("CLI start-up: a command's time to exit", lambda plan: startup.figure8(plan, _repeat)),
     9: ("dashboard: change -> page, CPU with 10 pages", lambda plan: live_page.figure9(plan, _repeat)),
-    10: ("client: launch -> Running seen on a change stream", figure10),
+    11: ("client: launch -> Running seen on a change stream", figure11),
 }

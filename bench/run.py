@@ -11,12 +11,14 @@ measurement, each repeated (min and median of the repeats):
   7 process isolation: a no-op run's cost and throughput, threads vs forkserver vs spawn (bench/isolation.py)
   8 CLI start-up: `shards --help`, `status PROC` and `list -o json`, start to exit (bench/startup.py)
   9 the dashboard: a change in MongoDB -> 10 open pages, p50/p99; its CPU under load (bench/live_page.py)
- 10 a client: launch call -> Running seen on a change stream, vs a bare-pymongo floor (bench/clientside.py)
+ 10 the operator at platform scale beside a bare kopf operator (bench/operator_scale.py, merged; 20-40 min)
+ 11 a client: launch call -> Running seen on a change stream, vs a bare-pymongo floor (bench/clientside.py)
 
 Prints a table and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
-  python bench/run.py                 # figures 1-10 (6 needs `make tools`)
-  python bench/run.py --smoke         # tiny counts, 1 repeat, no figures 6 and 9 (checks the harness)
+  python bench/run.py                 # figures 1-11 (6 and 10 need `make tools`)
+  python bench/run.py --smoke         # tiny counts, 1 repeat, no figures 6, 9 and 10 (checks the harness)
+  python bench/run.py --smoke --only 10   # figure 10's harness alone (a local control plane)
   python bench/run.py --only 1,3 --repeats 1
   python bench/run.py --code-root DIR # measure the Shards packages in DIR (e.g. a `git archive`)
 """
@@ -36,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+OPERATOR_TITLES = {6: "operator path", 10: "operator at platform scale vs a bare kopf operator"}
 PARTS = ("sdk", "store", "controller", "worker", "cli", "operator", "dashboard")
 OPERATOR_TIMEOUT = 1500.0
+SCALE_TIMEOUT = 5400.0  # figure 10 at its full size takes 20-40 minutes on 2 cores
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +51,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tiny counts: checks the harness, not the numbers")
     parser.add_argument("--only", default="", help="comma-separated figures, e.g. 1,3")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; smoke 1)")
-    parser.add_argument("--with-operator", action="store_true", help="run figure 6 in --smoke too")
+    parser.add_argument("--with-operator", action="store_true", help="run figures 6 and 10 in --smoke too")
     parser.add_argument("--f7-modes", default="", help="figure 7's modes, e.g. thread,forkserver")
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default=None, help="also write RESULTS_DIR/NAME.json")
@@ -87,6 +91,20 @@ def operator_figure(smoke: bool) -> dict[str, Any]:
         return result
 
 
+def scale_figure(smoke: bool) -> dict[str, Any]:
+    """Figure 10: bench/operator_scale.py as its own process; its JSON, merged."""
+    with tempfile.TemporaryDirectory(prefix="shards-bench-scale-") as tmp:
+        out = Path(tmp) / "operator_scale.json"
+        command = [sys.executable, str(BENCH / "operator_scale.py"), "--out", str(out)]
+        if smoke:
+            command.append("--smoke")
+        done = subprocess.run(command, cwd=BENCH.parent, timeout=SCALE_TIMEOUT, check=False)
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"bench/operator_scale.py exited with {done.returncode}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     use_code_root(args)
@@ -99,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         plan.repeats = max(1, args.repeats)
     if args.f7_modes:
         plan.f7_modes = tuple(mode.strip() for mode in args.f7_modes.split(",") if mode.strip())
-    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-    if 6 in wanted and args.smoke and not args.with_operator and not args.only:
-        wanted.remove(6)
+    wanted = [int(f) for f in args.only.split(",") if f.strip()] or [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    for operator in (6, 10):  # a local control plane each: `--smoke --with-operator` or `--only`
+        if operator in wanted and args.smoke and not args.with_operator and not args.only:
+            wanted.remove(operator)
     if 9 in wanted and args.smoke and not args.only:
         wanted.remove(9)  # `--smoke --only 9` checks it
     result: dict[str, Any] = {
@@ -116,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     began = time.monotonic()
     for number in wanted:
-        title = figures.FIGURES[number][0] if number in figures.FIGURES else "operator path"
+        known = figures.FIGURES.get(number)
+        title = known[0] if known else OPERATOR_TITLES.get(number, "?")
         print(f"[bench] {time.strftime('%H:%M:%S')} figure {number}: {title}", flush=True)
         started = time.monotonic()
         try:
@@ -124,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
                 fig = operator_figure(args.smoke)
                 fig["notes"] = ["one run, not repeated (bench/operator_path.py: a real API server, the "
                                 "operator, 4 workers x 4); its own JSON merged as is"]
+            elif number == 10:
+                fig = scale_figure(args.smoke)
+                fig["notes"] = ["one run, not repeated (bench/operator_scale.py: a real API server, the "
+                                "operator beside a bare kopf operator, 2 workers x 8); its own JSON merged",
+                                *fig.get("notes", [])]
             else:
                 fig = figures.FIGURES[number][1](plan)
         except Exception as error:  # one figure's failure is reported; the others still run

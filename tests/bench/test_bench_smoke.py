@@ -1,4 +1,4 @@
-"""The benchmark harness works: `bench/run.py --smoke` runs figures 1-5, 7, 8 and 10 with tiny counts and
+"""The benchmark harness works: `bench/run.py --smoke` runs figures 1-5, 7, 8 and 11 with tiny counts and
 writes a JSON report with numbers for every figure. Timing targets are never asserted here
 (they belong to `make bench`)."""
 
@@ -46,7 +46,7 @@ def test_smoke_harness_reports_every_figure(tmp_path: Path) -> None:
     assert report["code"]["git_commit"]
     assert report["targets"]
     figures = report["figures"]
-    assert sorted(figures, key=int) == ["1", "2", "3", "4", "5", "7", "8", "10"]
+    assert sorted(figures, key=int) == ["1", "2", "3", "4", "5", "7", "8", "11"]
     for key, fig in figures.items():
         assert "error" not in fig, f"figure {key}: {fig['error']}"
         assert fig["configs"], f"figure {key} measured nothing"
@@ -79,11 +79,11 @@ def test_smoke_harness_reports_every_figure(tmp_path: Path) -> None:
     f8 = figures["8"]
     for measure in ("help_ms", "status_ms", "list_json_ms"):
         assert all(_number(v) and v > 0 for v in _values(f8, "startup", measure, "p50")), measure
-    f10 = figures["10"]
-    assert set(f10["configs"]) == {"shards_process", "shards_thread", "floor"}
-    for config in f10["configs"]:
-        assert all(_number(v) for v in _values(f10, config, "launch_to_seen_running_ms", "p50")), config
+    f11 = figures["11"]
+    assert set(f11["configs"]) == {"shards_process", "shards_thread", "floor"}
+    for config in f11["configs"]:
+        assert all(_number(v) for v in _values(f11, config, "launch_to_seen_running_ms", "p50")), config
 
     rows = report["table"]
-    assert {row["figure"].split()[0] for row in rows} == {"1", "2", "3", "4", "5", "7", "8", "10"}
+    assert {row["figure"].split()[0] for row in rows} == {"1", "2", "3", "4", "5", "7", "8", "11"}
     assert all(set(row) == {"figure", "shards", "baseline", "ratio", "target", "met"} for row in rows)
