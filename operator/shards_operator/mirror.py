@@ -124,7 +124,8 @@ class StatusMirror:
             # operator patched). Later bodies may lag this mirror's own patches: not read again.
             tracked = self._by_uid.get(resource.uid)
             if tracked is None:
-                tracked = self._by_uid[resource.uid] = Tracked(resource, dict(resource.status))
+                shown = str(resource.status.get("state") or "")  # counted as its status shows it
+                tracked = self._by_uid[resource.uid] = Tracked(resource, dict(resource.status), state=shown)
                 self._states[tracked.state] += 1
             tracked.resource = resource
             if int(outcome.status.get("runs") or 0) > max(tracked.runs, Shown.of(tracked.stored).runs):

@@ -196,6 +196,18 @@ def test_resources_by_state_are_counted_as_they_move_and_go() -> None:
     assert (counted["Running"], counted["Done"], sum(counted.values())) == (1, 1, 2)
 
 
+def test_a_resumed_resource_counts_by_the_state_its_status_shows() -> None:
+    """A restarted operator counts every resource it took up, those it has nothing to tell too."""
+    records, api = Records(), ApiServer()
+    mirror = StatusMirror(records, api, interval=60)  # type: ignore[arg-type]
+    for uid in ("u1", "u2"):
+        records.put(uid, State.DONE)
+        handled(StatusMirror(records, api, interval=60), records, resource(uid))  # type: ignore[arg-type]
+    for uid in ("u1", "u2"):
+        handled(mirror, records, resource(uid, api.statuses[uid]))
+    assert metrics.RESOURCES.labels("Done")._value.get() == 2
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=3),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
