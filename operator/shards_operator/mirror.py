@@ -49,6 +49,11 @@ EVENT_ON_STATE = {
     State.FAILED: ("Warning", "Failed"),
 }
 EVENT_STATES = {state.value for state in EVENT_ON_STATE}
+# How far a launch's attempt has gone: a run's state never moves back within one attempt, so a
+# queued status that shows less (a handler's read older than the stream's news) is dropped.
+STATE_RANK = {State.IDLE.value: 0, State.SCHEDULED.value: 1, State.RUNNING.value: 2,
+              State.STOP_REQUESTED.value: 3, State.STOPPING.value: 4, State.STOPPED.value: 5,
+              State.FAILED.value: 5, State.DONE.value: 5}
 PATCH_THREADS = 8  # status patches in flight at once (the API server's fairness limits decide the rest)
 # A launch's first status waits this long (at most the interval): a short run then shows its end
 # in that one patch, instead of a launch patch and an end patch a whole interval later.
@@ -97,6 +102,7 @@ class Tracked:
     not_before: float = 0.0  # monotonic: no patch before (a new launch settles, see SETTLE)
     state: str = ""  # as last queued (the resources-by-state gauge)
     sending: bool = False  # a patch of it is in flight: the next waits (one at a time per resource)
+    reached: tuple[int, int, int] = (0, 0, 0)  # (launch, attempt, state rank) queued or shown so far
 
     @property
     def shown(self) -> Shown:
@@ -126,6 +132,9 @@ class StatusMirror:
             if tracked is None:
                 shown = str(resource.status.get("state") or "")  # counted as its status shows it
                 tracked = self._by_uid[resource.uid] = Tracked(resource, dict(resource.status), state=shown)
+                if shown:
+                    tracked.reached = (resource.launched_runs, int(resource.status.get("attempt") or 1),
+                                       STATE_RANK.get(shown, 0))
                 self._states[tracked.state] += 1
             tracked.resource = resource
             if int(outcome.status.get("runs") or 0) > max(tracked.runs, Shown.of(tracked.stored).runs):
@@ -278,7 +287,14 @@ class StatusMirror:
                 self._pend(tracked, status)
 
     def _pend(self, tracked: Tracked, status: dict[str, Any]) -> None:
-        """Under the lock: `status` joins what waits to be sent for the resource."""
+        """Under the lock: `status` joins what waits to be sent for the resource, unless it shows
+        the launch less far on than a status already queued or shown (an older read)."""
+        if "state" in status:
+            reached = (max(tracked.runs, int(status.get("runs") or 0)), int(status.get("attempt") or 1),
+                       STATE_RANK.get(str(status["state"]), 0))
+            if reached < tracked.reached:
+                return
+            tracked.reached = reached
         new_state = str(status.get("state") or tracked.state)
         if new_state != tracked.state:
             self._states[tracked.state] -= 1

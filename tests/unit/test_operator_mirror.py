@@ -15,7 +15,7 @@ from shards.records import ProcessRecord, ProcessStatus, Progress
 from shards.states import State
 from shards_operator import metrics
 from shards_operator.mirror import StatusMirror, changes, merged
-from shards_operator.resource import Resource, apply_spec
+from shards_operator.resource import Resource, apply_spec, observed, view_of
 
 WAIT = 10.0  # seconds a test waits for another thread before it fails
 
@@ -114,6 +114,21 @@ def test_a_run_that_ends_while_its_launch_settles_shows_its_end_in_one_patch() -
         time.sleep(0.01)
     assert len(api.patches) == 1 and api.statuses["u1"]["state"] == "Done"
     assert api.statuses["u1"]["runs"] == 1 and api.events == ["Launched", "Done"]
+
+
+def test_a_handler_read_older_than_the_streams_news_does_not_undo_it() -> None:
+    """A handler reads the record, the run ends, the stream's news of the end is queued, and only
+    then the handler queues what it read: the status shows the end, not the older read."""
+    records, api = Records(), ApiServer()
+    mirror = StatusMirror(records, api, interval=60)  # type: ignore[arg-type]
+    records.put("u1", State.RUNNING)
+    handled(mirror, records, resource("u1"))
+    stale = resource("u1", api.statuses["u1"])
+    read = observed(stale, view_of(records, records.records["p-u1"]))  # type: ignore[arg-type]
+    mirror.observe(records.put("u1", State.DONE))
+    mirror.update(stale, read)  # the handler's older read arrives last
+    mirror.flush(force=True)
+    assert api.statuses["u1"]["state"] == "Done"
 
 
 def test_a_patch_carries_only_what_changed() -> None:
