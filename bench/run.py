@@ -77,30 +77,17 @@ def use_code_root(args: argparse.Namespace) -> None:
     os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
 
 
-def operator_figure(smoke: bool) -> dict[str, Any]:
-    """Figure 6: bench/operator_path.py as its own process; its JSON, merged."""
-    with tempfile.TemporaryDirectory(prefix="shards-bench-op-") as tmp:
-        out = Path(tmp) / "operator.json"
-        command = [sys.executable, str(BENCH / "operator_path.py"), "--out", str(out)]
+def script_figure(script: str, smoke: bool, timeout: float) -> dict[str, Any]:
+    """A figure measured by its own script in its own process (6: operator_path.py, 10:
+    operator_scale.py): its JSON, merged."""
+    with tempfile.TemporaryDirectory(prefix="shards-bench-script-") as tmp:
+        out = Path(tmp) / "figure.json"
+        command = [sys.executable, str(BENCH / script), "--out", str(out)]
         if smoke:
             command.append("--smoke")
-        done = subprocess.run(command, cwd=BENCH.parent, timeout=OPERATOR_TIMEOUT, check=False)
+        done = subprocess.run(command, cwd=BENCH.parent, timeout=timeout, check=False)
         if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"bench/operator_path.py exited with {done.returncode}")
-        result: dict[str, Any] = json.loads(out.read_text())
-        return result
-
-
-def scale_figure(smoke: bool) -> dict[str, Any]:
-    """Figure 10: bench/operator_scale.py as its own process; its JSON, merged."""
-    with tempfile.TemporaryDirectory(prefix="shards-bench-scale-") as tmp:
-        out = Path(tmp) / "operator_scale.json"
-        command = [sys.executable, str(BENCH / "operator_scale.py"), "--out", str(out)]
-        if smoke:
-            command.append("--smoke")
-        done = subprocess.run(command, cwd=BENCH.parent, timeout=SCALE_TIMEOUT, check=False)
-        if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"bench/operator_scale.py exited with {done.returncode}")
+            raise RuntimeError(f"bench/{script} exited with {done.returncode}")
         result: dict[str, Any] = json.loads(out.read_text())
         return result
 
@@ -141,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             if number == 6:
-                fig = operator_figure(args.smoke)
+                fig = script_figure("operator_path.py", args.smoke, OPERATOR_TIMEOUT)
                 fig["notes"] = ["one run, not repeated (bench/operator_path.py: a real API server, the "
                                 "operator, 4 workers x 4); its own JSON merged as is"]
             elif number == 10:
-                fig = scale_figure(args.smoke)
+                fig = script_figure("operator_scale.py", args.smoke, SCALE_TIMEOUT)
                 fig["notes"] = ["one run, not repeated (bench/operator_scale.py: a real API server, the "
                                 "operator beside a bare kopf operator, 2 workers x 8); its own JSON merged",
                                 *fig.get("notes", [])]
