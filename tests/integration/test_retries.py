@@ -109,9 +109,10 @@ def test_a_run_whose_worker_is_lost_is_handed_off_to_another_spending_no_retry(
     first = _worker(shards_env)
     shards_env.define("farm")
     journal = tmp_path / "work.journal"
-    # No retries: a lost worker is not the run's own failure (issue 22).
+    # No retries: a lost worker is not the run's own failure (issue 22). Long enough that the
+    # second worker is up (a loaded machine) before the first attempt could end.
     shards_env.ok("launch", "handed-off", "--scope", "farm",
-                  "--args", json.dumps({"journal": str(journal), "seconds": 2}))
+                  "--args", json.dumps({"journal": str(journal), "seconds": 8}))
     shards_env.wait_state("farm", "handed-off", State.RUNNING)
     wait_until(lambda: _journal(journal), what="the first attempt to start")
     second = _worker(shards_env)

@@ -41,7 +41,9 @@ def test_a_launch_left_pending_by_a_release_before_pools_runs_once_after_the_upg
     shards_env.start_worker()  # the new version
     done = shards_env.wait_state("farm", "quick", State.DONE)
     assert done.run_id == run_id
-    [run] = shards_env.controller.history("farm", "quick")
+    # The history entry's end is written just after the record's (end_run: the record first).
+    [run] = wait_until(lambda: [entry for entry in shards_env.controller.history("farm", "quick")
+                                if entry.state is State.DONE], what="the history entry's end")
     assert (run.run_id, run.state, run.attempt) == (run_id, State.DONE, 1)
     assert not shards_env.store.requests.for_runs([run_id])
 
