@@ -61,6 +61,18 @@ def flag_default(flag: str, fallback: float) -> float:
     return fallback
 
 
+def start_app_workers(processes: Processes, controller: Controller, scopes: Sequence[str], *,
+                      workers: int, concurrency: int, timeout: float = 120.0) -> None:
+    """`workers` workers of the bench app, alive in the registry, and `scopes` defined (asked all
+    at once, then waited for): the operator benches' Shards side."""
+    for _ in range(workers):
+        processes.start_worker(APP, "--concurrency", str(concurrency))
+    store = controller.store
+    wait_until(lambda: len(store.workers.alive()) >= workers, timeout, f"{workers} live workers", pause=0.25)
+    for request in [controller.define(scope) for scope in scopes]:
+        controller.wait_defined(request, timeout=timeout)
+
+
 class Cluster:
     """`with Cluster("f1") as c: c.start_workers(4); c.ready(); ...`"""
 

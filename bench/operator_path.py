@@ -42,7 +42,8 @@ from shards_store import connect
 from shards_store.embedded import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling, the harness
-from stats import percentile  # bench/ is this script's directory
+from cluster import start_app_workers  # bench/ is this script's directory
+from stats import percentile
 from tooling.cluster import KubeCluster, down, running, up
 from tooling.harness import Child, EmbeddedMongo, Processes, cpu_seconds, reap, shards_env, wait_until
 
@@ -125,12 +126,8 @@ class Bench:
 
         self.mongo.start()
         self.controller = Controller(connect(self.uri))
-        for _ in range(WORKERS):
-            self.processes.start_worker("bench/app.py:app", "--concurrency", str(CONCURRENCY))
-        store = self.controller.store
-        wait_until(lambda: len(store.workers.alive()) >= WORKERS, 60, f"{WORKERS} live workers", pause=0.25)
-        for scope in (self.namespace, *self.burst_scopes):
-            self.controller.wait_defined(self.controller.define(scope), timeout=60)
+        start_app_workers(self.processes, self.controller, [self.namespace, *self.burst_scopes],
+                          workers=WORKERS, concurrency=CONCURRENCY)
 
         grant = f"{self.namespace}={','.join(self.burst_scopes)}"
         self.operator = self.processes.start_operator(

@@ -70,7 +70,8 @@ from shards_store import connect
 from shards_store.embedded import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the cluster tooling, the harness
-from stats import percentile  # bench/ is this script's directory
+from cluster import start_app_workers  # bench/ is this script's directory
+from stats import percentile
 from tooling.cluster import KubeCluster, down, running, up
 from tooling.harness import Child, EmbeddedMongo, Processes, cpu_seconds, reap, shards_env, wait_until
 
@@ -510,13 +511,8 @@ class Bench:
         """MongoDB, the workers and the scopes: started only now, so that they cost the floor nothing."""
         self.mongo.start()
         self.controller = Controller(connect(self.uri))
-        for _ in range(WORKERS):
-            self.processes.start_worker("bench/app.py:app", "--concurrency", str(CONCURRENCY))
-        store = self.controller.store
-        wait_until(lambda: len(store.workers.alive()) >= WORKERS, 60, f"{WORKERS} live workers", pause=0.25)
-        requests = [self.controller.define(scope) for scope in self.shards.namespaces]
-        for request in requests:
-            self.controller.wait_defined(request, timeout=120)
+        start_app_workers(self.processes, self.controller, self.shards.namespaces,
+                          workers=WORKERS, concurrency=CONCURRENCY)
 
     # -- the operators -------------------------------------------------------------------------------------
     def start_operator(self, side: Side) -> Child:
