@@ -19,7 +19,7 @@ from typing import Any
 from shards.errors import StoreUnavailable
 from shards.records import ProcessRecord
 from shards_store import Store
-from shards_store.changes import ChangeFeed, ChangeFeedError, PollPace
+from shards_store.changes import ChangeFeed, ChangeFeedEnded, ChangeFeedError, PollPace
 
 from shards_dashboard.hub import Hub
 
@@ -51,18 +51,30 @@ class Follower:
         self._thread.join(timeout)
 
     # -- the loop -----------------------------------------------------------------------------
+    def _read_stream(self, feed: ChangeFeed | None) -> ChangeFeed | None:
+        """One read of the stream, opened first if need be; None once the stream ended (it is
+        opened again at the next read, and every page reads afresh what it may have missed)."""
+        if feed is None:
+            feed = ChangeFeed(self.store.processes.collection, MATCH, pace=PollPace(*STREAM_POLL),
+                              losses=self.store.server_losses)
+            feed.open()
+        try:
+            change = feed.next_change(timeout=0.5, interrupted=self._stop.is_set)
+        except ChangeFeedEnded as error:
+            log.info("dashboard: %s", error)
+            self.hub.resync()
+            return None
+        if change is not None:
+            self._handle(change)
+        return feed
+
     def _run(self) -> None:
         feed: ChangeFeed | None = None
         next_poll = time.monotonic() + self.poll if self.poll > 0 else float("inf")
         while not self._stop.is_set():
             try:
                 if self.streams:
-                    if feed is None:
-                        feed = ChangeFeed(self.store.processes.collection, MATCH, pace=PollPace(*STREAM_POLL))
-                        feed.open()
-                    change = feed.next_change(timeout=0.5, interrupted=self._stop.is_set)
-                    if change is not None:
-                        self._handle(change)
+                    feed = self._read_stream(feed)
                 else:
                     self._stop.wait(min(0.5, max(0.0, next_poll - time.monotonic())))
                     if next_poll == float("inf"):

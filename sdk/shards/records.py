@@ -224,6 +224,12 @@ class ProcessRecord:
     attempts: list[Attempt] = field(default_factory=list)  # how earlier attempts ended
     launch: LaunchSpec = field(default_factory=LaunchSpec)
     queue: list[QueuedLaunch] = field(default_factory=list)  # launches waiting behind this run
+    forced_stop: str = ""  # the run whose stop was forced (a kill at once): its worker reads it here too
+
+    @property
+    def stop_forced(self) -> bool:
+        """A forced stop was asked of the current run."""
+        return bool(self.run_id) and self.forced_stop == self.run_id
 
     @property
     def state(self) -> State:
@@ -274,6 +280,7 @@ class ProcessRecord:
             "launch": self.launch.to_doc(),
             "queue": [queued.to_doc() for queued in self.queue],
             "queued": len(self.queue),  # the queue's length: what guarded writes compare
+            "forcedStop": self.forced_stop,
         }
 
     @classmethod
@@ -299,6 +306,7 @@ class ProcessRecord:
             attempts=[Attempt.from_doc(item) for item in doc.get("attempts") or []],
             launch=LaunchSpec.from_doc(doc.get("launch")),
             queue=[QueuedLaunch.from_doc(item) for item in doc.get("queue") or []],
+            forced_stop=str(doc.get("forcedStop") or ""),
         )
 
     def to_json(self) -> Document:

@@ -361,7 +361,8 @@ def jitter_for(schedule_key: str, label: str, jitter: float, room: float) -> flo
         return 0.0
     bound = jitter if jitter < room else 0.9 * room
     digest = hashlib.blake2b(f"{schedule_key}\x00{label}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 * bound
+    delay = int.from_bytes(digest, "big") / 2**64 * bound
+    return delay if delay < bound else math.nextafter(bound, 0.0)  # a product rounded up to a tiny bound
 
 
 def interval_offset(every: float, anchor: datetime) -> float:

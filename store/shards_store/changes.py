@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pymongo import monitoring
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import ConnectionFailure, PyMongoError
 from shards.errors import ShardsError, StoreUnavailable
@@ -54,13 +55,65 @@ class ChangeFeedError(ShardsError):
     """The stream broke or the server has none; callers sweep and reopen, or poll."""
 
 
+class ChangeFeedEnded(ChangeFeedError):
+    """The stream ended without an error (the server closed its cursor, or the client dropped its
+    connections since it was opened): callers sweep and open it again."""
+
+
+class ServerLosses(monitoring.ConnectionPoolListener):
+    """Counts the times the client dropped its connections to the server (a network error or a
+    failed heartbeat clears the pool), told at once by pymongo. A stream opened before a loss is
+    opened again rather than continued: a restarted embedded server gives the ids of the cursors
+    it forgot to new ones, so a getMore may read another client's stream (see the conformance
+    module). Only the clearing counts; the other events cost a no-op call each."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
+        self.count += 1
+
+    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
+        pass
+
+    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
+        pass
+
+    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
+        pass
+
+    def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
+        pass
+
+    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        pass
+
+    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
+        pass
+
+    def connection_check_out_started(self, event: monitoring.ConnectionCheckOutStartedEvent) -> None:
+        pass
+
+    def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
+        pass
+
+    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
+        pass
+
+    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
+        pass
+
+
 class ChangeFeed:
     """A change stream on one collection; full documents come from updateLookup, never from
     updateDescription (which some servers leave out)."""
 
     def __init__(self, collection: Collection, match: dict[str, Any], *, full_document: bool = True,
-                 pace: PollPace | None = None, busy_on_change: bool = True) -> None:
+                 pace: PollPace | None = None, busy_on_change: bool = True,
+                 losses: ServerLosses | None = None) -> None:
         self._collection = collection
+        self._losses = losses or ServerLosses()  # the client's (Store.server_losses)
+        self._losses_at_open = 0
         self._busy_on_change = busy_on_change  # False: the follower says itself what is relevant
         self._match = match  # filtered by the server: a follower sees only what it acts on
         self._full_document = "updateLookup" if full_document else None
@@ -73,6 +126,7 @@ class ChangeFeed:
         self._unheld.set()
 
     def open(self) -> None:
+        self._losses_at_open = self._losses.count
         try:
             self._stream = self._collection.mongo.watch(
                 [{"$match": self._match}], full_document=self._full_document,
@@ -95,12 +149,20 @@ class ChangeFeed:
         try:
             while True:
                 self._unheld.wait(HOLD_LIMIT)
+                if self._losses.count != self._losses_at_open:
+                    self.close()
+                    raise ChangeFeedEnded(f"the change stream on {self._collection.name} was opened "
+                                          "before the connections to MongoDB were lost; opening it again")
                 polled = time.monotonic()
                 change = self._stream.try_next()
                 if change is not None:
                     if self._busy_on_change:
                         self.pace.busy()
                     return change
+                if not self._stream.alive:  # pymongo gives no error for a cursor the server ended
+                    self.close()
+                    raise ChangeFeedEnded(f"the server ended the change stream on {self._collection.name}; "
+                                          "opening it again")
                 now = time.monotonic()
                 if now >= deadline or interrupted():
                     return None

@@ -168,25 +168,23 @@ def stop(store: Store, record: ProcessRecord, *, force: bool = False) -> Process
     if record.state is State.SCHEDULED and (launch := store.requests.withdraw_launch(record.run_id)):
         return store.end_unstarted(record, request=launch) or store.processes.get(scope_id, process_id)
     if record.state in (State.STOP_REQUESTED, State.STOPPING):
-        if force and record.worker_id and not _forced(store, record.run_id):
-            _request_stop(store, record, force)
+        if force and not record.stop_forced and (forced := store.processes.force_stop(record)):
+            if forced.worker_id:
+                _request_stop(store, forced, force)
+            return forced
         return record
     if record.state not in ACTIVE:
         raise NotActive(f"process {process_id!r} in scope {scope_id!r} is not active ({record.state.value})")
-    requested = store.processes.move(scope_id, process_id, State.STOP_REQUESTED, run_id=record.run_id)
+    # A forced stop is marked on the record too: the worker's look at its own records delivers it
+    # as forced if the request's event is missed (a stop that waited for the grace would not do).
+    requested = store.processes.move(scope_id, process_id, State.STOP_REQUESTED, run_id=record.run_id,
+                                     fields={"forcedStop": record.run_id} if force else None)
     if requested is None:
         return None
     if requested.worker_id:
         _request_stop(store, requested, force)
     # Without a worker id the launch is being taken right now: the taker sees StopRequested.
     return requested
-
-
-def _forced(store: Store, run_id: str) -> bool:
-    """A forced stop of this run is on its way already (a repeated force adds nothing)."""
-    return any(
-        r.kind == RequestKind.STOP and r.options.get("force") for r in store.requests.for_runs([run_id])
-    )
 
 
 def _request_stop(store: Store, record: ProcessRecord, force: bool) -> None:

@@ -175,6 +175,14 @@ class ProcessRecords:
         doc = self.collection.find_one_and_update(query, update)
         return ProcessRecord.from_doc(doc) if doc else None
 
+    def force_stop(self, seen: ProcessRecord) -> ProcessRecord | None:
+        """Mark the stop of a run that is stopping already as forced; None when the run moved on
+        (ended, or another run)."""
+        query = {**_key(seen.scope_id, seen.process_id), "runId": seen.run_id,
+                 "status.state": _states([State.STOP_REQUESTED, State.STOPPING])}
+        doc = self.collection.find_one_and_update(query, {"$set": {"forcedStop": seen.run_id}})
+        return ProcessRecord.from_doc(doc) if doc else None
+
     def schedule(
         self, scope_id: str, process_id: str, run_id: str, *, confirmed: bool = True,
         launch: LaunchSpec | None = None, start_at: datetime | None = None,

@@ -18,7 +18,7 @@ from shards.requests import ANY_POOL, ANY_WORKER, Request, RequestKind
 from shards.retries import RetryPlan
 from shards.states import State
 
-from shards_store.changes import ChangeFeed, PollPace
+from shards_store.changes import ChangeFeed, PollPace, ServerLosses
 from shards_store.collection import Collection, Doc, QueryLog, translated
 from shards_store.indexes import INDEXES, OBSOLETE
 from shards_store.processes import ProcessRecords
@@ -48,8 +48,10 @@ def redact(uri: str) -> str:
 
 
 class Store:
-    def __init__(self, client: MongoClient[Doc], database: Database[Doc], uri: str = "") -> None:
+    def __init__(self, client: MongoClient[Doc], database: Database[Doc], uri: str = "",
+                 server_losses: ServerLosses | None = None) -> None:
         self.client = client
+        self.server_losses = server_losses or ServerLosses()  # counts only if the client reports to it
         self.database = database
         self.uri = uri  # how it was reached (a run's own OS process connects the same way)
         self.query_log = QueryLog()
@@ -119,12 +121,12 @@ class Store:
             "fullDocument.pool": {"$in": [ANY_POOL, pool, None]},
         }
         return ChangeFeed(self.requests.collection, match, full_document=False, pace=pace,
-                          busy_on_change=False)
+                          busy_on_change=False, losses=self.server_losses)
 
     def process_feed(self) -> ChangeFeed:
         """Follows every change of process records (status, progress)."""
         match = {"operationType": {"$in": ["insert", "update", "replace"]}}
-        return ChangeFeed(self.processes.collection, match)
+        return ChangeFeed(self.processes.collection, match, losses=self.server_losses)
 
     def end_run(
         self,
@@ -246,15 +248,17 @@ def connect(uri: str | None = None, *, timeout: float | None = None, check: bool
     seconds = mongo_timeout(timeout)
     if check:
         check_loopback_listens(uri, redact(uri))
+    losses = ServerLosses()
     try:
         client: MongoClient[Doc] = MongoClient(
             uri,
+            event_listeners=[losses],
             tz_aware=True,
             appname="shards",
             serverSelectionTimeoutMS=int(seconds * 1000),
             connectTimeoutMS=int(seconds * 1000),
         )
-        store = Store(client, client.get_default_database(DEFAULT_DATABASE), uri)
+        store = Store(client, client.get_default_database(DEFAULT_DATABASE), uri, losses)
         if check:
             client.admin.command("ping")
             store.sync_clock()

@@ -28,7 +28,7 @@ from pymongo import ASCENDING, DESCENDING, InsertOne, MongoClient, ReturnDocumen
 from pymongo.change_stream import ChangeStream
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from tooling.mongo_servers import MongoServerInfo
 
 Doc = dict[str, Any]
@@ -1159,6 +1159,17 @@ def test_resume_after_the_token_of_an_event(mongo_db: Database) -> None:
                 (next_event(resumed) for _ in range(3))]
         assert seen == [("insert", "b"), ("update", "a"), ("insert", "c")]
         assert_no_more_events(resumed)
+
+
+@deviates_on(nx="answers ok with an empty, ended cursor (id 0), so pymongo ends a change stream "
+                 "without an error; after a restart it also gives forgotten ids to new cursors, so a "
+                 "getMore may read another client's stream (ChangeFeed opens streams again)")
+def test_a_getmore_on_a_cursor_the_server_does_not_know_fails(mongo_db: Database) -> None:
+    """What a stream meets after a restart of its server: MongoDB says CursorNotFound (43), and
+    pymongo resumes the stream."""
+    with pytest.raises(OperationFailure) as caught:
+        mongo_db.command("getMore", 987_654_321, collection="watched")
+    assert caught.value.code == 43
 
 
 @deviates_on(

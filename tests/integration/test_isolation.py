@@ -5,6 +5,8 @@ keeps serving throughout."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,24 @@ def test_a_run_never_outlives_its_worker(shards_env: ShardsHarness) -> None:
     pid = _pid_of(shards_env, "a", "stubborn")
     worker.kill()  # SIGKILL: no shutdown; the run's process sees its pipe close and exits
     wait_until(lambda: _gone(pid), what=f"the run's process {pid} to exit with its worker")
+
+
+
+def test_a_forced_stop_whose_request_the_worker_missed_still_kills_at_once(shards_env: ShardsHarness) -> None:
+    """A stop request can be missed (its event lost in a broken stream, the sweep still seconds
+    away); the worker's own look at its records each heartbeat delivers the stop then. It must
+    deliver it as it was asked: forced, not turned into a stop that waits for the grace. The test
+    leaves only that way: it takes the request away while the worker is frozen."""
+    worker = _start(shards_env, "--stop-grace", "30", "--sweep-interval", "60")
+    shards_env.ok("launch", "stubborn", "--scope", "a")
+    _pid_of(shards_env, "a", "stubborn")
+    os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        shards_env.ok("stop", "stubborn", "--scope", "a", "--force")
+        record = shards_env.record("a", "stubborn")
+        [stop] = shards_env.store.requests.for_runs([record.run_id])
+        assert shards_env.store.requests.withdraw(stop.id)
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+    stopped = shards_env.wait_state("a", "stubborn", State.STOPPED, State.FAILED, State.DONE, timeout=20)
+    assert (stopped.state, stopped.status.error) == (State.STOPPED, "killed by a forced stop")

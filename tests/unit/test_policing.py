@@ -41,6 +41,8 @@ def test_a_stop_that_arrives_twice_is_recorded_once_and_a_forced_one_still_count
     assert store.processes.moves == [("wait", State.STOPPING)] and run.stop_requested()
     assert policing.stop_run("r1", force=True)  # a forced stop after it still forces
     assert run.clock.forced and len(store.processes.moves) == 2
+    assert policing.stop_run("r1", force=True)  # the forced stop by its other way: once is enough
+    assert len(store.processes.moves) == 2
 
 
 def test_a_shutdown_hands_off_only_the_runs_no_one_was_stopping() -> None:

@@ -20,6 +20,7 @@ class FakeStream:
         self.polls = 0
         self.queued: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.alive = True
 
     def try_next(self) -> dict[str, Any] | None:
         with self.lock:

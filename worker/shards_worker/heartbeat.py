@@ -110,8 +110,8 @@ class Heartbeat:
                 # Its start was cut off by an outage, or its end lost: handed off as a lost
                 # worker's run would be (it executes nowhere).
                 settle_record(self.store, record, f"worker {me} no longer runs it", Cause.WORKER_LOST)
-            elif record.state is State.STOP_REQUESTED:
-                self.policing.stop_run(record.run_id)
+            elif record.state is State.STOP_REQUESTED or record.stop_forced:  # forced: also once Stopping
+                self.policing.stop_run(record.run_id, force=record.stop_forced)
         # A launch taken but not held: its start failed midway. Seen so twice in a row, so a claim
         # that has not been handed to a thread yet is never mistaken for one.
         unheld = {request.run_id: request for request in self.store.requests.taken_by(me)

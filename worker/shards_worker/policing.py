@@ -32,8 +32,9 @@ class Policing:
         run = self.ledger.get(run_id)
         if run is None:
             return False
+        forced_before = run.clock.forced
         run.ask_stop(force=force)
-        if run.stop_recorded and not force:
+        if run.stop_recorded and (not force or forced_before):
             return True  # the same stop by its other way (request and heartbeat): once is enough
         run.stop_recorded = True
         record = run.record
