@@ -14,7 +14,18 @@ from datetime import datetime
 from shards.errors import ConfirmationRequired, ProcessActive, ShardsError
 from shards.records import to_ms, utcnow
 from shards.requests import Request
-from shards.schedules import Action, Outcome, ScheduleRecord, catch_up, decide_overlap, run_id_for
+from shards.schedule_times import Nominal
+from shards.schedules import (
+    MAX_CATCHUP_FIRES,
+    Action,
+    CatchUp,
+    Outcome,
+    ScheduleRecord,
+    catch_up,
+    decide_overlap,
+    later_nominals,
+    run_id_for,
+)
 from shards.states import ACTIVE
 
 from shards_store import launches
@@ -41,7 +52,14 @@ def fire(store: Store, request: Request) -> list[Action]:
         return []
     now = utcnow()
     plan = catch_up(record.spec, record.next, now, record.launched)
+    launched_before = launched_already(store, record, plan) if plan.missed else []
     actions = [
+        Action(label=nominal.label, nominal=nominal.at, at=now, outcome=Outcome.LAUNCHED,
+               run_id=run_id_for(record.spec.scope_id, record.spec.name, nominal.label),
+               detail="launched already")
+        for nominal in launched_before
+    ]
+    actions += [
         fire_once(
             store,
             record,
@@ -54,25 +72,30 @@ def fire(store: Store, request: Request) -> list[Action]:
         )
         for nominal in plan.due
     ]
-    if plan.missed:
+    missed = plan.missed - len(launched_before)
+    if missed:
+        missed_from = plan.missed_from
+        if launched_before:
+            after_them = later_nominals(record.spec, launched_before[-1], plan.missed_to or now, 1)
+            missed_from = after_them[0].at if after_them else plan.missed_to
         actions.append(
             Action(
                 label="",
-                nominal=plan.missed_from,
+                nominal=missed_from,
                 at=now,
                 run_id="",
                 outcome=Outcome.MISSED,
-                detail=f"{plan.missed} nominal times from {_minute(plan.missed_from)} to "
+                detail=f"{missed} nominal times from {_minute(missed_from)} to "
                 f"{_minute(plan.missed_to)} were missed (more than {record.spec.catchup_window:g}s late)",
             )
         )
         log.warning(
             "schedule %s missed %d nominal times (no worker fired them within %gs)",
             record.key,
-            plan.missed,
+            missed,
             record.spec.catchup_window,
         )
-    after = store.schedules.advance(record, plan.following, actions, **counts(actions), missed=plan.missed)
+    after = store.schedules.advance(record, plan.following, actions, **counts(actions), missed=missed)
     store.requests.complete(request)
     if after is None:
         return []
@@ -83,6 +106,29 @@ def fire(store: Store, request: Request) -> list[Action]:
         after.next.fire_at.isoformat() if after.next else "never (completed)",
     )
     return actions
+
+
+def launched_already(store: Store, record: ScheduleRecord, plan: CatchUp) -> list[Nominal]:
+    """The oldest missed times that an earlier fire of the pending time launched before it could
+    move the schedule on (a crash or an outage came between): they count as launched, not missed.
+    That fire launched in order from the pending time, so they are the first of the missed times."""
+    spec, pending = record.spec, record.next
+    if pending is None or plan.missed_to is None:
+        return []
+    first = Nominal(pending.label, pending.nominal)
+    candidates = [first, *later_nominals(spec, first, plan.missed_to, MAX_CATCHUP_FIRES - 1)]
+    candidates = [nominal for nominal in candidates if nominal.at < plan.missed_to][: plan.missed]
+    run_ids = [run_id_for(spec.scope_id, spec.name, nominal.label) for nominal in candidates]
+    known = store.runs.existing(run_ids)
+    process = store.processes.get(spec.scope_id, spec.process_id)
+    if process is not None:
+        known |= {process.launch_id, *(queued.run_id for queued in process.queue)}
+    launched = []
+    for nominal, run_id in zip(candidates, run_ids, strict=True):
+        if run_id not in known:
+            break
+        launched.append(nominal)
+    return launched
 
 
 def fire_once(

@@ -83,6 +83,12 @@ class RunHistory:
         doc = self.collection.find_one({"_id": run_id})
         return RunRecord.from_doc(doc) if doc else None
 
+    def existing(self, run_ids: list[str]) -> set[str]:
+        """Which of these runs the history holds (one round trip)."""
+        if not run_ids:
+            return set()
+        return {doc["_id"] for doc in self.collection.find({"_id": {"$in": sorted(run_ids)}})}
+
     def executing(self) -> list[RunRecord]:
         """The entries of runs still Running, as far as the history knows."""
         return [RunRecord.from_doc(doc) for doc in self.collection.find({"state": State.RUNNING.value})]

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from shards.errors import ShardsError
 from shards.records import utcnow
+from shards.requests import RequestKind
 from shards.schedule_times import Timing
 from shards.schedules import Outcome, Overlap, ScheduleSpec, run_id_for
 from shards.states import State
+from shards_store import firing
 
 from integration.harness import ShardsHarness, wait_until
 
@@ -141,3 +143,33 @@ def test_times_missed_with_no_worker_are_counted_and_the_schedule_goes_on(
     ran = executions(log)
     assert len(ran) == len(set(ran))
     assert run_id_for("m", "s", record.actions[0].label) in [a.run_id for a in record.actions]
+
+
+def test_a_time_launched_by_an_interrupted_fire_counts_as_launched(shards_env: ShardsHarness) -> None:
+    """A fire that launched its time and was cut off before it moved the schedule on (its worker
+    killed, MongoDB away) is fired again later; by then its time may be past the catch-up window.
+    It ran: the schedule counts it launched, and only the times nobody launched as missed (found
+    by the chaos run: one launch more in the history than the schedule counted)."""
+    harness = shards_env
+    worker = harness.start_workers(1)[0]
+    harness.define("i")
+    worker.terminate()  # nothing fires but the test
+    wait_until(lambda: not worker.running, what="the only worker to leave")
+    store = harness.store
+    created = harness.controller.schedules.create(every(1, "i", catchup_window=2))
+    assert created.next is not None
+    pending = created.next
+    # The first fire gets as far as the launch of its pending time.
+    first = firing.fire_once(store, created, pending.label, pending.nominal, utcnow())
+    assert first.outcome is Outcome.LAUNCHED
+    wait_until(lambda: utcnow() - pending.nominal > timedelta(seconds=5), what="the window to pass")
+    fire = wait_until(lambda: store.requests.claim(RequestKind.FIRE, "test-worker"), what="the fire request")
+    actions = firing.fire(store, fire)
+    after = harness.controller.schedules.get("i", "s")
+    launched = run_id_for("i", "s", pending.label)
+    assert (actions[0].run_id, actions[0].outcome, actions[0].detail) == (
+        launched, Outcome.LAUNCHED, "launched already")
+    missed = [a for a in actions if a.outcome is Outcome.MISSED]
+    assert after.launched == 1 and len(missed) == 1 and after.missed >= 3, after
+    assert missed[0].nominal is not None and missed[0].nominal > pending.nominal
+    assert missed[0].detail.startswith(f"{after.missed} nominal times from ")
