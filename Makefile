@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv venv-demo venv-cli browser fresh-check lint test test-unit test-integration test-java test-e2e demo demo-cli bench bench-smoke test-bench chaos test-chaos chaos-k8s clean
+.PHONY: venv venv-demo venv-cli browser fresh-check lint test test-unit test-integration test-java test-e2e demo demo-cli bench docs-metrics bench-smoke test-bench chaos test-chaos chaos-k8s clean
 
 ## One venv, installed in levels, each including the one before (extras in pyproject.toml):
 ##   cli   .[embedded]  the `shards` CLI and the embedded MongoDB: make demo-cli
@@ -79,6 +79,10 @@ demo-cli: venv-cli
 ## bench/results/<UTC time>.json + latest.json (about 30 min on 2 cores, and 20-40 min more for figure 10).
 bench: venv tools
 	$(BIN)/python bench/run.py
+
+## docs/metrics.md from the metric definitions of the worker and the operator (a unit test checks it).
+docs-metrics: venv
+	PYTHONPATH=tests $(BIN)/python -m tooling.metrics_reference
 
 ## The same harness with tiny counts and no operator path (checks the harness, not the numbers).
 bench-smoke: venv

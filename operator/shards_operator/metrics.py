@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from shards.errors import ShardsError
@@ -17,6 +17,10 @@ log = logging.getLogger("shards.operator")
 RESOURCES = Gauge("shards_operator_resources", "ShardProcess resources by state", ["state"])
 LAUNCHES = Counter("shards_operator_launches", "Runs launched for ShardProcess resources")
 STATUS_PATCHES = Counter("shards_operator_status_patches", "Status patches sent to the API server")
+STATUS_LAG = Histogram(
+    "shards_operator_status_lag_seconds", "From a status change reaching the operator (a record's "
+    "change on its stream, a read, a handler's decision) to the patch that shows it on the resource",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0))
 LEADER = Gauge("shards_operator_leader",
                "1 while this replica holds the leader Lease (or runs without leader election)")
 STREAM_ERRORS = Counter("shards_operator_stream_errors", "Change stream failures (followed by a sweep)")
@@ -29,10 +33,12 @@ class PoolCensus(Collector):
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def describe(self) -> list[GaugeMetricFamily]:
+        """The series, without reading MongoDB (at registration, and for docs/metrics.md)."""
+        return list(_census_families())
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pending = GaugeMetricFamily("shards_pending_launches", "Launches waiting for a worker of their pool",
-                                    labels=["pool"])
-        workers = GaugeMetricFamily("shards_live_workers", "Live workers per pool", labels=["pool"])
+        pending, workers = _census_families()
         try:
             waiting = self.store.requests.pending_launches()
             alive = self.store.workers.alive()
@@ -44,6 +50,12 @@ class PoolCensus(Collector):
             workers.add_metric([pool], counts["workers"])
         yield pending
         yield workers
+
+
+def _census_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    return (GaugeMetricFamily("shards_pending_launches", "Launches waiting for a worker of their pool",
+                              labels=["pool"]),
+            GaugeMetricFamily("shards_live_workers", "Live workers per pool", labels=["pool"]))
 
 
 def register_pool_census(store: Store) -> None:

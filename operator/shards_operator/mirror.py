@@ -98,6 +98,8 @@ class Tracked:
     stored: dict[str, Any]  # its status as the API server holds it: the first body's, then our patches
     runs: int = 0  # the resource's launched runs, as the mirror last learnt them
     pending: dict[str, Any] = field(default_factory=dict)
+    pending_since: float | None = None  # monotonic: when the oldest change in `pending` came
+    sending_since: float = 0.0  # the same for the patch in flight (the status lag metric)
     last_patch: float = 0.0
     not_before: float = 0.0  # monotonic: no patch before (a new launch settles, see SETTLE)
     state: str = ""  # as last queued (the resources-by-state gauge)
@@ -253,8 +255,10 @@ class StatusMirror:
                     continue
                 self._queued.discard(uid)
                 change, tracked.pending = changes(tracked.stored, tracked.pending), {}
+                since, tracked.pending_since = tracked.pending_since, None
                 if change:
                     tracked.sending, tracked.last_patch = True, now
+                    tracked.sending_since = now if since is None else since
                     due.append((tracked, tracked.resource, change))
             self._set_gauge()
         return due
@@ -272,12 +276,14 @@ class StatusMirror:
                         resource.name, exc_info=True)
             with self._lock:
                 tracked.pending = {**status, **tracked.pending}
+                tracked.pending_since = tracked.sending_since  # the oldest of them came then
                 tracked.sending = False
                 self._queued.add(resource.uid)
             return False
         with self._lock:
             tracked.stored, tracked.sending = after, False
         metrics.STATUS_PATCHES.inc()
+        metrics.STATUS_LAG.observe(time.monotonic() - tracked.sending_since)
         return True
 
     def _queue(self, resource: Resource, status: dict[str, Any]) -> None:
@@ -300,6 +306,8 @@ class StatusMirror:
             self._states[tracked.state] -= 1
             self._states[new_state] += 1
             tracked.state = new_state
+        if tracked.pending_since is None:
+            tracked.pending_since = time.monotonic()
         tracked.pending.update(status)
         self._queued.add(tracked.resource.uid)
 

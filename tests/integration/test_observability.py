@@ -36,3 +36,14 @@ def test_a_worker_serves_prometheus_metrics(shards_env: ShardsHarness) -> None:
     assert 'shards_requests_claimed_total{kind="launch"} 1.0' in text
     assert 'shards_requests_claimed_total{kind="define"} 1.0' in text
     assert "shards_runs_active 0.0" in text
+    # The histograms: one run picked up, its duration under its state and (a declared catalog of a
+    # few processes) its process, one stop.
+    assert "shards_launch_to_running_seconds_count 1.0" in text
+    assert 'shards_run_duration_seconds_count{process="quick",state="Done"} 1.0' in text
+    shards_env.ok("launch", "wait-for-stop", "--scope", "farm")
+    shards_env.wait_state("farm", "wait-for-stop", State.RUNNING)
+    shards_env.ok("stop", "wait-for-stop", "--scope", "farm")
+    shards_env.wait_state("farm", "wait-for-stop", State.STOPPED)
+    text = wait_until(lambda: 'shards_stop_seconds_count{forced="false"} 1.0' in (t := scrape()) and t,
+                      what="the stop in the metrics")
+    assert 'shards_run_duration_seconds_count{process="wait-for-stop",state="Stopped"} 1.0' in text

@@ -143,6 +143,41 @@ def test_a_patch_carries_only_what_changed() -> None:
     assert mirror.flush() == 0 and len(api.patches) == 2
 
 
+
+class FailsOnce(ApiServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def patch_status(self, resource: Resource, status: dict[str, Any]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("the API server refused")
+        super().patch_status(resource, status)
+
+
+def test_the_status_lag_runs_from_the_first_unsent_change_to_its_patch_even_across_a_failure() -> None:
+    records, api = Records(), FailsOnce()
+    mirror = StatusMirror(records, api, interval=0)  # type: ignore[arg-type]
+    records.put("u1", State.RUNNING, "counting")
+    api.failed = True  # the first patch goes through
+    handled(mirror, records, resource("u1"))
+    lag_sum, total = metrics.STATUS_LAG._sum.get(), len(api.patches)
+    observations = _lag_count()
+    api.failed = False
+    mirror.observe(records.put("u1", State.RUNNING, "counted 5"))
+    time.sleep(0.2)
+    assert mirror.flush() == 0  # refused: the change waits for the next flush
+    mirror.observe(records.put("u1", State.RUNNING, "counted 6"))
+    assert mirror.flush() == 1 and len(api.patches) == total + 1
+    assert _lag_count() == observations + 1
+    assert metrics.STATUS_LAG._sum.get() - lag_sum >= 0.2  # from "counted 5", not from the retry
+
+
+def _lag_count() -> float:
+    return sum(sample.value for family in metrics.STATUS_LAG.collect() for sample in family.samples
+               if sample.name.endswith("_count"))
+
 class Held(ApiServer):
     """Patches wait at `gate` while `holding` (a slow API server)."""
 

@@ -62,9 +62,10 @@ class Lifecycle:
         if seen is not None:
             metrics.PICKUP.observe(time.monotonic() - seen)
         record, definition, catalog, scope_data = started
+        running_since = record.status.running_since or utcnow()
+        metrics.LAUNCH_TO_RUNNING.observe(max(0.0, (running_since - request.created_at).total_seconds()))
         if isinstance(fire_at := request.options.get("fireAt"), int):  # a schedule's run
-            metrics.SCHEDULE_LAG.observe(max(0.0, (record.status.running_since or utcnow()).timestamp()
-                                             - fire_at / 1000))
+            metrics.SCHEDULE_LAG.observe(max(0.0, running_since.timestamp() - fire_at / 1000))
 
         def bookkeeping() -> None:
             self._bookkeep(lambda: self.store.runs.started(
@@ -201,6 +202,8 @@ class Lifecycle:
                 error = run.stop_reason
             self.reporter.end(run, state, error)
         metrics.RUNS_ENDED.labels(state.value).inc()
+        if parent is None:
+            _observe_end(run, state)
         return state
 
     def _call_body(self, run: Run, args: dict[str, Any]) -> Outcome:
@@ -282,3 +285,13 @@ def launch_timeout(request: Request, definition: ProcessDefinition) -> float | N
     except InvalidDefinition as error:
         log.warning("launch: %s; using the process's default", error, extra=about(request))
         return definition.timeout
+
+
+def _observe_end(run: Run, state: State) -> None:
+    """A top-level run's duration, and how long its stop took, if one was asked."""
+    ended = time.monotonic()
+    metrics.RUN_DURATION.labels(state.value, metrics.process_label(run.record.process_id)).observe(
+        ended - run.clock.started)
+    if run.clock.stop_asked is not None:
+        metrics.STOP_LATENCY.labels("true" if run.clock.forced else "false").observe(
+            ended - run.clock.stop_asked)

@@ -28,6 +28,7 @@ from shards_store import Store, upgrade
 from shards_store.reconciler import Reconciler, replace_predecessors
 from shards_store.workers import GONE
 
+from shards_worker import metrics
 from shards_worker.claiming import Claiming
 from shards_worker.connectivity import Connectivity
 from shards_worker.defines import Definer
@@ -71,6 +72,7 @@ class Worker:
         self.policing = Policing(store, self.ledger, stop_grace=settings.stop_grace)
         self.reconciler = Reconciler(store, orphan_grace=settings.orphan_grace)
         self.catalog = advertised(app, settings.pool)
+        metrics.label_processes(self.catalog)
         self.offers = Offers("", self.catalog, settings.claim_stagger, pool=settings.pool,
                              horizon=settings.sweep_interval * 2)
         self.definer = Definer(store, app, self.state, on_outage=self.connectivity.failed,
