@@ -223,3 +223,15 @@ capabilities:
 {{ include "shards.selectorLabels" . }}
 app.kubernetes.io/component: dashboard
 {{- end -}}
+
+{{/* Monitoring: the Prometheus Operator's API is there, and monitoring is on. */}}
+{{- define "shards.monitoring.enabled" -}}
+{{- if and .Values.monitoring.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "shards.monitoring.labels" -}}
+{{ include "shards.labels" . }}
+{{- with .Values.monitoring.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

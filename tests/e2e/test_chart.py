@@ -10,6 +10,7 @@ the chart's ServiceAccount token, takes the example to Done.
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import re
 import subprocess
@@ -28,6 +29,7 @@ from integration.harness import wait_until
 from pymongo import MongoClient
 from shards_store.requests import pending_launches_filter
 from shards_store.store import Store
+from tooling import metrics_reference
 from tooling.cluster import KubeCluster, wait_for
 from tooling.cluster._common import REPO_ROOT
 
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.e2e
 
 CHART = REPO_ROOT
 KEDA_CRDS = Path(__file__).parent / "fixtures" / "keda"
+MONITORING_CRDS = Path(__file__).parent / "fixtures" / "prometheus-operator"
 MONGO = {"mongo": {"uri": "mongodb://shards:secret@mongo.example:27017/shards?replicaSet=rs0"}}
 SHEEP_POOL = {"name": "default", "app": "sheep:app", "image": {"repository": "shards-example-sheep"}}
 
@@ -113,6 +116,18 @@ def keda_crds(kube_cluster: KubeCluster) -> None:
                              timeout=120)
     wait_for("ScaledObjects to be served",
              lambda: exists(kube_cluster, "scaledobjects.keda.sh", "-A") or None, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def monitoring_crds(kube_cluster: KubeCluster) -> None:
+    """The Prometheus Operator's real ServiceMonitor, PodMonitor and PrometheusRule CRDs (the
+    operator itself does not run)."""
+    kube_cluster.kubectl("apply", "--server-side", "-f", str(MONITORING_CRDS))
+    for kind in ("servicemonitors", "podmonitors", "prometheusrules"):
+        kube_cluster.kubectl("wait", "--for=condition=Established", f"crd/{kind}.monitoring.coreos.com",
+                             "--timeout=90s", timeout=120)
+    wait_for("PrometheusRules to be served",
+             lambda: exists(kube_cluster, "prometheusrules.monitoring.coreos.com", "-A") or None, timeout=60)
 
 
 @pytest.fixture
@@ -555,3 +570,41 @@ def test_the_operator_with_the_charts_service_account_runs_the_example(
     finally:
         env.close()
 
+
+# --- monitoring: the Prometheus Operator's resources --------------------------------------------
+
+MONITORED = {**MONGO, "workers": [SHEEP_POOL], "monitoring": {
+    "enabled": True, "labels": {"release": "prometheus"}, "rules": {"enabled": True}}}
+
+
+def test_monitoring_resources_render_only_where_their_api_exists(
+    kube_cluster: KubeCluster, kube_namespace: str, monitoring_crds: None, tmp_path: Path
+) -> None:
+    """Off by default, and on a cluster without the Prometheus Operator nothing of it renders; with
+    its API, a ServiceMonitor (operator), a PodMonitor (workers) and a PrometheusRule, accepted by
+    the API server against the operator's own CRDs, whose alerts name only series Shards exports."""
+    assert not _monitoring(objects(template(kube_cluster, tmp_path, MONGO).stdout))
+    assert not _monitoring(objects(template(kube_cluster, tmp_path, MONITORED).stdout))  # no such API
+    rendered = kube_cluster.helm("template", release_name(), str(CHART), "--namespace", kube_namespace,
+                                 "-f", str(values_file(tmp_path, MONITORED)),
+                                 "--api-versions", "monitoring.coreos.com/v1").stdout
+    docs = _monitoring(objects(rendered))
+    assert sorted(doc["kind"] for doc in docs) == ["PodMonitor", "PrometheusRule", "ServiceMonitor"]
+    assert all(doc["metadata"]["labels"]["release"] == "prometheus" for doc in docs)
+    result = kube_cluster.kubectl("apply", "--dry-run=server", "-n", kube_namespace, "-f", "-",
+                                  input="\n---\n".join(yaml.safe_dump(doc) for doc in docs), check=False)
+    assert result.returncode == 0, result.stderr
+    [rule] = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
+    exprs = " ".join(str(r["expr"]) for group in rule["spec"]["groups"] for r in group["rules"])
+    named = set(re.findall(r"\bshards_[a-z_]+", exprs))
+    exported = {f"{series.name}{suffix}"
+                for _, module, _ in metrics_reference.COMPONENTS
+                for series in metrics_reference.families(importlib.import_module(module))
+                for suffix in metrics_reference.EXPOSED[series.kind]}
+    assert named and named <= exported, named - exported
+    alerts = rule["spec"]["groups"][0]["rules"]
+    assert all(r["annotations"]["runbook_url"] == f"docs/alerts.md#{r['alert'].lower()}" for r in alerts)
+
+
+def _monitoring(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["apiVersion"].startswith("monitoring.coreos.com/")]
