@@ -38,7 +38,7 @@ class PoolCensus(Collector):
         return list(_census_families())
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pending, workers = _census_families()
+        pending, workers, free = _census_families()
         try:
             waiting = self.store.requests.pending_launches()
             alive = self.store.workers.alive()
@@ -48,14 +48,18 @@ class PoolCensus(Collector):
         for pool, counts in pool_summary(alive, waiting).items():
             pending.add_metric([pool], counts["pending"])
             workers.add_metric([pool], counts["workers"])
+            free.add_metric([pool], counts["freeSlots"])
         yield pending
         yield workers
+        yield free
 
 
-def _census_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+def _census_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
     return (GaugeMetricFamily("shards_pending_launches", "Launches waiting for a worker of their pool",
                               labels=["pool"]),
-            GaugeMetricFamily("shards_live_workers", "Live workers per pool", labels=["pool"]))
+            GaugeMetricFamily("shards_live_workers", "Live workers per pool", labels=["pool"]),
+            GaugeMetricFamily("shards_free_slots", "Free run slots of the live workers per pool "
+                              "(their concurrency less the runs they hold)", labels=["pool"]))
 
 
 def register_pool_census(store: Store) -> None:

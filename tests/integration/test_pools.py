@@ -78,3 +78,5 @@ def test_the_operator_metrics_count_pending_launches_and_live_workers_per_pool(
     workers = {s.labels["pool"]: s.value for s in families["shards_live_workers"].samples}
     assert pending == {"default": 0, "gpu": 1, "heavy": 1}
     assert workers == {"default": 1, "gpu": 0, "heavy": 0}
+    free = {s.labels["pool"]: s.value for s in families["shards_free_slots"].samples}
+    assert free == {"default": 1, "gpu": 0, "heavy": 0}  # its one slot, none elsewhere
