@@ -13,6 +13,7 @@ import base64
 import importlib
 import json
 import re
+import shutil
 import subprocess
 import tarfile
 import uuid
@@ -30,6 +31,7 @@ from pymongo import MongoClient
 from shards_store.requests import pending_launches_filter
 from shards_store.store import Store
 from tooling import metrics_reference
+from tooling import promtool as promtool_build
 from tooling.cluster import KubeCluster, wait_for
 from tooling.cluster._common import REPO_ROOT
 
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.e2e
 CHART = REPO_ROOT
 KEDA_CRDS = Path(__file__).parent / "fixtures" / "keda"
 MONITORING_CRDS = Path(__file__).parent / "fixtures" / "prometheus-operator"
+ALERT_TESTS = Path(__file__).parent / "fixtures" / "alerts" / "shards-alerts.test.yaml"
 MONGO = {"mongo": {"uri": "mongodb://shards:secret@mongo.example:27017/shards?replicaSet=rs0"}}
 SHEEP_POOL = {"name": "default", "app": "sheep:app", "image": {"repository": "shards-example-sheep"}}
 
@@ -604,6 +607,25 @@ def test_monitoring_resources_render_only_where_their_api_exists(
     assert named and named <= exported, named - exported
     alerts = rule["spec"]["groups"][0]["rules"]
     assert all(r["annotations"]["runbook_url"] == f"docs/alerts.md#{r['alert'].lower()}" for r in alerts)
+
+
+def test_the_alerts_pass_promtool_checks_and_unit_tests(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+    """The PrometheusRule's groups as a Prometheus rule file: `promtool check rules` accepts them, and
+    `promtool test rules` fires each alert on the series that should fire it, and only then."""
+    rendered = kube_cluster.helm("template", release_name(), str(CHART),
+                                 "-f", str(values_file(tmp_path, MONITORED)),
+                                 "--api-versions", "monitoring.coreos.com/v1").stdout
+    [rule] = [doc for doc in _monitoring(objects(rendered)) if doc["kind"] == "PrometheusRule"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    shutil.copy(ALERT_TESTS, tmp_path / ALERT_TESTS.name)
+    promtool = str(promtool_build.ensure())
+    checked = subprocess.run([promtool, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 6 rules found" in checked.stdout, checked.stdout
+    tested = subprocess.run([promtool, "test", "rules", ALERT_TESTS.name], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def _monitoring(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

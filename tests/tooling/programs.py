@@ -80,7 +80,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("chromium", "chromium", True, "the dashboard's browser tests", BROWSER),
     Program("chromedriver", "chromium-driver", True, "the dashboard's browser tests", BROWSER),
     # What this machine kind ships with (/work/.library/env): used, never installed or purged.
-    Program("go", "", False, "building the cluster's binaries", IMAGE),
+    Program("go", "", False, "building the cluster's binaries and promtool", IMAGE),
     Program("java", "openjdk-17-jre-headless", False, "mongo-java-server", IMAGE),
     Program("mvn", "maven", False, "building mongo-java-server's launcher", IMAGE),
     Program("gcc", "gcc", False, "the node's static pause image", f"{IMAGE}; {NODE}"),

@@ -122,7 +122,7 @@ def ensure_tools() -> Path:
     key_dir.parent.mkdir(parents=True, exist_ok=True)
     lock_path = key_dir.parent / f"{key_dir.name}.lock"
     with lock_path.open("w") as lock:
-        _acquire(lock, lock_path)
+        acquire_build_lock(lock, lock_path)
         if is_built(final):  # another process built them while we waited
             log.info("tools built by another process in %s", final)
             return final
@@ -143,7 +143,8 @@ def ensure_tools() -> Path:
     return final
 
 
-def _acquire(lock: IO[str], lock_path: Path) -> None:
+def acquire_build_lock(lock: IO[str], lock_path: Path) -> None:
+    """Hold `lock` (a file of `lock_path`) exclusively: one build of a set of pins at a time."""
     deadline = time.monotonic() + LOCK_TIMEOUT_S
     announced = False
     while True:
