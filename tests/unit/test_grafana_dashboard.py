@@ -17,6 +17,7 @@ from tooling import metrics_reference
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "dashboards" / "shards.json"
+CONFIGMAP = REPO / "templates" / "grafana-configmap.yaml"
 DATASOURCE = "${datasource}"
 SERIES = re.compile(r"\bshards_[A-Za-z0-9_:]*")
 
@@ -145,3 +146,7 @@ def test_the_variables(dashboard: dict[str, Any]) -> None:
         assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
     used = " ".join(expr for _, expr in panel_queries(dashboard))
     assert 'namespace=~"$namespace"' in used and 'pool=~"$pool"' in used
+
+
+def test_the_chart_ships_the_file() -> None:
+    assert '.Files.Get "dashboards/shards.json"' in CONFIGMAP.read_text()
