@@ -1,5 +1,5 @@
 # The Helm chart (the repository root is the chart: Chart.yaml, values*.json/yaml, templates/,
-# crds/). Included by the top-level Makefile, which defines BIN and the `tools` target.
+# crds/, dashboards/). Included by the top-level Makefile, which defines BIN and the `tools` target.
 #
 #   make chart-lint        helm lint --strict, with the required Mongo value and with the plain values
 #   make deploy-manifests  render deploy/operator-rbac.yaml and deploy/shards.yaml from the chart

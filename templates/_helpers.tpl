@@ -235,3 +235,12 @@ app.kubernetes.io/component: dashboard
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* The Grafana dashboard's ConfigMap: its name, and its namespace (the release's unless set). */}}
+{{- define "shards.grafanaDashboard.fullname" -}}
+{{- printf "%s-grafana-dashboard" (include "shards.fullname" .) -}}
+{{- end -}}
+
+{{- define "shards.grafanaDashboard.namespace" -}}
+{{- default .Release.Namespace .Values.grafana.dashboard.namespace -}}
+{{- end -}}

@@ -77,6 +77,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "dashboard": {**MONGO, "dashboard": {"enabled": True, "token": {"existingSecret": "dash-token"}}},
     "dashboard-read-only": {**MONGO, "dashboard": {"enabled": True, "readOnly": True, "poll": 2,
                                                    "token": {"existingSecret": "dash-token"}}},
+    "grafana-dashboard": {**MONGO, "grafana": {"dashboard": {
+        "enabled": True, "labels": {"team": "ops"}, "annotations": {"grafana_folder": "Shards"}}}},
 }
 
 
@@ -186,7 +188,8 @@ def release(
 # --- the chart as files -----------------------------------------------------------------------
 
 def test_lint_strict(kube_cluster: KubeCluster, tmp_path: Path) -> None:
-    for values in (MONGO, VALUE_SETS["plain"], VALUE_SETS["keda"], VALUE_SETS["network-policy"]):
+    for values in (MONGO, VALUE_SETS["plain"], VALUE_SETS["keda"], VALUE_SETS["network-policy"],
+                   VALUE_SETS["grafana-dashboard"]):
         result = kube_cluster.helm("lint", "--strict", str(CHART), "-f", str(values_file(tmp_path, values)))
         assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout, result.stdout
 
@@ -198,8 +201,10 @@ def test_the_package_holds_the_chart_only(kube_cluster: KubeCluster, tmp_path: P
     with tarfile.open(package) as tar:
         names = [name.removeprefix("shards/") for name in tar.getnames()]
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"Chart.yaml", "values.yaml", "values.schema.json", "templates", "crds"}, names
+    assert tops == {"Chart.yaml", "values.yaml", "values.schema.json", "templates", "crds",
+                    "dashboards"}, names
     assert "crds/shardprocesses.shards.dev.yaml" in names
+    assert [name for name in names if name.startswith("dashboards/")] == ["dashboards/shards.json"]
     assert {"templates/_helpers.tpl", "templates/NOTES.txt", "templates/operator-deployment.yaml",
             "templates/worker-scaledobject.yaml"} <= set(names)
     assert package.stat().st_size < 64 * 1024
@@ -415,6 +420,34 @@ def test_the_dashboard_is_off_by_default_and_safe_when_on(kube_cluster: KubeClus
     assert "SHARDS_DASHBOARD_TOKEN" in {var["name"] for var in container["env"]}
 
 
+def test_the_grafana_dashboard_is_off_by_default_and_carries_the_json(
+    kube_cluster: KubeCluster, tmp_path: Path
+) -> None:
+    assert not by_kind(objects(template(kube_cluster, tmp_path, MONGO).stdout), "ConfigMap")
+    dashboard = json.loads((CHART / "dashboards" / "shards.json").read_text())
+    docs = objects(template(kube_cluster, tmp_path, VALUE_SETS["grafana-dashboard"]).stdout)
+    [config_map] = by_kind(docs, "ConfigMap").values()
+    metadata = config_map["metadata"]
+    assert metadata["name"] == "shards-grafana-dashboard" and metadata["namespace"] == "shards"
+    assert metadata["labels"]["grafana_dashboard"] == "1"  # what the sidecar looks for
+    assert metadata["labels"]["team"] == "ops"
+    assert metadata["labels"]["app.kubernetes.io/instance"] == "shards"
+    assert metadata["annotations"] == {"grafana_folder": "Shards"}
+    assert list(config_map["data"]) == ["shards.json"]
+    assert json.loads(config_map["data"]["shards.json"]) == dashboard
+
+    # Another sidecar label (a number is quoted), another namespace; `labels` cannot override it.
+    docs = objects(template(kube_cluster, tmp_path, {**MONGO, "grafana": {"dashboard": {
+        "enabled": True, "sidecarLabel": "example.com/dashboard", "sidecarLabelValue": 1,
+        "namespace": "monitoring", "labels": {"example.com/dashboard": "0"}}}}).stdout)
+    [config_map] = by_kind(docs, "ConfigMap").values()
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["example.com/dashboard"] == "1"
+    assert "grafana_dashboard" not in config_map["metadata"]["labels"]
+    assert "annotations" not in config_map["metadata"]
+    assert json.loads(config_map["data"]["shards.json"]) == dashboard
+
+
 # --- values the schema or the templates refuse --------------------------------------------------
 
 REFUSED = [
@@ -444,6 +477,10 @@ REFUSED = [
      ["set dashboard.token.existingSecret"]),
     ("dashboard-literal-token", {**MONGO, "dashboard": {"enabled": True, "token": {"value": "x"}}},
      ["/dashboard/token", "additional properties 'value' not allowed"]),
+    ("grafana-unknown-key", {**MONGO, "grafana": {"dashboard": {"enabled": True, "folder": "Shards"}}},
+     ["/grafana/dashboard", "additional properties 'folder' not allowed"]),
+    ("grafana-bad-label-value", {**MONGO, "grafana": {"dashboard": {"sidecarLabelValue": "a/b"}}},
+     ["/grafana/dashboard/sidecarLabelValue", "does not match pattern"]),
 ]
 
 
