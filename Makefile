@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: venv venv-demo venv-cli browser fresh-check lint test test-unit test-integration test-java test-e2e demo demo-cli bench docs-metrics bench-smoke test-bench chaos test-chaos chaos-k8s clean
+.PHONY: venv venv-demo venv-cli browser fresh-check lint test test-unit test-integration test-java test-e2e demo demo-cli bench docs docs-serve docs-metrics bench-smoke test-bench chaos test-chaos chaos-k8s clean
 
 ## One venv, installed in levels, each including the one before (extras in pyproject.toml):
 ##   cli   .[embedded]  the `shards` CLI and the embedded MongoDB: make demo-cli
@@ -36,9 +36,10 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-## The whole suite: hygiene, unit, integration on NX-27017 and on mongo-java-server, chaos, e2e on a
-## real kube-apiserver. Each pytest run fails when it collects no tests (exit code 5).
-test: lint test-unit test-integration test-java test-chaos test-bench test-e2e
+## The whole suite: hygiene, the docs site's strict build, unit, integration on NX-27017 and on
+## mongo-java-server, chaos, e2e on a real kube-apiserver. Each pytest run fails when it collects no
+## tests (exit code 5).
+test: lint docs test-unit test-integration test-java test-chaos test-bench test-e2e
 
 test-unit: venv
 	$(PYTEST) tests/unit
@@ -80,6 +81,19 @@ demo-cli: venv-cli
 bench: venv tools
 	$(BIN)/python bench/run.py
 
+## The documentation site (mkdocs.yml over docs/, Material theme) into $(DOCS_SITE)/ (git-ignored).
+## --strict: a broken link or anchor, or a page missing from the nav, fails the build (a few seconds).
+## NO_MKDOCS_2_WARNING silences the theme's notice that Material for MkDocs reaches end of life on
+## 2027-05-05 (fixes until then; its successor is Zensical), printed on every run.
+## `make docs-serve`: the site, rebuilt on every change, on http://127.0.0.1:$(DOCS_PORT)/ only.
+DOCS_SITE ?= site
+DOCS_PORT ?= 8000
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
+
+docs-serve: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
+
 ## docs/metrics.md from the metric definitions of the worker and the operator (a unit test checks it).
 docs-metrics: venv
 	PYTHONPATH=tests $(BIN)/python -m tooling.metrics_reference
@@ -113,7 +127,7 @@ chaos-k8s: venv tools
 	  $(PYTEST) tests/e2e/test_chaos_k8s.py -m e2e -s -k full
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(DOCS_SITE) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 include mk/cluster.mk
 include mk/chart.mk
