@@ -89,7 +89,7 @@ def test_every_series_a_query_names_is_exported(dashboard: dict[str, Any]) -> No
 @pytest.mark.parametrize("wrong", [
     "shards_runs_ended",  # a counter without _total
     "shards_pickup_seconds",  # a histogram without _bucket
-    "shards_free_slots",  # not exported at all
+    "shards_busy_slots",  # not exported at all
     "shards_runs_active_total",  # a gauge is not a counter
 ])
 def test_a_series_the_code_does_not_export_is_caught(dashboard: dict[str, Any], wrong: str) -> None:
