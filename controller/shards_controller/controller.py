@@ -286,6 +286,15 @@ class Controller:
         self.get(scope_id, process_id)
         return self.store.runs.of_process(scope_id, process_id, limit)
 
+    def runs_since(self, scope_id: str, since: datetime, limit: int = 500) -> builtins.list[RunRecord]:
+        """The runs of every process of a scope requested at `since` or later, newest first, at
+        most `limit`; an unknown scope says so, as list() does."""
+        runs = self.store.runs.of_scope_since(scope_id, since, limit)
+        known = runs or self.store.scopes.get(scope_id) is not None or self.store.processes.in_scope(scope_id)
+        if not known:
+            raise unknown_scope(scope_id, self.scope_ids())
+        return runs
+
     def run_logs(self, scope_id: str, process_id: str, run_id: str | None = None) -> RunLog:
         """A run's log (default: the process's latest run): its last lines, how many earlier
         ones were dropped, and whether the run is still going (more lines may come)."""

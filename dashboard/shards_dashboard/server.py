@@ -155,6 +155,13 @@ class Dashboard:
             limit = 20
         return self._answer(lambda: views.history(self.controller, scope, pid, limit))
 
+    def runs(self, request: Request) -> Response:
+        """The scope's runs of the last `?minutes=` (60), at most `?limit=` (500): the timeline."""
+        scope, params = request.path_params["scope"], request.query_params
+        minutes = views.bounded(params.get("minutes"), views.RUNS_WINDOW, views.MAX_WINDOW)
+        limit = views.bounded(params.get("limit"), views.RUNS_LIMIT, views.MAX_RUNS)
+        return self._answer(lambda: views.runs_window(self.controller, scope, minutes, limit))
+
     def logs(self, request: Request) -> Response:
         """A run's log, as `shards logs` has it: its last lines (the dropped marker first)."""
         scope, pid, run = (request.path_params[k] for k in ("scope", "pid", "run"))
@@ -352,6 +359,7 @@ def build_app(dashboard: Dashboard, bound_host: str = "127.0.0.1") -> ASGI:
         Route("/api/stats", d.stats),
         Route("/api/scopes/{scope}/processes", d.processes),
         Route("/api/scopes/{scope}/events", d.events),
+        Route("/api/scopes/{scope}/runs", d.runs),
         Route("/api/scopes/{scope}/purge", d.purge, methods=["POST"]),
         Route(f"{process}/history", d.history),
         Route(process + "/runs/{run}/logs", d.logs),

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
-from shards.records import ProcessRecord, iso
+from shards.records import ProcessRecord, RunRecord, iso, utcnow
 from shards.schedules import Action
 from shards_controller import Controller
 from shards_controller.controller import pool_summary, unknown_scope
 
+RUNS_WINDOW = 60  # minutes of runs the timeline reads by default
+MAX_WINDOW = 24 * 60
+RUNS_LIMIT = 500  # runs of one window read by default
+MAX_RUNS = 2000
+MAX_RUN_ERROR = 300  # characters of a run's error in the timeline (its history has it whole)
+
 
 def now_iso() -> str:
-    return iso(datetime.now(UTC)) or ""
+    """Now on the server's clock, as the times of records and runs are."""
+    return iso(utcnow()) or ""
 
 
 def truthy(value: str | None) -> bool:
@@ -41,6 +48,33 @@ def snapshot(controller: Controller, scope: str) -> dict[str, Any]:
 def history(controller: Controller, scope: str, process_id: str, limit: int) -> dict[str, Any]:
     runs = controller.history(scope, process_id, limit)
     return {"scope": scope, "id": process_id, "runs": [run.to_json() for run in runs]}
+
+
+def bounded(value: str | None, default: int, highest: int) -> int:
+    """A query parameter as an int in 1..highest; the default when it is not a number."""
+    try:
+        return max(1, min(int(value or default), highest))
+    except ValueError:
+        return default
+
+
+def timeline_run(run: RunRecord) -> dict[str, Any]:
+    """What the timeline draws of a run: its times, outcome and worker; no args (they may be big)."""
+    error = run.error.splitlines()[0] if run.error else ""
+    return {"runId": run.run_id, "id": run.process_id, "state": run.state.value, "workerId": run.worker_id,
+            "attempt": run.attempt, "requestedAt": iso(run.requested_at), "startedAt": iso(run.started_at),
+            "endedAt": iso(run.ended_at), "duration": run.duration,
+            "error": error[:MAX_RUN_ERROR] + ("…" if len(error) > MAX_RUN_ERROR else "")}
+
+
+def runs_window(controller: Controller, scope: str, minutes: int, limit: int) -> dict[str, Any]:
+    """The runs of a scope requested in the last `minutes`, newest first, at most `limit`
+    (`truncated` when there may be more: the oldest are left out)."""
+    now = utcnow()
+    since = now - timedelta(minutes=minutes)
+    runs = controller.runs_since(scope, since, limit)
+    return {"scope": scope, "now": iso(now), "since": iso(since), "minutes": minutes, "limit": limit,
+            "truncated": len(runs) >= limit, "runs": [timeline_run(run) for run in runs]}
 
 
 def workers(controller: Controller) -> dict[str, Any]:

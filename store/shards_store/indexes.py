@@ -27,6 +27,7 @@ INDEXES: dict[str, list[tuple[str, list[str], bool]]] = {
     ],
     "runs": [
         ("history", ["scopeId", "processId", "requestedAt"], False),
+        ("scope_requested", ["scopeId", "requestedAt"], False),  # a scope's runs of the last hour
         ("state", ["state"], False),  # the reconciler's look at entries still Running
     ],
     "workers": [

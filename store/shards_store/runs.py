@@ -100,3 +100,13 @@ class RunHistory:
             limit=limit,
         )
         return [RunRecord.from_doc(doc) for doc in docs]
+
+    def of_scope_since(self, scope_id: str, since: datetime, limit: int = 500) -> list[RunRecord]:
+        """The runs of a scope requested at `since` or later, newest first, at most `limit` (the
+        dashboard's timeline; served by the scope_requested index)."""
+        docs = self.collection.find(
+            {"scopeId": scope_id, "requestedAt": {"$gte": to_ms(since)}},
+            sort=[("requestedAt", -1)],
+            limit=limit,
+        )
+        return [RunRecord.from_doc(doc) for doc in docs]

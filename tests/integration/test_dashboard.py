@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from shards.errors import NotActive
@@ -49,7 +50,7 @@ def test_the_page_and_its_assets_come_from_the_package(dashboard: Dashboard) -> 
     page = dashboard.get("/")
     assert page.status == 200 and "<table id=\"processes\">" in page.body
     assert "default-src 'none'" in page.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/style.css"):
+    for asset in ("/static/app.js", "/static/timeline.js", "/static/style.css"):
         assert dashboard.get(asset).status == 200
     assert "http" not in page.body.replace("http-equiv", "")  # no CDN, nothing fetched from elsewhere
     assert dashboard.get("/api/config").body == {"scope": "farm", "readOnly": False, "tokenRequired": False,
@@ -112,6 +113,28 @@ def test_history_shows_a_failed_runs_error_and_the_logs_hook(
     assert dashboard.get(f"{FARM}/processes/fail/runs/no-such-run/logs").status == 404
 
 
+def test_the_runs_of_the_last_hour_for_the_timeline(farm: ShardsHarness, dashboard: Dashboard) -> None:
+    dashboard.post(f"{FARM}/processes/fail/launch")
+    failed = farm.wait_state("farm", "fail", State.FAILED)
+    dashboard.post(f"{FARM}/processes/quick/launch")
+    done = farm.wait_state("farm", "quick", State.DONE)
+    window = dashboard.get(f"{FARM}/runs")
+    assert window.status == 200 and window.body["minutes"] == 60 and not window.body["truncated"]
+    runs = {run["runId"]: run for run in window.body["runs"]}
+    assert [run["runId"] for run in window.body["runs"]][:2] == [done.run_id, failed.run_id]  # newest first
+    assert runs[failed.run_id]["state"] == "Failed" and "boom: no reason" in runs[failed.run_id]["error"]
+    assert runs[done.run_id]["state"] == "Done" and runs[done.run_id]["workerId"]
+    ran = runs[done.run_id]
+    assert ran["startedAt"] <= ran["endedAt"] and ran["duration"] is not None and "args" not in ran
+    when = {key: datetime.fromisoformat(value) for key, value in (
+        ("since", window.body["since"]), ("requested", ran["requestedAt"]), ("now", window.body["now"]))}
+    assert when["since"] < when["requested"] <= when["now"]
+    latest = dashboard.get(f"{FARM}/runs?limit=1").body
+    assert [run["runId"] for run in latest["runs"]] == [done.run_id] and latest["truncated"]
+    unknown = dashboard.get("/api/scopes/fram/runs")
+    assert unknown.status == 404 and "did you mean 'farm'" in unknown.body["error"]
+
+
 def test_workers_and_pools(farm: ShardsHarness, dashboard: Dashboard) -> None:
     view = dashboard.get("/api/workers").body
     [worker] = view["workers"]
@@ -139,7 +162,7 @@ def test_with_a_token_reads_and_actions_need_it_or_its_session(
     try:
         assert page.get("/api/config").body == {"tokenRequired": True, "authenticated": False}
         for path in ("/api/scopes", f"{FARM}/processes", f"{FARM}/processes/quick/history",
-                     f"{FARM}/processes/quick/runs/r1/logs", "/api/workers", "/api/stats"):
+                     f"{FARM}/processes/quick/runs/r1/logs", f"{FARM}/runs", "/api/workers", "/api/stats"):
             assert page.get(path).status == 401, path
         refused = page.events("farm", expect=401)
         assert "token" in refused.body["error"]
@@ -147,6 +170,7 @@ def test_with_a_token_reads_and_actions_need_it_or_its_session(
         assert page.get("/").status == 200 and page.get("/static/app.js").status == 200
         bearer = {"Authorization": f"Bearer {secret}"}
         assert page.request("GET", f"{FARM}/processes", headers=bearer).status == 200
+        assert page.request("GET", f"{FARM}/runs", headers=bearer).body["scope"] == "farm"
 
         assert page.post("/api/login", {"token": "nope"}).status == 401
         login = page.post("/api/login", {"token": secret})

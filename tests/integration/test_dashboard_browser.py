@@ -1,7 +1,9 @@
 """The dashboard in a real headless browser: Debian's chromium driven by Selenium through
 chromium-driver (installed with apt-get when missing). Two pages on one scope: filters, a launch
 through the confirm dialog, a bar that moves and a clock that runs, stop, dismiss, a failed run's
-error, history and logs panel, HTML shown as text, and the second page following live.
+error, history and logs panel, HTML shown as text, and the second page following live. The
+timeline: a run's bar growing live in the Running colour, then Done, Failed or Stopped, per process
+and per worker, the duration trends, and the window read again after a reload.
 
 The page is the same whichever server is behind it: these run in the NX-27017 pass only (the API
 and the push channel are tested on both servers in test_dashboard.py)."""
@@ -11,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -311,3 +314,134 @@ def test_schedules_delayed_and_queued_launches_in_a_browser(
         assert viewer.find_elements("css selector", "#schedules button") == []
     finally:
         read_only.stop()
+
+
+# The timeline's colours (style.css): a run still going, and each outcome.
+RUNNING, DONE = "rgb(9, 105, 218)", "rgb(26, 127, 55)"
+FAILED, STOPPED = "rgb(207, 34, 46)", "rgb(140, 149, 159)"
+
+
+def timeline_bar(driver: Driver, run_id: str) -> dict[str, Any] | None:
+    """A run's bar in the timeline, read in one step (the drawing is rebuilt as runs change):
+    its process, row, state, width and fill colour, or None."""
+    found = driver.execute_script(
+        "const b = document.querySelector(`#timeline rect.tl-bar[data-run='${arguments[0]}']`);"
+        "if (!b) return null;"
+        "return {id: b.dataset.id, state: b.dataset.state, row: b.parentNode.dataset.row,"
+        " width: parseFloat(b.getAttribute('width')), fill: getComputedStyle(b).fill,"
+        " visible: b.getAttribute('visibility') !== 'hidden'}", run_id)
+    return dict(found) if found else None
+
+
+def bar_is(run_id: str, state: str) -> Callable[[Driver], bool]:
+    return lambda d: (timeline_bar(d, run_id) or {}).get("state") == state
+
+
+def bars_are(*runs: tuple[str, str]) -> Callable[[Driver], bool]:
+    return lambda d: all(bar_is(run_id, state)(d) for run_id, state in runs)
+
+
+def trend(driver: Driver, pid: str) -> list[tuple[str, str]]:
+    """The bars of a process's duration trend, oldest first: (state, fill colour)."""
+    found = driver.execute_script(
+        "return [...document.querySelectorAll(`#timeline [data-trend='${arguments[0]}'] rect`)]"
+        ".map((b) => [b.dataset.state, getComputedStyle(b).fill])", pid)
+    return [(str(state), str(fill)) for state, fill in found]
+
+
+def timeline_rows(driver: Driver) -> list[str]:
+    return [str(key) for key in driver.execute_script(
+        "return [...document.querySelectorAll('#timeline g.tl-row')].map((g) => g.dataset.row)")]
+
+
+def choose(driver: Driver, select_id: str, value: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element("id", select_id)).select_by_value(value)
+
+
+def open_farm(driver: Driver, dashboard: Dashboard) -> None:
+    driver.get(f"{dashboard.url}/#scope=farm")
+    wait(driver, lambda d: d.find_elements("css selector", 'tr[data-id="slow-danger"]'), "the table")
+    wait(driver, lambda d: d.find_element("id", "live").text == "live", "the push channel")
+    wait(driver, lambda d: "slow-danger" in timeline_rows(d), "the timeline's rows")
+
+
+def test_the_timeline_draws_a_run_growing_live_then_its_outcome(
+        farm: tuple[ShardsHarness, Dashboard], browsers: Callable[[], Driver], tmp_path: Path) -> None:
+    env, dashboard = farm
+    driver = browsers()
+    open_farm(driver, dashboard)
+    assert timeline_rows(driver) == ["broken", "detail", "slow-danger", "xss"]  # as the table: no special
+    choose(driver, "timeline-window", "5")  # the last 5 minutes: about 3 px a second
+
+    # A run appears in the Running colour and grows with time, live; once Done, in the Done colour.
+    quick = env.controller.launch("farm", "slow-danger", confirm=True, args={"steps": 40}).run_id  # 6 s
+    wait(driver, bar_is(quick, "Running"), "its bar, Running")
+    first = timeline_bar(driver, quick)
+    assert first and first["fill"] == RUNNING and first["row"] == "slow-danger"
+    wait(driver, lambda d: (timeline_bar(d, quick) or {}).get("width", 0) > first["width"] + 2,
+         "the running bar to grow")
+    wait(driver, bar_is(quick, "Done"), "its bar, Done")
+    ended = timeline_bar(driver, quick)
+    assert ended and ended["fill"] == DONE and ended["width"] > first["width"]
+    time.sleep(1.5)
+    assert abs((timeline_bar(driver, quick) or {})["width"] - ended["width"]) < 0.01  # it grows no more
+    wait(driver, lambda d: trend(d, "slow-danger") == [("Done", DONE)], "its duration in the trend, live")
+
+    # More runs for the picture: one still going, failures, quick ones.
+    going = env.controller.launch("farm", "slow-danger", confirm=True).run_id
+    for _ in range(2):
+        failed = env.controller.launch("farm", "broken").run_id
+        done = env.controller.launch("farm", "detail").run_id
+        wait(driver, bars_are((failed, "Failed"), (done, "Done")), "their bars")
+    wait(driver, bar_is(going, "Running"), "the second run, Running")
+    wait(driver, lambda d: trend(d, "detail") == [("Done", DONE)] * 2
+         and trend(d, "broken") == [("Failed", FAILED)] * 2, "the trends of the ended runs")
+    time.sleep(2.0)  # the running bar grows a little more
+    box = driver.find_element("id", "timeline-box")
+    driver.execute_script("arguments[0].scrollIntoView()", box)
+    shot = tmp_path / "timeline.png"
+    assert box.screenshot(str(shot)) and shot.stat().st_size > 0
+
+    # Per worker: the worker's row holds the runs it ran.
+    choose(driver, "timeline-rows", "worker")
+    worker = env.record("farm", "slow-danger").worker_id
+    wait(driver, lambda d: (timeline_bar(d, going) or {}).get("row") == worker, "the run in its worker's row")
+    assert (timeline_bar(driver, quick) or {}).get("row") == worker
+    assert trend(driver, "slow-danger") == []  # trends are per process
+
+    # After a reload, the runs come from the server's window (the record names only the latest).
+    driver.refresh()
+    open_farm(driver, dashboard)
+    wait(driver, bar_is(quick, "Done"), "the earlier run, read from the window")
+    assert (timeline_bar(driver, quick) or {})["fill"] == DONE
+    assert (timeline_bar(driver, going) or {})["state"] == "Running"
+
+    # A stopped run ends in the Stopped colour.
+    env.controller.stop("farm", "slow-danger", force=True)
+    wait(driver, bar_is(going, "Stopped"), "the run, Stopped")
+    assert (timeline_bar(driver, going) or {})["fill"] == STOPPED
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+
+
+def test_the_timeline_shows_a_failed_run_in_the_failed_colour(
+        farm: tuple[ShardsHarness, Dashboard], browsers: Callable[[], Driver]) -> None:
+    env, dashboard = farm
+    driver = browsers()
+    open_farm(driver, dashboard)
+    run_id = env.controller.launch("farm", "broken").run_id
+    wait(driver, bar_is(run_id, "Failed"), "its bar, Failed")
+    bar = timeline_bar(driver, run_id)
+    assert bar and bar["fill"] == FAILED and bar["row"] == "broken" and bar["visible"]
+    wait(driver, lambda d: trend(d, "broken") == [("Failed", FAILED)], "its duration in the trend, Failed")
+    assert "the fence is down" in driver.execute_script(  # its tooltip
+        "return document.querySelector(`#timeline rect[data-run='${arguments[0]}'] title`).textContent",
+        run_id)
+    driver.find_element("id", "timeline-busy").click()  # only the rows with runs
+    wait(driver, lambda d: timeline_rows(d) == ["broken"], "only the row with a run")
+    driver.find_element("id", "search").send_keys("slow")  # the table's filters apply to the rows
+    wait(driver, lambda d: timeline_rows(d) == [], "no row: the search hides it")
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []

@@ -54,6 +54,7 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
         controller.launch("farm", "quick", queue=True)
         controller.wait("farm", "quick", lambda r: r.state is State.DONE and not r.queue, 30)
         controller.history("farm", "parent")
+        assert controller.runs_since("farm", utcnow() - timedelta(hours=1))  # the dashboard's timeline
         ghost = store.workers.register("ghost", host="h", pid=1, catalog=[], concurrency=1, lease=0.5)
         wait_until(lambda: all(w.worker_id != ghost for w in store.workers.alive()), what="the reaper")
         store.processes.schedule("farm", "quick", "launch-of-a-dead-client")  # no request behind it

@@ -3,6 +3,7 @@ with their status codes, and the guards on actions. A fake controller answers as
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ class FakeController:
                                   status=ProcessStatus(state=State.FAILED, error="boom")),
         }
         self.launched: list[tuple[str, bool]] = []
+        self.since: list[tuple[datetime, int]] = []  # what runs_since was asked
 
     def get(self, scope: str, process_id: str) -> ProcessRecord:
         if scope != "farm":
@@ -63,6 +65,16 @@ class FakeController:
         self.get(scope, process_id)
         return [RunRecord("r1", scope, process_id, state=State.FAILED, error="boom")]
 
+    def runs_since(self, scope: str, since: datetime, limit: int) -> list[RunRecord]:
+        self.get(scope, "cull")
+        self.since.append((since, limit))
+        ended = datetime.now(UTC)
+        runs = [RunRecord("r2", scope, "cull", state=State.RUNNING, args={"big": "x" * 1000},
+                          worker_id="w-1", started_at=ended, requested_at=ended),
+                RunRecord("r1", scope, "fail", state=State.FAILED, error="boom\nTraceback ...",
+                          started_at=ended - timedelta(seconds=3), ended_at=ended, duration=3.0)]
+        return runs[:limit]
+
     def run_logs(self, scope: str, process_id: str, run_id: str | None = None) -> RunLog:
         self.get(scope, process_id)
         if run_id != "r1":
@@ -89,8 +101,29 @@ def test_reads_answer_with_records_history_and_logs() -> None:
     assert logs["dropped"] == 3 and logs["state"] == "Failed"
 
 
+def test_the_runs_of_a_window_are_bounded_and_carry_no_args() -> None:
+    web, fake = client()
+    before = datetime.now(UTC)
+    window = web.get("/api/scopes/farm/runs").json()
+    assert [(r["runId"], r["id"], r["state"]) for r in window["runs"]] == [
+        ("r2", "cull", "Running"), ("r1", "fail", "Failed")]
+    assert all("args" not in r for r in window["runs"])  # a run's args may be big: the history has them
+    assert window["runs"][1]["error"] == "boom" and window["runs"][1]["duration"] == 3.0
+    assert window["runs"][0]["workerId"] == "w-1" and window["runs"][0]["endedAt"] is None
+    assert (window["minutes"], window["limit"], window["truncated"]) == (60, 500, False)
+    since, limit = fake.since[-1]
+    assert limit == 500 and abs((before - timedelta(minutes=60) - since).total_seconds()) < 5
+    one = web.get("/api/scopes/farm/runs", params={"limit": "1", "minutes": "5"}).json()
+    assert [r["runId"] for r in one["runs"]] == ["r2"] and one["truncated"] is True and one["minutes"] == 5
+    web.get("/api/scopes/farm/runs", params={"limit": "10000000", "minutes": "99999"})
+    assert fake.since[-1][1] == 2000  # bounded, whatever is asked
+    assert web.get("/api/scopes/farm/runs", params={"limit": "-3", "minutes": "x"}).json()["minutes"] == 60
+    assert fake.since[-1][1] == 1
+
+
 @pytest.mark.parametrize(("path", "status", "kind"), [
     ("/api/scopes/pasture/processes", 404, "UnknownScope"),
+    ("/api/scopes/pasture/runs", 404, "UnknownScope"),
     ("/api/scopes/farm/processes/nope/history", 404, "UnknownProcess"),
     ("/api/scopes/farm/processes/fail/runs/r9/logs", 404, "UnknownRun"),
 ])
@@ -144,6 +177,7 @@ def test_every_answer_carries_the_security_headers_and_a_foreign_host_is_refused
 
 
 READS = ["/api/scopes", "/api/scopes/farm/processes", "/api/scopes/farm/processes/fail/history",
+         "/api/scopes/farm/runs",
          "/api/scopes/farm/processes/fail/runs/r1/logs", "/api/workers", "/api/stats",
          "/api/scopes/farm/events"]
 

@@ -29,6 +29,8 @@ def test_shapes_separate_equality_ranges_and_sorts() -> None:
         ("scopes", {"_id": "s"}, None),
         ("processes", {"status.state": {"$in": ["Running"]}}, None),  # the reconciler
         ("workers", {"name": "w1", "state": "Alive"}, None),
+        ("runs", {"scopeId": "s", "processId": "p"}, [("requestedAt", -1)]),  # a process's history
+        ("runs", {"scopeId": "s", "requestedAt": {"$gte": 1}}, [("requestedAt", -1)]),  # the timeline
     ],
 )
 def test_store_queries_are_served(collection: str, query: dict, sort: list | None) -> None:

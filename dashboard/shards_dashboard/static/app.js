@@ -278,6 +278,7 @@ function apply(records) {
     renderRow(tr, record, f);
   }
   updateCount();
+  timelineRecords(records);
   if (state.historyOf && records.some((r) => r.id === state.historyOf)) refreshHistory();
 }
 
@@ -301,12 +302,14 @@ function snapshot(data) {
   }
   body.append(fragment);
   updateCount();
+  timelineSnapshot();
 }
 
 function refilter() {
   const f = filters();
   for (const [id, tr] of state.rows) renderRow(tr, state.records.get(id), f);
   updateCount();
+  timelineShown();  // its rows follow the table's filters
 }
 
 function updateCount() {
@@ -421,6 +424,7 @@ function showTab(tab) {
   clearInterval(state.schedulesTimer);
   state.workersTimer = null;
   state.schedulesTimer = null;
+  if (tab === "processes") timelineShown();
   if (tab === "workers") {
     refreshWorkers();
     state.workersTimer = setInterval(refreshWorkers, 2000);  // heartbeats move every few seconds
@@ -596,6 +600,7 @@ function connect(scope) {
   state.schedules = [];
   state.scheduleTargets = new Map();
   renderSchedules();
+  timelineReset();
   const source = new EventSource(`${scopePath(scope)}/events`);
   state.source = source;
   source.addEventListener("snapshot", (event) => { setLive(true); snapshot(JSON.parse(event.data)); loadSchedules(true); });
@@ -702,6 +707,7 @@ async function start() {
     if (scope !== state.scope && !$("main").hidden) { connect(scope); loadScopes(); }
   });
   setInterval(tickClocks, 1000);
+  startTimeline();
   await begin();
 }
 
