@@ -10,7 +10,6 @@ the chart's ServiceAccount token, takes the example to Done.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import re
 import shutil
@@ -637,10 +636,7 @@ def test_monitoring_resources_render_only_where_their_api_exists(
     [rule] = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
     exprs = " ".join(str(r["expr"]) for group in rule["spec"]["groups"] for r in group["rules"])
     named = set(re.findall(r"\bshards_[a-z_]+", exprs))
-    exported = {f"{series.name}{suffix}"
-                for _, module, _ in metrics_reference.COMPONENTS
-                for series in metrics_reference.families(importlib.import_module(module))
-                for suffix in metrics_reference.EXPOSED[series.kind]}
+    exported = metrics_reference.exported_series()
     assert named and named <= exported, named - exported
     alerts = rule["spec"]["groups"][0]["rules"]
     assert all(r["annotations"]["runbook_url"] == f"docs/alerts.md#{r['alert'].lower()}" for r in alerts)

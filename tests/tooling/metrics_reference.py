@@ -66,6 +66,15 @@ def families(module: ModuleType) -> list[Series]:
                   for family, labels in found)
 
 
+def exported_series() -> set[str]:
+    """What Prometheus scrapes from the worker and the operator: a counter's `_total`, a gauge's
+    name, a histogram's `_bucket`, `_sum` and `_count` (what dashboards and alerts may name)."""
+    return {family.name + suffix
+            for _, module_name, _ in COMPONENTS
+            for family in families(importlib.import_module(module_name))
+            for suffix in EXPOSED[family.kind]}
+
+
 def render() -> str:
     parts = [HEADER]
     for title, module_name, served in COMPONENTS:

@@ -5,7 +5,6 @@ the `datasource` variable picks."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Iterator
@@ -20,15 +19,6 @@ DASHBOARD = REPO / "dashboards" / "shards.json"
 CONFIGMAP = REPO / "templates" / "grafana-configmap.yaml"
 DATASOURCE = "${datasource}"
 SERIES = re.compile(r"\bshards_[A-Za-z0-9_:]*")
-
-
-def exported_series() -> set[str]:
-    """What Prometheus scrapes from the worker and the operator: a counter's `_total`, a gauge's
-    name, a histogram's `_bucket`, `_sum` and `_count`."""
-    return {family.name + suffix
-            for _, module_name, _ in metrics_reference.COMPONENTS
-            for family in metrics_reference.families(importlib.import_module(module_name))
-            for suffix in metrics_reference.EXPOSED[family.kind]}
 
 
 def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -61,7 +51,7 @@ def series_named(expr: str) -> set[str]:
 
 
 def unknown_series(dashboard: dict[str, Any]) -> list[str]:
-    exported = exported_series()
+    exported = metrics_reference.exported_series()
     return sorted(f"{where}: {name}" for where, expr in panel_queries(dashboard) + variable_queries(dashboard)
                   for name in series_named(expr) - exported)
 
@@ -76,7 +66,7 @@ def test_the_exported_series_are_the_documented_ones() -> None:
     """The reference this test checks against is the one docs/metrics.md is generated from."""
     page = metrics_reference.PAGE.read_text()
     documented = set(re.findall(r"`(shards_[a-z0-9_]+)`", page))
-    assert exported_series() == documented
+    assert metrics_reference.exported_series() == documented
 
 
 def test_every_series_a_query_names_is_exported(dashboard: dict[str, Any]) -> None:

@@ -95,8 +95,13 @@ def _go() -> str:
     return go
 
 
+def go_build_env() -> dict[str, str]:
+    """How every pinned tool is built: static, with this machine's Go, only from go.mod/go.sum."""
+    return dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
+
+
 def _build_into(target: Path) -> float:
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
+    env = go_build_env()
     cmd = [
         _go(), "build", "-trimpath", "-ldflags", _ldflags(),
         "-o", f"{target}{os.sep}", "tool", "./cmd/etcd",

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tooling.cluster._common import ClusterError, log, tools_cache_root
-from tooling.cluster.tools import acquire_build_lock
+from tooling.cluster.tools import acquire_build_lock, go_build_env
 
 MODULE_DIR = Path(__file__).resolve().parent / "gotools"
 PIN_FILES = ("go.mod", "go.sum")
@@ -48,12 +48,11 @@ def ensure() -> Path:
             raise ClusterError("the Go toolchain ('go') is needed to build promtool")
         staging = target.parent.with_name(f"{target.parent.name}.tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
         log.info("building promtool into %s (cold: a few minutes)", target.parent)
         started = time.monotonic()
         try:
             subprocess.run([go, "build", *BUILD_FLAGS, "-o", f"{staging}{os.sep}", "tool"],
-                           cwd=MODULE_DIR, env=env, check=True, timeout=BUILD_TIMEOUT_S)
+                           cwd=MODULE_DIR, env=go_build_env(), check=True, timeout=BUILD_TIMEOUT_S)
             if not (staging / "promtool").exists():
                 raise ClusterError("go build did not produce promtool")
             shutil.rmtree(target.parent, ignore_errors=True)
