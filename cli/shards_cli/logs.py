@@ -4,7 +4,6 @@ a live run through a change stream on its log, and exits with the run's ending."
 from __future__ import annotations
 
 import sys
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,9 +14,6 @@ from shards_cli.documents import emit, stream
 if TYPE_CHECKING:
     from shards.runlog import RunLog
     from shards_controller import Controller
-    from shards_store import ChangeFeed
-
-STATE_CHECK = 0.5  # seconds between reads of the run's state while following (its end is not a log change)
 
 
 @app.command(short_help="A run's log lines (default: the latest run); -f follows it live.")
@@ -56,65 +52,34 @@ def _print(lines: list[str]) -> None:
 
 
 class Printer:
-    """Prints each line of a run's log once, by its place in the run (dropped + index)."""
+    """Prints each line of a run's log once (the SDK's LogCursor), as text or JSON lines."""
 
     def __init__(self, as_json: bool) -> None:
+        from shards.runlog import LogCursor
+
         self.as_json = as_json
-        self.shown = 0  # lines of the run printed or skipped so far
+        self.cursor = LogCursor()
 
     def show(self, log: RunLog) -> None:
-        first = log.dropped  # the place of log.lines[0] in the run
-        if first > self.shown:  # lines came and went between two reads
-            self._emit(log, None, first - self.shown)
-            self.shown = first
-        for line in log.lines[self.shown - first:]:
-            self._emit(log, line, 0)
-        self.shown = max(self.shown, first + len(log.lines))
-
-    def _emit(self, log: RunLog, line: str | None, dropped: int) -> None:
         from shards.runlog import dropped_marker
 
-        if self.as_json:
-            stream({"runId": log.run_id, "line": line} if line is not None
-                   else {"runId": log.run_id, "dropped": dropped})
-        else:
-            _print([line if line is not None else dropped_marker(dropped)])
+        for entry in self.cursor.new_entries(log):
+            if self.as_json:
+                stream({"runId": log.run_id, "line": entry} if isinstance(entry, str)
+                       else {"runId": log.run_id, "dropped": entry})
+            else:
+                _print([entry if isinstance(entry, str) else dropped_marker(entry)])
 
 
 def _follow(ctl: Controller, log: RunLog, timeout: float, *, as_json: bool) -> Code:
-    """Print lines as they come until the run ends (its ending's code) or `timeout` (Code.TIMEOUT).
-    Woken by a change stream on the run's log; a server without one is polled."""
+    """Print lines as they come until the run ends (its ending's code) or `timeout` (Code.TIMEOUT)."""
     from shards.states import State
-    from shards_store import ChangeFeedError
 
     from shards_cli.app import ending_code
 
     printer = Printer(as_json)
     printer.show(log)
-    deadline = time.monotonic() + timeout
-    feed: ChangeFeed | None = ctl.store.runlogs.feed(log.run_id)
-    try:
-        if feed is not None:
-            feed.open()
-    except ChangeFeedError:  # a server without change streams: read on a timer
-        feed = None
-    try:
-        while log.active:
-            now = time.monotonic()
-            if now >= deadline:
-                return Code.TIMEOUT
-            wait = min(STATE_CHECK, deadline - now)
-            if feed is not None:
-                try:
-                    feed.next_change(wait)
-                except ChangeFeedError:  # a stream that broke: read on a timer from now on
-                    feed.close()
-                    feed = None
-            else:
-                time.sleep(wait)
-            log = ctl.run_logs(log.scope_id, log.process_id, log.run_id)
-            printer.show(log)
-    finally:
-        if feed is not None:
-            feed.close()
-    return ending_code(State(log.state))
+    last = log
+    for last in ctl.follow_log(log, timeout):
+        printer.show(last)
+    return Code.TIMEOUT if last.active else ending_code(State(last.state))

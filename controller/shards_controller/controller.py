@@ -11,7 +11,7 @@ import contextlib
 import difflib
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -40,11 +40,13 @@ from shards.schedules import (
     next_fire_after,
 )
 from shards.states import ACTIVE, FINAL, State
-from shards_store import Store, firing, launches
+from shards_store import ChangeFeed, ChangeFeedError, Store, firing, launches
 from shards_store.launches import MAX_QUEUE
 from shards_store.schedules import ScheduleExists
 
 from shards_controller.inputs import check_args, check_id, check_start_at, launch_options
+
+LOG_POLL = 0.5  # seconds between reads of a followed run's log at the latest (its end is not a log change)
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -312,6 +314,34 @@ class Controller:
         lines, dropped = self.store.runlogs.get(run.run_id) or ([], 0)
         return RunLog(run.run_id, scope_id, process_id, run.state.value, active=run.state not in FINAL,
                       lines=lines, dropped=dropped)
+
+    def follow_log(self, log: RunLog, timeout: float, poll: float = LOG_POLL) -> Iterator[RunLog]:
+        """The run's log read again each time it may have changed, until the run ends (the last
+        log yielded is no longer active) or `timeout` passes (it still is). Woken by a change
+        stream on the log; the run's end is no change of its log, so the log is read at least
+        every `poll` seconds, and only on that timer where the server has no change streams."""
+        deadline = time.monotonic() + timeout
+        opening = self.store.runlogs.feed(log.run_id)
+        try:
+            opening.open()
+            feed: ChangeFeed | None = opening
+        except ChangeFeedError:
+            feed = None
+        try:
+            while log.active and (left := deadline - time.monotonic()) > 0:
+                if feed is None:
+                    time.sleep(min(poll, left))
+                else:
+                    try:
+                        feed.next_change(min(poll, left))
+                    except ChangeFeedError:  # a stream that broke or ended: read on the timer from now on
+                        feed.close()
+                        feed = None
+                log = self.run_logs(log.scope_id, log.process_id, log.run_id)
+                yield log
+        finally:
+            if feed is not None:
+                feed.close()
 
     def wait(
         self,

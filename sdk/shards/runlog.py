@@ -112,3 +112,25 @@ class RunLog:
     def to_json(self) -> dict[str, Any]:
         return {"runId": self.run_id, "scopeId": self.scope_id, "processId": self.process_id,
                 "state": self.state, "active": self.active, "dropped": self.dropped, "lines": self.lines}
+
+
+Entry = str | int  # a line, or how many lines came and went unseen (a dropped marker)
+
+
+class LogCursor:
+    """Where a follower of a run's log is: each read of the log gives the entries not yet shown,
+    each line once by its place in the run (dropped + index), and a count for lines that came and
+    went between two reads."""
+
+    def __init__(self) -> None:
+        self.shown = 0  # lines of the run shown or skipped so far
+
+    def new_entries(self, log: RunLog) -> list[Entry]:
+        first = log.dropped  # the place of log.lines[0] in the run
+        entries: list[Entry] = []
+        if first > self.shown:
+            entries.append(first - self.shown)
+            self.shown = first
+        entries.extend(log.lines[self.shown - first:])
+        self.shown = max(self.shown, first + len(log.lines))
+        return entries
