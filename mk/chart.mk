@@ -20,11 +20,11 @@ chart-lint: tools
 
 deploy-manifests: tools
 	mkdir -p $(DEPLOY_MANIFESTS_DIR)
-	{ printf '$(GENERATED)\n# The operator'"'"'s identity and least rights (ServiceAccount, ClusterRole, ClusterRoleBinding, and the\n# Role and RoleBinding of its leader election).\n# Needs namespace.yaml first.\n'; \
+	{ printf '$(GENERATED)\n# The operator'"'"'s identity and least rights (ServiceAccount, ClusterRole, ClusterRoleBinding, the Role\n# and RoleBinding of its leader election, and the way in to its log service through the API server).\n# Needs namespace.yaml first.\n'; \
 	  $(PLAIN_TEMPLATE) --show-only templates/operator-serviceaccount.yaml --show-only templates/operator-rbac.yaml; \
 	} > $(DEPLOY_MANIFESTS_DIR)/operator-rbac.yaml.tmp
 	mv $(DEPLOY_MANIFESTS_DIR)/operator-rbac.yaml.tmp $(DEPLOY_MANIFESTS_DIR)/operator-rbac.yaml
-	{ printf '$(GENERATED)\n# The operator Deployment, its PodDisruptionBudget and metrics Service, and the `default` worker pool. Needs\n# namespace.yaml and operator-rbac.yaml first, and the Secret shards-mongo (key uri).\n'; \
+	{ printf '$(GENERATED)\n# The operator Deployment, its PodDisruptionBudget, metrics and logs Services, and the `default` worker pool. Needs\n# namespace.yaml and operator-rbac.yaml first, and the Secret shards-mongo (key uri).\n'; \
 	  $(PLAIN_TEMPLATE) --show-only templates/operator-deployment.yaml --show-only templates/operator-pdb.yaml \
 	    --show-only templates/operator-service.yaml \
 	    --show-only templates/worker-serviceaccount.yaml --show-only templates/worker-deployment.yaml; \

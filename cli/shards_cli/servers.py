@@ -155,6 +155,15 @@ def operator_command(
         envvar="SHARDS_METRICS_PORT", help="Serve Prometheus metrics on this port (0: off).")] = 0,
     metrics_address: Annotated[str, typer.Option(
         envvar="SHARDS_METRICS_ADDRESS", help="Address for the metrics server.")] = "127.0.0.1",
+    logs_port: Annotated[int, typer.Option(
+        envvar="SHARDS_LOGS_PORT", help="Serve run logs to kubectl users on this port, each read "
+                                        "decided by Kubernetes RBAC (kubectl shards logs; 0: off).")] = 0,
+    logs_address: Annotated[str, typer.Option(
+        envvar="SHARDS_LOGS_ADDRESS", help="Address for the logs server.")] = "127.0.0.1",
+    logs_tls_cert: Annotated[str, typer.Option(
+        envvar="SHARDS_LOGS_TLS_CERT", help="PEM certificate (chain): serve the logs over TLS.")] = "",
+    logs_tls_key: Annotated[str, typer.Option(
+        envvar="SHARDS_LOGS_TLS_KEY", help="PEM private key of --logs-tls-cert.")] = "",
     leader_election: Annotated[bool | None, typer.Option(
         "--leader-election/--no-leader-election", envvar="SHARDS_LEADER_ELECTION", show_default=False,
         help="Act only while holding a Lease, so that several replicas are safe [default: on in a pod "
@@ -186,6 +195,8 @@ def operator_command(
         mongo_uri=mongo, namespaces=tuple(namespace or ()), grants=parse_grants(";".join(scope_grant or [])),
         status_interval=status_interval, delete_timeout=delete_timeout, liveness=liveness,
         metrics_port=metrics_port, metrics_address=metrics_address,
+        logs_port=logs_port, logs_address=logs_address, logs_tls_cert=logs_tls_cert,
+        logs_tls_key=logs_tls_key,
         leader_election=leader_election_default(os.environ) if leader_election is None else leader_election,
         lease_name=lease_name, lease_namespace=lease_namespace,
     )

@@ -22,9 +22,11 @@ from shards_operator import metrics
 from shards_operator.election import Elector, Leadership
 from shards_operator.kube import SCHEDULE_KIND, SCHEDULES, KubePatcher, load_credentials
 from shards_operator.leases import KubeLeases, default_lease_namespace
+from shards_operator.log_service import LogService, serve_logs
 from shards_operator.mirror import StatusMirror
 from shards_operator.persistence import ArgsDigestDiffBaseStorage, allow_deep_bodies
 from shards_operator.reconciler import start_reconciler
+from shards_operator.reviews import KubeReviews
 from shards_operator.settings import OperatorSettings
 from shards_operator.shared import SHARED
 
@@ -71,6 +73,9 @@ def run_operator(settings: OperatorSettings) -> None:
     upgrade(SHARED.controller.store)  # what an older release left, brought up to this one
     if settings.metrics_port:
         metrics.register_pool_census(SHARED.controller.store)
+    if settings.logs_port:  # every replica serves logs: a read needs no leadership
+        serve_logs(LogService(SHARED.controller, KubeReviews(), settings.grants), settings.logs_address,
+                   settings.logs_port, settings.logs_tls_cert, settings.logs_tls_key)
     stop = StopSignal()
     stop.install()
     if settings.leader_election:

@@ -20,6 +20,11 @@ class OperatorSettings:
     liveness: str = "http://127.0.0.1:8080/healthz"
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
+    # Run logs for kubectl users (log_service.py), decided by Kubernetes RBAC; 0: not served.
+    logs_port: int = 0
+    logs_address: str = "127.0.0.1"
+    logs_tls_cert: str = ""  # PEM files: TLS on the logs port (the tokens it receives are users')
+    logs_tls_key: str = ""
     # Leader election on a Lease: only the replica holding it runs kopf and the status mirror.
     leader_election: bool = False
     lease_name: str = "shards-operator"

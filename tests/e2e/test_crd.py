@@ -415,6 +415,8 @@ ALLOWED = [
     ("watch", "namespaces"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("create", "tokenreviews.authentication.k8s.io"),  # the log service: who a reader's token is
+    ("create", "subjectaccessreviews.authorization.k8s.io"),  # and whether they may get the resource
 ]
 DENIED = [
     ("get", "secrets", "-n", "default"),
@@ -432,6 +434,8 @@ DENIED = [
     ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
     ("list", "configmaps", "--all-namespaces"),
     ("update", "shardprocesses.shards.dev", "--subresource=scale", "-n", "default"),
+    ("create", "serviceaccounts/token", "-n", "default"),  # it reviews tokens, it never mints one
+    ("create", "localsubjectaccessreviews.authorization.k8s.io", "-n", "default"),
 ]
 
 

@@ -32,6 +32,7 @@ def test_the_import_contracts_hold() -> None:
     ("worker/shards_worker", "runs.py", "import shards_worker.worker", "No import cycle inside any package"),
     ("store/shards_store", "store.py", "import shards_controller", "Layers:"),
     ("sdk/shards", "records.py", "import pymongo", "Only the store imports pymongo and bson"),
+    ("kubectl/shards_kubectl", "logs.py", "import shards_store", "The kubectl plugin is a Kubernetes client"),
 ])
 def test_a_deliberate_back_import_breaks_a_contract(tmp_path: Path, package: str, module: str,
                                                    back_import: str, broken: str) -> None:
