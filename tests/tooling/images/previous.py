@@ -99,5 +99,5 @@ def _wheels(src: Path, out: Path) -> Path:
         run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
              "--wheel-dir", str(out), str(src)], timeout=wheels.PIP_TIMEOUT_S, cwd=out)
     if not any(wheels.is_project_wheel(p) for p in out.glob("*.whl")):  # the commit's name, old or new
-        raise ImageError(f"pip wheel made no shards wheel from {src}")
+        raise ImageError(f"pip wheel made no wheel of Shards from {src}")
     return out
