@@ -13,6 +13,8 @@ PYTEST := $(BIN)/pytest
 ##   dev   .[dev]       + pytest, hypothesis, ruff, mypy: make test and everything else
 ## $(VENV)/.installed-LEVEL stamps a level; an up-to-date stamp of a higher level satisfies a lower
 ## one (nothing is installed twice), and a pyproject.toml newer than the stamps reinstalls.
+## The distribution is shards-process-manager; a venv made before the rename also holds it as
+## `shards`, which is removed first (it owns the same `shards` script and packages).
 VENV_LEVELS  := cli demo dev
 EXTRAS_cli   := embedded
 EXTRAS_demo  := demo
@@ -28,6 +30,7 @@ $(VENV)/.installed-%: pyproject.toml
 	set -ex; \
 	$(PYTHON) -m venv $(VENV); \
 	$(BIN)/pip install -q --upgrade pip; \
+	if $(BIN)/pip show -q shards 2>/dev/null; then $(BIN)/pip uninstall -q -y shards; fi; \
 	$(BIN)/pip install -q -e '.[$(EXTRAS_$*)]'; \
 	touch $@
 

@@ -49,8 +49,8 @@ def dashboard(
         from shards_dashboard.auth import startup_problem
         from shards_dashboard.serve import serve
     except ImportError as error:
-        raise ShardsError("the dashboard needs starlette and uvicorn: pip install starlette uvicorn (or, "
-                          f"in a Shards checkout, pip install -e '.[dashboard]') ({error})") from error
+        raise ShardsError("the dashboard needs starlette and uvicorn: "
+                          f"pip install 'shards-process-manager[dashboard]' ({error})") from error
     from shards_store import connect
 
     if problem := startup_problem(host, token, read_only):

@@ -26,7 +26,7 @@ def _version(asked: bool) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            print(f"shards {version('shards')}")
+            print(f"shards {version('shards-process-manager')}")  # the distribution's name
         except PackageNotFoundError:
             print("shards (not installed as a package)")
         raise typer.Exit()

@@ -186,8 +186,7 @@ def operator_command(
         from shards_operator.runner import run_operator
         from shards_operator.settings import OperatorSettings, leader_election_default
     except ImportError as error:
-        needs = ("the operator needs kopf and kubernetes: pip install kopf kubernetes"
-                 " (or, in a Shards checkout, pip install -e '.[operator]')")
+        needs = "the operator needs kopf and kubernetes: pip install 'shards-process-manager[operator]'"
         raise ShardsError(f"{needs} ({error})") from error
     serving()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

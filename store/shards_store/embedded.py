@@ -24,8 +24,8 @@ def embedded_command(port: int, data_dir: Path, host: str = "127.0.0.1") -> list
     refuses to start a second instance that shares the default pid file.
     """
     if importlib.util.find_spec("nx_27017") is None:
-        raise ShardsError("the embedded server is not installed: pip install nx-27017"
-                          " (or, in a Shards checkout, pip install -e '.[embedded]')")
+        raise ShardsError("the embedded server (nx-27017) is not installed: "
+                          "pip install 'shards-process-manager[embedded]'")
     data_dir = data_dir.resolve()
     return [
         sys.executable,

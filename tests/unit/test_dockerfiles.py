@@ -21,6 +21,7 @@ DEPLOY = {
 EXAMPLE = REPO / "examples/Dockerfile"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
+DISTRIBUTION = PYPROJECT["project"]["name"]  # shards-process-manager: the import and command are `shards`
 # A public base pinned to an exact Python patch release and Debian release: never a moving tag.
 PINNED_PYTHON = re.compile(r"^python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$")
 
@@ -159,8 +160,9 @@ def test_extras_per_image() -> None:
     extras = PYPROJECT["project"]["optional-dependencies"]
     worker = " ".join(parse(DEPLOY["shards-worker"]).stages[0].all("RUN"))
     operator = " ".join(parse(DEPLOY["shards-operator"]).stages[0].all("RUN"))
-    assert re.search(r"--find-links /wheels shards(\s|$)", worker)  # no extras
-    assert "'shards[operator,dashboard]'" in operator and "operator" in extras and "dashboard" in extras
+    assert re.search(rf"--find-links /wheels {DISTRIBUTION}(\s|$)", worker)  # no extras
+    assert f"'{DISTRIBUTION}[operator,dashboard]'" in operator
+    assert "operator" in extras and "dashboard" in extras
     plain = PYPROJECT["project"]["dependencies"]
     heavy = ("kopf", "kubernetes", "nx-27017", "starlette", "uvicorn")
     assert not any(dep.startswith(heavy) for dep in plain)
@@ -208,4 +210,16 @@ def test_the_wheels_key_ignores_what_the_images_do_not_hold() -> None:
 
     names = needed()
     assert {"pymongo", "typer", "kopf", "kubernetes"} <= names
-    assert not names & {"shards", "pytest", "hypothesis", "ruff", "mypy", "nx-27017", "cryptography"}
+    assert not names & {DISTRIBUTION, "pytest", "hypothesis", "ruff", "mypy", "nx-27017", "cryptography"}
+
+
+def test_the_wheels_name_the_distribution_pyproject_names() -> None:
+    from tooling.images.wheels import DISTRIBUTION as WHEELS_DISTRIBUTION
+    from tooling.images.wheels import is_project_wheel
+
+    assert WHEELS_DISTRIBUTION == DISTRIBUTION
+    wheel = f"{DISTRIBUTION.replace('-', '_')}-{VERSION}-py3-none-any.whl"  # as pip wheel names it
+    assert is_project_wheel(Path(wheel))
+    assert is_project_wheel(Path(f"shards-{VERSION}-py3-none-any.whl"))  # a commit before the rename
+    assert not is_project_wheel(Path("shardsx-1.0-py3-none-any.whl"))
+    assert not is_project_wheel(Path("pymongo-4.10.1-cp311-cp311-manylinux_2_17_x86_64.whl"))

@@ -67,6 +67,10 @@ def _ldflags() -> str:
         f"-X helm.sh/helm/v3/internal/version.version={versions['helm']}",
         "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
     ]
+    # As helm's own release build does: without a cluster (`helm template`, `helm lint`) helm
+    # assumes this Kubernetes version, else 1.20, which the chart's kubeVersion refuses.
+    for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
     return " ".join(flags)
 
 

@@ -93,11 +93,11 @@ def _wheels(src: Path, out: Path) -> Path:
     _, current = wheels.ensure_wheels()
     out.mkdir(parents=True)
     for wheel in current.glob("*.whl"):
-        if not wheel.name.startswith("shards-"):
+        if not wheels.is_project_wheel(wheel):
             shutil.copy2(wheel, out / wheel.name)
     with step(f"wheel of {src}"):
         run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
              "--wheel-dir", str(out), str(src)], timeout=wheels.PIP_TIMEOUT_S, cwd=out)
-    if not any(p.name.startswith("shards-") for p in out.glob("*.whl")):
-        raise ImageError(f"pip wheel made no shards wheel from {src}")
+    if not any(wheels.is_project_wheel(p) for p in out.glob("*.whl")):  # the commit's name, old or new
+        raise ImageError(f"pip wheel made no wheel of Shards from {src}")
     return out

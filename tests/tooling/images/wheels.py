@@ -1,10 +1,10 @@
 """Wheels for the images, built on the host (the image builds have no network).
 
-``pip wheel '<repo>[operator]'`` builds the shards wheel from the work tree and fetches every
-dependency as a wheel, constrained to the versions installed in the venv running this (what the
-tests ran with). The host is Linux x86_64 CPython 3.11 like the images, so its wheels fit.
-Cached in ``<cache>/wheels/<key>/``, the key hashing pyproject.toml, the packages' source files,
-the constraints and the interpreter tag.
+``pip wheel '<repo>[operator,dashboard]'`` builds the project's wheel (the distribution
+``shards-process-manager``) from the work tree and fetches every dependency as a wheel, constrained
+to the versions installed in the venv running this (what the tests ran with). The host is Linux
+x86_64 CPython 3.11 like the images, so its wheels fit. Cached in ``<cache>/wheels/<key>/``, the
+key hashing pyproject.toml, the packages' source files, the constraints and the interpreter tag.
 """
 
 from __future__ import annotations
@@ -20,8 +20,14 @@ from pathlib import Path
 
 from ._common import REPO_ROOT, ImageError, cache_root, digest, log, run, step
 
-# The union the images need: the worker installs `shards`, the operator `shards[operator,dashboard]`.
+# The distribution pyproject.toml names (the import packages and the command are `shards`, ...).
+DISTRIBUTION = "shards-process-manager"
+# The union the images need: the worker installs the distribution, the operator
+# `shards-process-manager[operator,dashboard]`.
 EXTRAS = "operator,dashboard"
+# The file name of the project's own wheel starts with one of these: the distribution's name as a
+# wheel spells it, or `shards-`, the name before the rename (an earlier commit's wheel: previous.py).
+PROJECT_WHEEL_PREFIXES = (DISTRIBUTION.replace("-", "_") + "-", "shards-")
 RECIPE_VERSION = "1"
 PIP_TIMEOUT_S = 15 * 60
 
@@ -45,14 +51,19 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def is_project_wheel(path: Path) -> bool:
+    """Whether ``path`` is the project's own wheel (not one of its dependencies')."""
+    return path.name.startswith(PROJECT_WHEEL_PREFIXES)
+
+
 def needed() -> set[str]:
-    """Canonical names of the distributions ``shards[EXTRAS]`` needs, transitively, as installed in
-    the running venv (the shards project itself excluded)."""
+    """Canonical names of the distributions ``shards-process-manager[EXTRAS]`` needs, transitively,
+    as installed in the running venv (the project itself excluded)."""
     try:
         from packaging.requirements import Requirement
     except ImportError:  # not every venv has it; pip, which this module runs anyway, does
         from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
-    todo: list[tuple[str, frozenset[str]]] = [("shards", frozenset(EXTRAS.split(",")))]
+    todo: list[tuple[str, frozenset[str]]] = [(DISTRIBUTION, frozenset(EXTRAS.split(",")))]
     visited: set[tuple[str, frozenset[str]]] = set()
     while todo:
         name, extras = todo.pop()
@@ -62,13 +73,15 @@ def needed() -> set[str]:
         try:
             requires = importlib.metadata.distribution(name).requires or []
         except importlib.metadata.PackageNotFoundError:
+            if name == DISTRIBUTION:  # else nothing would be pinned, silently
+                raise ImageError(f"{DISTRIBUTION} is not installed in {sys.prefix}: make venv") from None
             continue  # not installed here: pip wheel resolves it unconstrained
         for text in requires:
             req = Requirement(text)
             if req.marker and not any(req.marker.evaluate({"extra": e}) for e in extras or {""}):
                 continue
             todo.append((_canonical(req.name), frozenset(req.extras)))
-    return {name for name, _ in visited} - {"shards"}
+    return {name for name, _ in visited} - {DISTRIBUTION}
 
 
 def constraints() -> str:
@@ -102,15 +115,15 @@ def ensure_wheels() -> tuple[str, Path]:
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wheels-", dir=folder.parent))
     try:
-        with step(f"wheels {wheels_key}: pip wheel shards[{EXTRAS}] and its dependencies"):
+        with step(f"wheels {wheels_key}: pip wheel {DISTRIBUTION}[{EXTRAS}] and its dependencies"):
             (work / "constraints.txt").write_text(text)
             out = work / "out"
             run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
                  "--wheel-dir", str(out), "--constraint", str(work / "constraints.txt"),
                  f"{REPO_ROOT}[{EXTRAS}]"], timeout=PIP_TIMEOUT_S, cwd=work)
             built = sorted(out.glob("*.whl"))
-            if not any(p.name.startswith("shards-") for p in built):
-                raise ImageError(f"pip wheel made no shards wheel in {out}")
+            if not any(is_project_wheel(p) for p in built):
+                raise ImageError(f"pip wheel made no {DISTRIBUTION} wheel in {out}")
             (out / "constraints.txt").write_text(text)
             (out / ".complete").write_text("\n".join(p.name for p in built) + "\n")
             shutil.rmtree(folder, ignore_errors=True)
