@@ -32,6 +32,7 @@ def count_sheep(ctx: shards.ProcessContext) -> None:
         if not ctx.should_continue():
             return
         ctx.report_progress(f"sheep {i + 1}", (i + 1) / n)
+        ctx.log.info("sheep %d", i + 1)  # the run's log: shards logs, kubectl shards logs
         time.sleep(float(ctx.args.get("pause", 0.2)))
 
 

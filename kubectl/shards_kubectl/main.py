@@ -77,6 +77,39 @@ def logs(
         raise typer.Exit(Code.TIMEOUT if ending.get("active") else ending_code(State(str(ending["state"]))))
 
 
+@app.command(short_help="Stop a ShardProcess's run (spec.stop; --force: spec.forceStop).")
+def stop(
+    name: Annotated[str, typer.Argument(help="The ShardProcess.")],
+    namespace: Namespace = None,
+    force: Annotated[bool, typer.Option("--force", help="Kill an isolated run at once.")] = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Ask the current run to stop, as `kubectl patch` of spec.stop would (your RBAC: patch)."""
+    from shards_kubectl import resources
+    from shards_kubectl.cluster import user_cluster
+
+    cluster = user_cluster(kubeconfig, context)
+    resources.stop(cluster, namespace or cluster.namespace, name, force=force)
+    print(f"shardprocess/{name}: {'forced stop' if force else 'stop'} asked")
+
+
+@app.command(short_help="Run a ShardProcess again (spec.runs + 1, stop cleared).")
+def rerun(
+    name: Annotated[str, typer.Argument(help="The ShardProcess.")],
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Ask for one more run, launched once the current one has ended (your RBAC: get, patch)."""
+    from shards_kubectl import resources
+    from shards_kubectl.cluster import user_cluster
+
+    cluster = user_cluster(kubeconfig, context)
+    runs = resources.rerun(cluster, namespace or cluster.namespace, name)
+    print(f"shardprocess/{name}: run {runs} asked")
+
+
 def main() -> None:
     """Entry point of `kubectl-shards`: a failure is one line on stderr and a non-zero exit."""
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.resources import READ, kube_user, kubectl_shards
 from integration.harness import wait_until
 from shards.states import FINAL, State
 from shards_controller import Controller
@@ -104,7 +105,7 @@ def _exec(release: Release, pod: str, *command: str) -> tuple[int, str]:
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
-def test_the_chart_runs_the_example_on_real_pods_locked_down(release: Release) -> None:
+def test_the_chart_runs_the_example_on_real_pods_locked_down(release: Release, tmp_path: Path) -> None:
     release.install()
     release.available("operator")  # Ready: kopf's health endpoint answered both probes
     release.available("worker-default")
@@ -125,6 +126,22 @@ def test_the_chart_runs_the_example_on_real_pods_locked_down(release: Release) -
     # Workers carry no ServiceAccount token.
     code, _ = _exec(release, worker_pod, "ls", "/var/run/secrets/kubernetes.io/serviceaccount")
     assert code != 0
+
+    # kubectl shards logs, through the API server's service proxy to the operator Pod (the chart's
+    # Role lets authenticated users reach that one port): a reader of the namespace's
+    # ShardProcesses reads the run's log; someone who may not get them is refused.
+    operator = ("--operator", f"{release.namespace}/{release.name}-operator")
+    users = {"reader": kube_user(release.cluster, release.namespace, "reader", tmp_path, verbs=READ),
+             "stranger": kube_user(release.cluster, release.namespace, "stranger", tmp_path)}
+    read = kubectl_shards(release.cluster, users["reader"], "logs", "count-sheep", *operator)
+    out, errors = read.communicate(timeout=60)
+    assert read.returncode == 0, errors
+    assert [line.split(" ", 1)[1] for line in out.splitlines()] == [f"INFO sheep {n}" for n in range(1, 11)]
+    refused = kubectl_shards(release.cluster, users["stranger"], "logs", "count-sheep", *operator)
+    out, errors = refused.communicate(timeout=60)
+    assert refused.returncode == 1 and out == ""
+    said = f'may not get shardprocesses "count-sheep" in namespace "{release.namespace}"'
+    assert errors.strip().endswith(said) and len(errors.strip().splitlines()) == 1
 
 
 def _launch_in_scopes(release: Release, scopes: list[str], **args: Any) -> list[str]:
