@@ -130,7 +130,7 @@ def test_the_chart_runs_the_example_on_real_pods_locked_down(release: Release, t
     # kubectl shards logs, through the API server's service proxy to the operator Pod (the chart's
     # Role lets authenticated users reach that one port): a reader of the namespace's
     # ShardProcesses reads the run's log; someone who may not get them is refused.
-    operator = ("--operator", f"{release.namespace}/{release.name}-operator")
+    operator = ("-n", release.namespace, "--operator", f"{release.namespace}/{release.name}-operator")
     users = {"reader": kube_user(release.cluster, release.namespace, "reader", tmp_path, verbs=READ),
              "stranger": kube_user(release.cluster, release.namespace, "stranger", tmp_path)}
     read = kubectl_shards(release.cluster, users["reader"], "logs", "count-sheep", *operator)
