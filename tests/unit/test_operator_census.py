@@ -55,7 +55,8 @@ class FakeStore:
 
 
 def worker(worker_id: str, beat: int, *, pool: str = "default", lease: float = 10.0) -> WorkerRecord:
-    return WorkerRecord(worker_id=worker_id, host="h", pid=1, concurrency=2, beat=beat, lease=lease, pool=pool)
+    return WorkerRecord(worker_id=worker_id, host="h", pid=1, concurrency=2, beat=beat, lease=lease,
+                        pool=pool)
 
 
 class Clock:
@@ -101,7 +102,8 @@ def test_a_healthy_census_costs_three_reads_and_counts_zero_per_pool() -> None:
 def test_a_worker_that_left_leaves_its_runs_ownerless_at_once() -> None:
     store, clock = FakeStore(), Clock()
     store.workers_alive = [worker("w1", 5)]
-    store.runs = [("w1", "default"), ("gone", "gpu"), ("gone", "gpu"), ("", "default")]  # "": stopped unstarted
+    # "": a stop asked before any worker started the run (its launch owns it)
+    store.runs = [("w1", "default"), ("gone", "gpu"), ("gone", "gpu"), ("", "default")]
     assert ownerless(census_of(store, clock)) == {"default": 0, "gpu": 2}
     assert store.reads[-1] == "executing_per_pool"
 
