@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from shards.records import (
+    DEFAULT_POOL,
     LaunchSpec,
     ProcessRecord,
     ProcessStatus,
@@ -99,6 +100,24 @@ class ProcessRecords:
     def executing_on(self, worker_id: str, states: frozenset[State] = EXECUTING) -> list[ProcessRecord]:
         docs = self.collection.find({"workerId": worker_id, "status.state": _states(states)})
         return [ProcessRecord.from_doc(doc) for doc in docs]
+
+    def executing_per_worker(self) -> dict[str, int]:
+        """How many runs execute (Running, StopRequested, Stopping) per worker id in `workerId`
+        ("": a stop asked before any worker started the run). One aggregate round trip on the
+        state index: the server reads the executing records, one small document per worker
+        comes back."""
+        counts = self.collection.count_by({"status.state": _states(EXECUTING)}, "workerId")
+        return {str(worker or ""): n for worker, n in counts.items()}
+
+    def executing_per_pool(self, worker_ids: list[str]) -> dict[str, int]:
+        """The runs executing on these workers, per pool of their process (one aggregate round
+        trip on the worker index)."""
+        query = {"workerId": {"$in": sorted(worker_ids)}, "status.state": _states(EXECUTING)}
+        per_pool: dict[str, int] = {}
+        for value, count in self.collection.count_by(query, "pool").items():
+            pool = str(value or DEFAULT_POOL)  # records an older release wrote name no pool
+            per_pool[pool] = per_pool.get(pool, 0) + count
+        return per_pool
 
     def active(self) -> list[ProcessRecord]:
         """Every active record of every scope: what the reconciler checks for an owner."""

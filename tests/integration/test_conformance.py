@@ -286,6 +286,25 @@ def test_match_then_group_counts_per_field_value(mongo_db: Database) -> None:
     assert counts == {"default": 2, "heavy": 1, "gpu": 1}
 
 
+def test_match_on_a_dotted_in_then_group_counts_empty_strings_too(mongo_db: Database) -> None:
+    """`count_by` as the operator's census runs it: executing records per worker id (the empty
+    string is a value of its own), then those of some workers per pool."""
+    records = mongo_db["processes"]
+    records.insert_many([
+        {"status": {"state": state}, "workerId": worker, "pool": pool}
+        for state, worker, pool in [("Running", "w1", "default"), ("Stopping", "w1", "default"),
+                                    ("Running", "w2", "gpu"), ("StopRequested", "", "default"),
+                                    ("Scheduled", "", "gpu"), ("Done", "", "gpu")]])
+    executing = {"$in": ["Running", "StopRequested", "Stopping"]}
+
+    def count_by(match: Doc, field: str) -> dict[Any, int]:
+        pipeline = [{"$match": match}, {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+        return {group["_id"]: group["n"] for group in records.aggregate(pipeline)}
+
+    assert count_by({"status.state": executing}, "workerId") == {"w1": 2, "w2": 1, "": 1}
+    assert count_by({"workerId": {"$in": ["w2", "w9"]}, "status.state": executing}, "pool") == {"gpu": 1}
+
+
 def test_sort_on_one_and_several_fields_with_limit(jobs: Collection) -> None:
     def order(sort: list[tuple[str, int]], limit: int = 0, query: Doc | None = None) -> list[str]:
         return [d["name"] for d in jobs.find(query or {}, sort=sort, limit=limit)]

@@ -12,6 +12,7 @@ from shards.schedule_times import Timing
 from shards.schedules import ScheduleSpec
 from shards.states import State
 from shards_controller import Controller
+from shards_operator.metrics import PoolCensus
 from shards_store import connect
 from shards_store.indexes import INDEXES, is_served
 from shards_worker import Worker, WorkerSettings, load_app
@@ -37,6 +38,8 @@ def test_every_store_query_is_served_by_a_declared_index(mongo_db_uri: str, tmp_
         controller.define("farm", only_if_missing=True)
         controller.launch("farm", "parent", args={"child": "child-stop", "survive_stopping": True})
         controller.wait("farm", "child-stop", lambda r: r.state is State.RUNNING, 30)
+        list(PoolCensus(store).collect())  # the operator's census, at a scrape
+        store.processes.executing_per_pool([worker.state.id])  # its read while a run has no live owner
         controller.stop("farm", "parent")
         controller.wait("farm", "parent", lambda r: r.state is State.STOPPED, 30)
         controller.launch("farm", "fail")

@@ -80,3 +80,5 @@ def test_the_operator_metrics_count_pending_launches_and_live_workers_per_pool(
     assert workers == {"default": 1, "gpu": 0, "heavy": 0}
     free = {s.labels["pool"]: s.value for s in families["shards_free_slots"].samples}
     assert free == {"default": 1, "gpu": 0, "heavy": 0}  # its one slot, none elsewhere
+    ownerless = {s.labels["pool"]: s.value for s in families["shards_ownerless_runs"].samples}
+    assert ownerless == {"default": 0, "gpu": 0, "heavy": 0}

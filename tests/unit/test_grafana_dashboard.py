@@ -93,7 +93,7 @@ def test_a_series_the_code_does_not_export_is_caught(dashboard: dict[str, Any], 
 def test_the_panels_show_what_the_issue_asks_for(dashboard: dict[str, Any]) -> None:
     named = set().union(*(series_named(expr) for _, expr in panel_queries(dashboard)))
     assert {
-        "shards_pending_launches", "shards_live_workers",
+        "shards_pending_launches", "shards_live_workers", "shards_ownerless_runs",
         "shards_runs_ended_total", "shards_launch_to_running_seconds_count",
         "shards_pickup_seconds_bucket", "shards_launch_to_running_seconds_bucket",
         "shards_stop_seconds_bucket", "shards_run_duration_seconds_bucket",

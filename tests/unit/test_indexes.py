@@ -28,6 +28,8 @@ def test_shapes_separate_equality_ranges_and_sorts() -> None:
         ("workers", {"state": "Alive", "heartbeatAt": {"$lt": 1}}, [("heartbeatAt", 1)]),
         ("scopes", {"_id": "s"}, None),
         ("processes", {"status.state": {"$in": ["Running"]}}, None),  # the reconciler
+        ("processes", {"workerId": {"$in": ["w1"]}, "status.state": {"$in": ["Running"]}},
+         None),  # the census's runs of workers that are not live
         ("workers", {"name": "w1", "state": "Alive"}, None),
         ("runs", {"scopeId": "s", "processId": "p"}, [("requestedAt", -1)]),  # a process's history
         ("runs", {"scopeId": "s", "requestedAt": {"$gte": 1}}, [("requestedAt", -1)]),  # the timeline
