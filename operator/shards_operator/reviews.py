@@ -15,7 +15,9 @@ from shards_operator.resource import Resource
 
 class KubeReviews:
     def __init__(self) -> None:
-        api = client.ApiClient(client.Configuration.get_default_copy())
+        configuration = client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = 16  # the log service answers on a thread per request
+        api = client.ApiClient(configuration)
         self._authentication = client.AuthenticationV1Api(api)
         self._authorization = client.AuthorizationV1Api(api)
         self._custom = client.CustomObjectsApi(api)

@@ -287,7 +287,8 @@ def test_defaults_render_the_operator_as_asked(kube_cluster: KubeCluster, tmp_pa
     assert container["command"] == ["shards"]
     assert container["args"] == [
         "operator", "--liveness", "http://0.0.0.0:8080/healthz", "--metrics-port", "9100",
-        "--metrics-address", "0.0.0.0", "--status-interval", "1", "--delete-timeout", "30",
+        "--metrics-address", "0.0.0.0", "--logs-port", "8082", "--logs-address", "0.0.0.0",
+        "--status-interval", "1", "--delete-timeout", "30",
         "--leader-election", "--lease-name", "shards-operator",
         "--namespace", "a", "--namespace", "b", "--scope-grant", "a=farm"]
     env = {var["name"]: var.get("valueFrom") for var in container["env"]}
@@ -318,6 +319,28 @@ def test_defaults_render_the_operator_as_asked(kube_cluster: KubeCluster, tmp_pa
     service = by_kind(docs, "Service")["shards-operator-metrics"]
     assert service["spec"]["ports"][0]["port"] == 9100
     assert not by_kind(docs, "ScaledObject") and not by_kind(docs, "NetworkPolicy")
+    # The log service (kubectl shards logs): its port and Service, the reviews it asks for, and
+    # the way in through the API server's proxy: that one Service port, to authenticated users.
+    assert {"name": "logs", "containerPort": 8082, "protocol": "TCP"} in container["ports"]
+    logs = by_kind(docs, "Service")["shards-operator"]
+    assert logs["spec"]["ports"] == [{"name": "logs", "port": 8082, "targetPort": "logs", "protocol": "TCP"}]
+    reviews = [rule for rule in by_kind(docs, "ClusterRole")["shards-operator"]["rules"]
+               if rule["resources"][0].endswith("reviews")]
+    assert reviews == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}]
+    assert by_kind(docs, "Role")["shards-operator-logs-proxy"]["rules"] == [
+        {"apiGroups": [""], "resources": ["services/proxy"], "resourceNames": ["http:shards-operator:logs"],
+         "verbs": ["get"]}]
+    assert by_kind(docs, "RoleBinding")["shards-operator-logs-proxy"]["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]
+    without = {**MONGO, "operator": {"logs": {"enabled": False}}}
+    off = objects(template(kube_cluster, tmp_path, without).stdout)
+    [container] = by_kind(off, "Deployment")["shards-operator"]["spec"]["template"]["spec"]["containers"]
+    assert "--logs-port" not in container["args"] and "shards-operator" not in by_kind(off, "Service")
+    assert "shards-operator-logs-proxy" not in by_kind(off, "Role")
+    assert not [rule for rule in by_kind(off, "ClusterRole")["shards-operator"]["rules"]
+                if rule["resources"][0].endswith("reviews")]
 
 
 def test_one_operator_replica_has_no_pdb(kube_cluster: KubeCluster, tmp_path: Path) -> None:
@@ -357,6 +380,9 @@ def test_a_pool_renders_its_worker_command(kube_cluster: KubeCluster, tmp_path: 
     assert pdbs["shards-worker-default"]["spec"]["minAvailable"] == 1
     assert pdbs["shards-worker-batch"]["spec"]["maxUnavailable"] == "50%"
     assert by_kind(docs, "ServiceAccount")["shards-worker"]["automountServiceAccountToken"] is False
+    metrics = by_kind(docs, "Service")["shards-worker-metrics"]["spec"]  # every pool's pods, headless
+    assert metrics["clusterIP"] == "None" and metrics["ports"][0]["targetPort"] == "metrics"
+    assert metrics["selector"]["app.kubernetes.io/component"] == "worker"
 
 
 # --- KEDA: the query is the store's --------------------------------------------------------------
