@@ -77,7 +77,13 @@ def read_log(cluster: UserCluster, request: LogRequest, operator: str,
 
 def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[dict[str, Any]]:
     pending = b""
-    while chunk := response.read1(64 * 1024):  # what has come, without waiting for more
+    while True:
+        try:
+            chunk = response.read1(64 * 1024)  # what has come, without waiting for more
+        except urllib3.exceptions.HTTPError as error:  # cut, or silent past the read timeout
+            raise ShardsError(f"the log stream broke ({error}): run the command again") from None
+        if not chunk:
+            return
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Annotated
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 
 # The chart's operator Service for a release "shards" installed in namespace shards-system.
 DEFAULT_OPERATOR = "shards-system/shards-operator"
+
 
 @app.callback()
 def plugin() -> None:
@@ -66,10 +68,11 @@ def logs(
     for entry in read_log(cluster, request, operator, server):
         if json_lines:
             print(json.dumps(entry), flush=True)
-        if "line" in entry or "dropped" in entry:
-            if not json_lines:
-                print(entry["line"] if "line" in entry else dropped_marker(int(entry["dropped"])), flush=True)
-        else:
+        elif "line" in entry:
+            print(entry["line"], flush=True)
+        elif "dropped" in entry:
+            print(dropped_marker(int(entry["dropped"])), flush=True)
+        if "state" in entry:  # the last entry: the run's id and state
             ending = entry
     if not ending:
         raise ShardsError("the log stream ended early (the operator restarted?): run the command again")
@@ -119,3 +122,12 @@ def main() -> None:
         sys.exit(Code.ERROR)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:  # `kubectl shards logs x | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(0)
+    except Exception as error:  # never a traceback: its type and first line
+        if os.environ.get("SHARDS_DEBUG"):
+            raise
+        detail = str(error).splitlines()[0] if str(error) else ""
+        print(f"kubectl shards: error: {type(error).__name__}: {detail}", file=sys.stderr)
+        sys.exit(Code.ERROR)
