@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 from shards.records import SCHEMA_FIELD, SCHEMA_VERSION, ProcessStatus, RunRecord, to_ms
-from shards.states import State
+from shards.states import FINAL, State
 
 from shards_store.collection import Collection
 
@@ -35,10 +35,12 @@ class RunHistory:
     def ended(
         self, run_id: str, scope_id: str, process_id: str, status: ProcessStatus,
         *, args: dict[str, Any] | None = None, requested_at: datetime | None = None,
-        parent_run_id: str = "", launch_id: str = "", attempt: int = 1,
+        parent_run_id: str = "", launch_id: str = "", attempt: int = 1, if_open: bool = False,
     ) -> None:
         """A run ended; the args, request time and attempt come along when it ends without
-        having started (its entry is first written here)."""
+        having started (its entry is first written here). if_open: leave an entry that says
+        how the run ended already (a writer that may be late: its read of the run may be older
+        than that end)."""
         fields: dict[str, Any] = {
             "state": status.state.value,
             "endedAt": to_ms(status.ended_at),
@@ -50,11 +52,11 @@ class RunHistory:
         if requested_at is not None:
             fields["requestedAt"] = to_ms(requested_at)
         self._write(run_id, scope_id, process_id, fields, requested_at=status.ended_at,
-                    launch_id=launch_id, attempt=attempt)
+                    launch_id=launch_id, attempt=attempt, if_open=if_open)
 
     def _write(
         self, run_id: str, scope_id: str, process_id: str, fields: dict[str, Any],
-        *, requested_at: datetime | None, launch_id: str = "", attempt: int = 1,
+        *, requested_at: datetime | None, launch_id: str = "", attempt: int = 1, if_open: bool = False,
     ) -> None:
         """Upsert: every run id a record names has its history entry, whichever write comes
         first (a launching client that died before writing it, a worker ahead of the client)."""
@@ -74,10 +76,13 @@ class RunHistory:
         }
         on_insert = {key: value for key, value in on_insert.items() if key not in fields}
         update = {"$set": fields, "$setOnInsert": on_insert}
+        where: dict[str, Any] = {"_id": run_id}
+        if if_open:  # an entry not there yet, or not ended: an ended one makes the upsert collide
+            where["state"] = {"$in": [state.value for state in State if state not in FINAL]}
         try:
-            self.collection.update_one({"_id": run_id}, update, upsert=True)
+            self.collection.update_one(where, update, upsert=True)
         except DuplicateKeyError:  # a concurrent upsert (a worker and a reconciler) came first
-            self.collection.update_one({"_id": run_id}, {"$set": fields})
+            self.collection.update_one(where, {"$set": fields})
 
     def get(self, run_id: str) -> RunRecord | None:
         doc = self.collection.find_one({"_id": run_id})

@@ -177,8 +177,10 @@ class Store:
                           pool=record.pool, created_at=retry_at, id=plan.run_id)
         # The attempt's history entry before the record moves on: once the record names the next
         # attempt nothing would ever end this entry, if the writer died between the two writes.
+        # Only an open entry: a late settler (its read older than the attempt's end) must not
+        # rewrite how the attempt ended; its move of the record is refused below.
         self.runs.ended(record.run_id, record.scope_id, record.process_id, ended,
-                        launch_id=record.launch_id, attempt=max(1, record.attempt))
+                        launch_id=record.launch_id, attempt=max(1, record.attempt), if_open=True)
         return self._request_then_move(
             record, request, lambda: self.processes.retry(record, ended, plan, retry_at,
                                                           Progress(plan.message, 0.0)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from shards.errors import NoWorker, ProcessActive, ShardsError
-from shards.records import ProcessRecord, ProcessStatus
+from shards.records import ProcessRecord, ProcessStatus, utcnow
 from shards.retries import Cause, plan_retry
 from shards.states import State
 from shards_controller import Controller
@@ -112,3 +112,21 @@ def test_an_attempt_stopped_meanwhile_is_not_retried(controller: Controller) -> 
     assert store.retry_run(running, ProcessStatus.ended(State.FAILED, error="boom"), plan) is None
     assert store.requests.for_runs([plan.run_id]) == []
     assert controller.get("s", "job").state is State.STOP_REQUESTED
+
+
+def test_a_late_settler_leaves_the_history_of_an_attempt_its_worker_ended(controller: Controller) -> None:
+    """A worker's heartbeat read its record Running, then its ledger handed the attempt off (the
+    entry says Stopped, the record moved on) and no longer held it: the late settlement it then
+    tried is refused, and must not rewrite the entry as a lost worker's failure."""
+    store, running = controller.store, _running_attempt(controller)
+    store.runs.started(running.run_id, "s", "job", "w", running.status.running_since or utcnow(), args={})
+    handed = ProcessStatus.ended(State.STOPPED, error="killed: lease lost; handed off",
+                                 running_since=running.status.running_since)
+    plan = plan_retry(running.launch_state(), Cause.WORKER_LOST, handed.error)
+    assert plan is not None and store.retry_run(running, handed, plan) is not None  # the worker
+    lost = ProcessStatus.ended(State.FAILED, error="worker w no longer runs it",
+                               running_since=running.status.running_since)
+    late = plan_retry(running.launch_state(), Cause.WORKER_LOST, lost.error)
+    assert late is not None and store.retry_run(running, lost, late) is None  # the late settler
+    entry = store.runs.get(running.run_id)
+    assert entry is not None and (entry.state, entry.error) == (State.STOPPED, handed.error)
