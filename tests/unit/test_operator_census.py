@@ -127,12 +127,18 @@ def test_a_silent_worker_owns_its_runs_until_its_lease_has_passed_unmoved() -> N
     assert ownerless(census) == {"default": 0}
 
 
-def test_a_worker_that_beats_again_owns_its_runs_again() -> None:
+def one_run_seen_once() -> tuple[FakeStore, Clock, PoolCensus]:
+    """A census that has scraped once: worker w1 (beat 5, lease 10 s) runs one run of `default`."""
     store, clock = FakeStore(), Clock()
     store.workers_alive = [worker("w1", 5, lease=10.0)]
     store.runs = [("w1", "default")]
     census = census_of(store, clock)
     ownerless(census)
+    return store, clock, census
+
+
+def test_a_worker_that_beats_again_owns_its_runs_again() -> None:
+    store, clock, census = one_run_seen_once()
     clock.now += 20.0
     assert ownerless(census) == {"default": 1}
     store.workers_alive = [worker("w1", 6, lease=10.0)]  # back (a long pause, not a death)
@@ -142,11 +148,7 @@ def test_a_worker_that_beats_again_owns_its_runs_again() -> None:
 def test_an_outage_forgets_what_the_census_saw() -> None:
     """No worker can beat while MongoDB is away: a scrape that failed starts the watch afresh, so
     the first scrape after it counts no worker as silent."""
-    store, clock = FakeStore(), Clock()
-    store.workers_alive = [worker("w1", 5, lease=10.0)]
-    store.runs = [("w1", "default")]
-    census = census_of(store, clock)
-    ownerless(census)
+    store, clock, census = one_run_seen_once()
     clock.now += 30.0
     store.down = True
     assert scrape(census) == {}  # no series at all while MongoDB is away
