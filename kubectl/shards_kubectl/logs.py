@@ -15,10 +15,10 @@ from urllib.parse import quote
 
 import urllib3
 from shards.errors import ShardsError
+from shards.runlog import PROXIED_TOKEN_HEADER
 
 from shards_kubectl.cluster import UserCluster
 
-PROXY_HEADER = "X-Shards-Authorization"  # the operator's log_service.PROXY_HEADER
 LOGS_PORT = "logs"  # the name of the operator Service's port
 TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)  # a follower hears at least a keep-alive every 15 s
 
@@ -61,7 +61,7 @@ def read_log(cluster: UserCluster, request: LogRequest, operator: str,
         http, through = cluster.api.rest_client.pool_manager, f"{namespace}/{service}"
         url = (f"{cluster.api.configuration.host}/api/v1/namespaces/{namespace}/services/"
                f"http:{service}:{LOGS_PORT}/proxy{request.path}")
-        headers = {"Authorization": f"Bearer {token}", PROXY_HEADER: f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}", PROXIED_TOKEN_HEADER: f"Bearer {token}"}
     try:
         response = http.request("GET", url, fields=request.params, headers=headers, preload_content=False,
                                 timeout=TIMEOUT, retries=False)

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from shards.errors import StoreUnavailable, UnknownProcess, UnknownRun, UnknownScope
 from shards.retries import attempt_run_id
-from shards.runlog import LogCursor, RunLog
+from shards.runlog import PROXIED_TOKEN_HEADER, LogCursor, RunLog
 from shards_controller import Controller
 
 from shards_operator.resource import Resource, may_use
@@ -40,7 +40,6 @@ log = logging.getLogger("shards.operator")
 
 NAME = r"([a-z0-9][a-z0-9.-]{0,252})"  # a namespace's or an object's name (DNS subdomain)
 PATH = re.compile(rf"^/v1/namespaces/{NAME}/shardprocesses/{NAME}/log$")
-PROXY_HEADER = "X-Shards-Authorization"  # the token's header through the API server's proxy
 MAX_FOLLOW = 24 * 3600.0  # seconds a follow may last at most (the client asks for less)
 KEEP_ALIVE = 15.0  # seconds of quiet after which a follower gets a blank line (proxies cut idle streams)
 MAX_FOLLOWERS = 64  # follows served at once: each holds a thread and a change stream
@@ -173,7 +172,7 @@ class LogHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         try:
             query = parse_query(self.path)
-            token = bearer_token(self.headers.get("Authorization"), self.headers.get(PROXY_HEADER))
+            token = bearer_token(self.headers.get("Authorization"), self.headers.get(PROXIED_TOKEN_HEADER))
             caller, run_log = self.service.read(token, query)
         except Refused as refused:
             self._refuse(refused.status, str(refused))

@@ -19,6 +19,9 @@ MAX_LINES = 1000  # a run keeps its last 1,000 lines...
 MAX_BYTES = 256 * 1024  # ...and at most 256 KiB of them (UTF-8), the oldest dropped first
 MAX_LINE = 16 * 1024  # characters of one entry: a longer one (a huge traceback) is cut
 CUT = " … (cut)"
+# The operator's log service (kubectl shards logs) reads the user's token here when the request
+# came through the API server's proxy, which keeps `Authorization` for itself.
+PROXIED_TOKEN_HEADER = "X-Shards-Authorization"
 
 Sink = Callable[[str], None]
 
