@@ -48,7 +48,7 @@ class Plan:
     f5_spread_s: float = 3.0
     f7_runs: int = 200
     f7_throughput_runs: int = 400
-    f7_modes: tuple[str, ...] = ("thread", "forkserver", "spawn")
+    f7_modes: tuple[str, ...] = ("thread", "process")
     f8_runs: int = 20
     f9_markers: int = 200
     f9_pages: int = 10

@@ -1,6 +1,6 @@
-"""Figure 7: what process isolation costs. One worker (concurrency 4) per configuration:
-runs in threads, in OS processes forked from a fork server (the default), and in OS processes
-of a fresh interpreter each ("spawn"). Two numbers each:
+"""Figure 7: what process isolation costs. One worker (concurrency 4) per configuration: runs
+in threads, and in OS processes forked from the worker's fork server (the default). Two numbers
+each:
 
 - a no-op run's time from Running to its end, as its worker records them (sequential launches,
   nothing else running): the start of its OS process, the pipe, and the end's write;
@@ -9,9 +9,7 @@ of a fresh interpreter each ("spawn"). Two numbers each:
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import throughput
@@ -20,27 +18,8 @@ from pickup import JOBS, launch_retrying
 from shards.states import FINAL
 from stats import latency
 
-MODES = {  # name: (--isolation, SHARDS_ISOLATION_START)
-    "thread": ("thread", ""),
-    "forkserver": ("process", "forkserver"),
-    "spawn": ("process", "spawn"),
-}
+MODES = ("thread", "process")  # --isolation
 WAIT = 120.0
-
-
-@contextlib.contextmanager
-def _start_method(method: str) -> Iterator[None]:
-    """The workers started inside inherit SHARDS_ISOLATION_START (the start method)."""
-    before = os.environ.get("SHARDS_ISOLATION_START")
-    if method:
-        os.environ["SHARDS_ISOLATION_START"] = method
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("SHARDS_ISOLATION_START", None)
-        else:
-            os.environ["SHARDS_ISOLATION_START"] = before
 
 
 def run_times(cluster: Cluster, runs: int) -> dict[str, Any]:
@@ -59,11 +38,9 @@ def run_times(cluster: Cluster, runs: int) -> dict[str, Any]:
 
 
 def measure(mode: str, runs: int, throughput_runs: int) -> Callable[[int], dict[str, Any]]:
-    isolation, method = MODES[mode]
-
     def one(rep: int) -> dict[str, Any]:
-        with _start_method(method), Cluster(f"isolation-{mode}") as cluster:
-            cluster.start_workers(1, concurrency=4, extra=("--isolation", isolation))
+        with Cluster(f"isolation-{mode}") as cluster:
+            cluster.start_workers(1, concurrency=4, extra=("--isolation", mode))
             cluster.ready()
             return {"mode": mode, "run_ms": run_times(cluster, runs),
                     **throughput.shards(cluster, throughput_runs, clients=8)}

@@ -8,7 +8,7 @@ measurement, each repeated (min and median of the repeats):
   4 pickup with 100,000 finished runs vs an empty history
   5 100,000 report_progress calls: added time and writes
   6 the operator path (bench/operator_path.py, merged)
-  7 process isolation: a no-op run's cost and throughput, threads vs forkserver vs spawn (bench/isolation.py)
+  7 process isolation: a no-op run's cost and throughput, threads vs OS processes (bench/isolation.py)
   8 CLI start-up: `shards --help`, `status PROC` and `list -o json`, start to exit (bench/startup.py)
   9 the dashboard: a change in MongoDB -> 10 open pages, p50/p99; its CPU under load (bench/live_page.py)
  10 the operator at platform scale beside a bare kopf operator (bench/operator_scale.py, merged; 20-40 min)
@@ -52,7 +52,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated figures, e.g. 1,3")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; smoke 1)")
     parser.add_argument("--with-operator", action="store_true", help="run figures 6 and 10 in --smoke too")
-    parser.add_argument("--f7-modes", default="", help="figure 7's modes, e.g. thread,forkserver")
+    parser.add_argument("--worker-command", choices=["script", "module"], default="script",
+                        help="start workers as `shards worker` (the console script, as the images do) "
+                             "or as `python -m shards_cli worker`")
+    parser.add_argument("--f7-modes", default="", help="figure 7's modes: thread,process")
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default=None, help="also write RESULTS_DIR/NAME.json")
     parser.add_argument("--note", action="append", default=[], help="a note kept in the JSON")
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     import figures
     import report
 
+    os.environ["SHARDS_BENCH_COMMAND"] = args.worker_command  # read by cluster.shards_script
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "code": report.code(os.environ.get("SHARDS_BENCH_CODE_ROOT")),
         "plan": plan.as_json(),
         "targets": report.TARGETS,
-        "notes": list(args.note),
+        "notes": [*args.note, f"workers started as {args.worker_command} (--worker-command)"],
         "figures": {},
     }
     began = time.monotonic()

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from cluster import SCOPE, Cluster
+from cluster import SCOPE, Cluster, shards_script
 from stats import latency
 
 TARGETS_MS = {"help": 150.0, "status": 300.0}
-
-
-def shards_command() -> list[str]:
-    """The console script beside this interpreter (what a person runs), else `-m shards_cli`."""
-    script = Path(sys.executable).parent / "shards"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "shards_cli"]
 
 
 def timed(command: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
@@ -42,7 +34,7 @@ def measure(runs: int) -> Callable[[int], dict[str, Any]]:
         with Cluster("startup") as cluster:
             cluster.start_workers(1)
             cluster.ready()
-            shards = shards_command()
+            shards = shards_script()
             env = {**os.environ, "SHARDS_MONGO_URI": cluster.uri, "COLUMNS": "120"}
             return {
                 "help_ms": timed([*shards, "--help"], env, runs),

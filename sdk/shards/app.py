@@ -197,11 +197,15 @@ class App:
         data = self._get_scope_data(scope_id) if self._get_scope_data else None
         return {"scopeId": scope_id, **(data or {})}
 
-    def catalog(self, scope_data: ScopeData) -> dict[str, ProcessDefinition]:
-        """The processes available in a scope, checked for duplicate ids."""
+    def catalog(self, scope_data: ScopeData, *, check: bool = True) -> dict[str, ProcessDefinition]:
+        """The processes available in a scope, checked for duplicate ids. check=False: as listed,
+        unchecked (a run's OS process: its worker checked the catalog the run started from, and a
+        large catalog's check is a millisecond)."""
         if self._get_process_list is None:
             return dict(self._definitions)
         definitions = tuple(self._get_process_list(scope_data))
+        if not check:
+            return {definition.process_id: definition for definition in definitions}
         checked = self._checked
         if checked is not None and checked[0] == definitions:
             return dict(checked[1])

@@ -6,6 +6,9 @@ isolated run starts on one.)"""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from pathlib import Path
 
 from shards.states import State
@@ -31,7 +34,7 @@ def _fork_server(worker: WorkerProcess) -> int:
     def found() -> int | None:
         for pid in _children(worker.pid):
             try:
-                if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if b"shards_worker.fork_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     return pid
             except FileNotFoundError:
                 continue
@@ -117,3 +120,40 @@ def test_standbys_never_outlive_a_killed_worker(shards_env: ShardsHarness) -> No
     worker.kill()  # SIGKILL: no shutdown; every pipe to the worker closes
     for pid in {server, running, *standbys}:
         wait_until(lambda pid=pid: _gone(pid), what=f"process {pid} to exit with its worker")
+
+
+def test_the_workers_own_command_runs_once_not_once_per_run(shards_env: ShardsHarness,
+                                                            tmp_path: Path) -> None:
+    """A worker started as a script (`shards worker`, a console script, in the images): its runs'
+    processes are forks of the fork server, none runs the worker's script again (under
+    multiprocessing's forkserver each did, importing the whole CLI per run)."""
+    marker = tmp_path / "ran"
+    script = tmp_path / "shards-worker"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        f"with Path({str(marker)!r}).open('a') as marker:\n"
+        "    marker.write('ran\\n')\n"
+        "from shards_cli.main import main\n"
+        "if __name__ == '__main__':\n"
+        "    sys.exit(main())\n")
+    command = [sys.executable, str(script), "worker", FAULTY, "--lease", "3", "--heartbeat", "0.5"]
+    shards_env.processes.spawn(command, "script-worker.log", worker=True)
+    wait_until(lambda: shards_env.store.workers.alive(), what="a live worker")
+    shards_env.define("a")
+    for _ in range(3):
+        shards_env.ok("launch", "stubborn", "--scope", "a", "--args", '{"seconds": 0}')
+        assert shards_env.wait_state("a", "stubborn", State.DONE, State.FAILED).state is State.DONE
+    assert marker.read_text().splitlines() == ["ran"]
+
+
+def test_runs_go_on_after_the_fork_server_is_killed(shards_env: ShardsHarness) -> None:
+    worker = _start(shards_env, concurrency=1)
+    server = _fork_server(worker)
+    _waiting(server, set(), 1)
+    os.kill(server, signal.SIGKILL)
+    for _ in range(3):  # the first on the standby forked before, the next on a new fork server's
+        shards_env.ok("launch", "stubborn", "--scope", "a", "--args", '{"seconds": 0}')
+        assert shards_env.wait_state("a", "stubborn", State.DONE, State.FAILED).state is State.DONE
+    assert _fork_server(worker) != server
+    assert worker.popen.poll() is None

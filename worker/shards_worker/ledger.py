@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from shards.errors import StoreUnavailable
@@ -73,6 +74,7 @@ class Ledger:
             self._running.pop(record.run_id, None)
             self._endings.append(ending)
         metrics.RUNS_ACTIVE.dec()
+        _count_end(run, state)
         try:
             self.flush_endings()
         except StoreUnavailable as outage:  # kept: the heartbeat records it once MongoDB is back
@@ -122,3 +124,17 @@ class Ledger:
         if self.store.end_run(record, ending.status, ending.progress) is None:
             log.warning("ended %s but its record had moved on", ending.status.state.value,
                         extra=about(record))
+
+
+def _count_end(run: Run, state: State) -> None:
+    """Every run's end, counted in the worker whichever process executed it; a top-level run's
+    duration, and how long its stop took, if one was asked."""
+    metrics.RUNS_ENDED.labels(state.value).inc()
+    if run.parent is not None:
+        return
+    ended = time.monotonic()
+    metrics.RUN_DURATION.labels(state.value, metrics.process_label(run.record.process_id)).observe(
+        ended - run.clock.started)
+    if run.clock.stop_asked is not None:
+        metrics.STOP_LATENCY.labels("true" if run.clock.forced else "false").observe(
+            ended - run.clock.stop_asked)

@@ -200,10 +200,7 @@ class Lifecycle:
                 state, error = outcome(run.clock, state, error, killed=run.killed, grace=self.stop_grace)
             if state is State.STOPPED and not error:
                 error = run.stop_reason
-            self.reporter.end(run, state, error)
-        metrics.RUNS_ENDED.labels(state.value).inc()
-        if parent is None:
-            _observe_end(run, state)
+            self.reporter.end(run, state, error)  # counted there, in the worker (not a run's OS process)
         return state
 
     def _call_body(self, run: Run, args: dict[str, Any]) -> Outcome:
@@ -286,12 +283,3 @@ def launch_timeout(request: Request, definition: ProcessDefinition) -> float | N
         log.warning("launch: %s; using the process's default", error, extra=about(request))
         return definition.timeout
 
-
-def _observe_end(run: Run, state: State) -> None:
-    """A top-level run's duration, and how long its stop took, if one was asked."""
-    ended = time.monotonic()
-    metrics.RUN_DURATION.labels(state.value, metrics.process_label(run.record.process_id)).observe(
-        ended - run.clock.started)
-    if run.clock.stop_asked is not None:
-        metrics.STOP_LATENCY.labels("true" if run.clock.forced else "false").observe(
-            ended - run.clock.stop_asked)

@@ -7,25 +7,22 @@ the run's buffers and the Reporter it was handed, and turns a process that dies 
 into a Failed run ("exited with code 1", "killed by signal 11 (SIGSEGV)"). Killing is policing's
 business (shards_worker.policing): a kill ends the process, and the Supervisor sees the pipe close.
 
-Runs start from a fork server ("forkserver"): a single-threaded process that imported the app
-once, so a run's process is a fork of it, never of the threaded worker (unsafe with pymongo's
-threads and locks). "spawn" (a fresh interpreter per run) is the slower alternative. Either way
-the process is forked ahead of demand (shards_worker.standbys): a run's start hands its job to a
-waiting process, and its end does not wait for that process's exit. One run per process: each
-starts from the fork server's fresh state, nothing one run leaves behind reaches the next.
+Runs start from a fork server (shards_worker.fork_server): a single-threaded process that
+imported the app once, so a run's process is a fork of it, never of the threaded worker (unsafe
+with pymongo's threads and locks). The process is forked ahead of demand
+(shards_worker.standbys): a run's start hands its job to a waiting process, and its end does not
+wait for that process's exit. One run per process: each starts from the fork server's fresh
+state, nothing one run leaves behind reaches the next.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from shards.errors import ShardsError
@@ -36,6 +33,7 @@ from shards.states import State
 
 from shards_worker import logs, run_process
 from shards_worker.failures import error_line
+from shards_worker.fork_server import EXIT_STATUS_LOST, ForkedProcess, ForkServer
 from shards_worker.hosting import Host, Outcome, Reporter, ThreadHost
 from shards_worker.lease import Lease
 from shards_worker.runs import Run
@@ -44,7 +42,6 @@ from shards_worker.standbys import Standby, Standbys
 
 log = logging.getLogger("shards.worker")
 
-START_METHODS = ("forkserver", "spawn")
 POLL = 0.05  # seconds between looks at stops to forward while the run's process is quiet
 JOIN = 5.0  # seconds a run's process gets to exit after its end (then it is killed)
 BOOKKEEPING_WAIT = 30.0  # seconds the end waits for the start's history writes (each is bounded by the store)
@@ -59,6 +56,8 @@ def exit_reason(code: int | None) -> str:
             return f"killed by signal {-code} ({signal.Signals(-code).name})"
         except ValueError:
             return f"killed by signal {-code}"
+    if code == EXIT_STATUS_LOST:
+        return "it exited after its fork server was gone (how is not known)"
     if code == run_process.EXIT_ORPHANED:
         return "its process lost the worker"
     if code == run_process.EXIT_LEASE_EXPIRED:
@@ -74,8 +73,7 @@ def host_for(settings: WorkerSettings, app_spec: str, mongo_uri: str, lease: Lea
     if not app_spec or not mongo_uri:
         raise ShardsError("process isolation needs the APP spec and the MongoDB URI (each run's OS "
                           "process loads the app and connects); or use --isolation thread")
-    method = os.environ.get("SHARDS_ISOLATION_START", "forkserver")  # "spawn": to compare (make bench)
-    return ProcessHost(app_spec, mongo_uri, method=method, lease=lease, free_slots=free_slots)
+    return ProcessHost(app_spec, mongo_uri, lease=lease, free_slots=free_slots)
 
 
 class ProcessHost:
@@ -83,57 +81,32 @@ class ProcessHost:
 
     killable = True
 
-    def __init__(self, app_spec: str, mongo_uri: str, *, method: str = "forkserver",
-                 pump_interval: float = 0.05, lease: Lease | None = None,
-                 free_slots: Callable[[], int] = lambda: 1) -> None:
-        if method not in START_METHODS:
-            raise ValueError(f"start method must be one of {', '.join(START_METHODS)}, got {method!r}")
+    def __init__(self, app_spec: str, mongo_uri: str, *, pump_interval: float = 0.05,
+                 lease: Lease | None = None, free_slots: Callable[[], int] = lambda: 1) -> None:
         self.app_spec = app_spec
         self.mongo_uri = mongo_uri
-        self.method = method
-        self.pump_interval = pump_interval
         self.lease = lease  # its deadlines go to every run's process, which holds itself to them
-        self.context: Any = multiprocessing.get_context(method)
-        if method == "forkserver":
-            os.environ[run_process.APP_ENV] = app_spec  # the fork server inherits it, and imports the app
-            os.environ[run_process.LOG_ENV] = ":".join(logs.settings())  # ...logging as this worker does
-            self.context.set_forkserver_preload(["shards_worker.preload"])
+        self.fork_server = ForkServer(app_spec, pump_interval)
         self.standbys = Standbys(self.fork, free_slots)
 
     def warm(self) -> None:
         """Start the fork server now (it imports the app once), not on the first run, and the
         standbys the first runs take."""
-        if self.method == "forkserver":
-            from multiprocessing import forkserver
-
-            try:
-                forkserver.ensure_running()
-            except OSError as error:  # e.g. no writable temporary directory for its socket
-                raise ShardsError(f"process isolation could not start its fork server ({error_line(error)}); "
-                                  "it needs a writable temporary directory (TMPDIR or /tmp), or use "
-                                  "--isolation thread") from error
+        self.fork_server.start()
         self.standbys.start()
 
     def slot_freed(self) -> None:
         self.standbys.slot_freed()
 
     def close(self) -> None:
-        """The worker stops: its standbys exit (bounded)."""
+        """The worker stops: its standbys exit, then the fork server (bounded)."""
         self.standbys.close()
+        self.fork_server.close()
 
     def fork(self) -> Standby:
         """A new OS process waiting for a run (run_process.standby)."""
-        here, there = self.context.Pipe()
-        process = self.context.Process(target=run_process.standby, name="shards-standby",
-                                       args=(there, logs.settings(), self.pump_interval))
-        try:
-            process.start()
-        except BaseException:
-            here.close()
-            raise
-        finally:
-            there.close()
-        return Standby(process, here)
+        process, conn = self.fork_server.fork()
+        return Standby(process, conn)
 
     def execute(self, run: Run, args: dict[str, Any], *, body: Callable[[], Outcome],
                 bookkeeping: Callable[[], None], reporter: Reporter) -> Outcome:
@@ -205,7 +178,7 @@ class Supervisor:
         top.logs.append(entry(logging.ERROR, f"its OS process exited before the run ended: {reason}"))
         return State.FAILED, reason
 
-    def _follow(self, conn: Connection, process: BaseProcess) -> Outcome | None:
+    def _follow(self, conn: Connection, process: ForkedProcess) -> Outcome | None:
         """Relay messages until the run's end arrives (returned) or its process is gone (None)."""
         while True:
             self._forward_stops(conn)
@@ -304,7 +277,7 @@ def _hand_over(standbys: Standbys, standby: Standby | None, job: run_process.Job
     return standby
 
 
-def _reap(process: BaseProcess) -> None:
+def _reap(process: ForkedProcess) -> None:
     """Bounded: the process exits on its own after its end; else it is killed."""
     process.join(JOIN)
     if process.exitcode is None:

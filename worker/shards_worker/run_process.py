@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -44,8 +43,6 @@ EXIT_ORPHANED = 70  # the worker's end of the pipe closed: the worker is gone
 EXIT_LEASE_EXPIRED = 71  # the worker's lease ran out: others may relaunch the run now
 LEASE_CHECK = 0.05  # seconds between looks at the lease's deadlines
 STANDBY_CHECK = 1.0  # seconds between a standby's looks for its job (the pipe's end also ends it)
-APP_ENV = "SHARDS_ISOLATION_APP"  # the app the fork server imports before it forks (preload.py)
-LOG_ENV = "SHARDS_ISOLATION_LOG"  # "level:format" of the worker's logs, for the fork server
 
 _apps: dict[str, App] = {}  # loaded once per process (in the fork server, before any fork)
 
@@ -215,14 +212,13 @@ class LeaseGuard:
             time.sleep(min(LEASE_CHECK, max(0.0, (stop_at if not asked else exit_at) - now)))
 
 
-def standby(conn: Connection, log_settings: tuple[str, str], pump_interval: float) -> None:
-    """A run's OS process, forked ahead of demand (shards_worker.standbys). What does not depend on
-    the run is ready before its job arrives: logging as the worker logs, the pipe's listener, the
-    progress pump and the lease guard; then it executes its one run, and always ends with os._exit
-    (no lingering threads). Its worker closing the pipe first (a stop, or its death) ends it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its runs stop
-    logs.configure_logging(*log_settings)  # every line here will be about its run, prints included
-    logs.capture_prints()
+def standby(conn: Connection, pump_interval: float) -> NoReturn:
+    """A run's OS process, forked ahead of demand (shards_worker.standbys) from the fork server,
+    which logs as the worker does, captures prints and ignores SIGINT (the worker decides when
+    its runs stop). What does not depend on the run is ready before its job arrives: the pipe's
+    listener, the progress pump and the lease guard; then it executes its one run, and always ends
+    with os._exit (no lingering threads). Its worker closing the pipe first (a stop, or its
+    death) ends it."""
     link = Link(conn)
     reporter = PipeReporter(link)
     guard = LeaseGuard(reporter)
@@ -247,7 +243,7 @@ def _run(job: Job, link: Link, reporter: PipeReporter, guard: LeaseGuard) -> NoR
     logs.set_process_run(record)
     try:
         app = app_for(job.app_spec)
-        catalog = app.catalog(job.scope_data)
+        catalog = app.catalog(job.scope_data, check=False)
         definition = catalog[record.process_id]
     except BaseException as error:
         link.last("result", State.FAILED, f"the run's process could not start: {error_line(error)}",

@@ -1,7 +1,7 @@
 """Standbys: the OS processes of isolated runs, forked ahead of demand (one per free slot), so a
 run's start pays no fork and its end no wait for its process's exit.
 
-A standby is forked from the fork server (shards_worker.process_host) and waits on its pipe for
+A standby is forked from the fork server (shards_worker.fork_server) and waits on its pipe for
 the one run it will execute (shards_worker.run_process.standby); it never serves a second run, so
 every run starts from the fork server's fresh state. As many wait as the worker has free slots:
 a claimed run takes one (its slot was taken a moment before), and a replacement is forked by the
@@ -21,10 +21,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
 from shards_worker import metrics
 from shards_worker.failures import error_line
+from shards_worker.fork_server import ForkedProcess
 
 log = logging.getLogger("shards.worker")
 
@@ -39,7 +39,7 @@ RETRY_PAUSE = 1.0  # after a failed fork, before trying again
 class Standby:
     """An OS process waiting for its run, and the worker's end of its pipe."""
 
-    process: BaseProcess
+    process: ForkedProcess
     conn: Connection
 
     def kill(self) -> None:
@@ -57,7 +57,7 @@ class Standbys:
         self._free_slots = free_slots  # the worker's: no more standbys wait than this
         self._lock = threading.Lock()
         self._waiting: deque[Standby] = deque()
-        self._exiting: list[tuple[BaseProcess, float]] = []  # ended runs' processes, by deadline
+        self._exiting: list[tuple[ForkedProcess, float]] = []  # ended runs' processes, by deadline
         self._wanted = threading.Event()  # rung: a slot freed, or a process is exiting
         self._closed = threading.Event()
         self._keeper: threading.Thread | None = None
@@ -85,7 +85,7 @@ class Standbys:
         """A slot is free again (its run's end is recorded): fork its standby now."""
         self._wanted.set()
 
-    def lay_to_rest(self, process: BaseProcess) -> None:
+    def lay_to_rest(self, process: ForkedProcess) -> None:
         """A process that will run nothing more (its run ended, or it was killed): reaped here,
         killed if it has not exited within EXIT_WITHIN."""
         with self._lock:
@@ -180,7 +180,7 @@ class Standbys:
         metrics.STANDBYS.set(len(self._waiting))
 
 
-def _lay_to_rest(process: BaseProcess, wait: float) -> None:
+def _lay_to_rest(process: ForkedProcess, wait: float) -> None:
     """Bounded: wait for the exit, else kill; then release the process's handles."""
     process.join(wait)
     if process.exitcode is None:
