@@ -47,3 +47,27 @@ def test_a_worker_serves_prometheus_metrics(shards_env: ShardsHarness) -> None:
     text = wait_until(lambda: 'shards_stop_seconds_count{forced="false"} 1.0' in (t := scrape()) and t,
                       what="the stop in the metrics")
     assert 'shards_run_duration_seconds_count{process="wait-for-stop",state="Stopped"} 1.0' in text
+
+
+def test_an_isolated_runs_inline_children_are_counted_by_its_worker(shards_env: ShardsHarness) -> None:
+    """Under process isolation (the default) a child ends in its parent's OS process; the worker,
+    whose metrics are scraped, counts it."""
+    port = free_port()
+    shards_env.start_worker("tests/integration/apps/testapp.py:app", "--metrics-port", str(port))
+    shards_env.define("farm")
+    shards_env.ok("launch", "parent", "--scope", "farm", "--args", '{"child": "child-ok"}')
+    shards_env.wait_state("farm", "parent", State.DONE)
+    shards_env.ok("launch", "parent", "--scope", "farm",
+                  "--args", '{"child": "child-fail", "survive_failure": true}')
+    shards_env.wait_state("farm", "parent", State.DONE)
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    text = wait_until(lambda: 'shards_runs_ended_total{state="Done"} 3.0' in (t := scrape()) and t,
+                      what="two parents and a child Done in the metrics")
+    assert 'shards_runs_ended_total{state="Failed"} 1.0' in text
+    # Durations are the top-level runs': the parents.
+    assert 'shards_run_duration_seconds_count{process="parent",state="Done"} 2.0' in text
+    assert "child-ok" not in text
