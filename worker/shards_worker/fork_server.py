@@ -213,7 +213,7 @@ class ForkServer:
     def _await(self, timeout: float, what: str) -> tuple[bytes, int, int, list[int]]:
         with self._replied:
             if not self._replied.wait_for(lambda: self._reply is not None or self.lost, timeout):
-                self._lose(f"it did not {what} within {timeout:.0f}s")
+                self._lose_locked(f"it did not {what} within {timeout:.0f}s")
                 raise ShardsError(f"the fork server did not {what} within {timeout:.0f}s")
             reply, self._reply = self._reply, None
         if reply is None:
