@@ -102,11 +102,17 @@ class ForkedProcess:
         """SIGKILL, through the pidfd: never another process that took its pid after it."""
         if self._exited.is_set():
             return
-        with contextlib.suppress(ProcessLookupError, OSError):
-            if self._pidfd is not None:
+        if self._pidfd is not None:
+            try:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-            else:  # no pidfds (Linux before 5.3): the pid, while its exit is not reported
-                os.kill(self.pid, signal.SIGKILL)
+                return
+            except ProcessLookupError:
+                return  # it has exited
+            except OSError:
+                pass  # refused (a seccomp profile without pidfds): by pid, as below
+        # No pidfd (Linux before 5.3): by pid, while its exit is not reported.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Release the pidfd; a ValueError while it runs, as multiprocessing's Process."""

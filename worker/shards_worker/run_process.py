@@ -227,7 +227,8 @@ def standby(conn: Connection, pump_interval: float) -> NoReturn:
     threading.Thread(target=guard.hold, daemon=True, name="shards-lease").start()
     threading.Thread(target=_listen, args=(conn, reporter, guard, jobs, has_job), daemon=True,
                      name="shards-link").start()
-    threading.Thread(target=_pump, args=(reporter, pump_interval), daemon=True, name="shards-pump").start()
+    threading.Thread(target=_pump, args=(reporter, has_job, pump_interval), daemon=True,
+                     name="shards-pump").start()
     while True:
         try:
             job = jobs.get(timeout=STANDBY_CHECK)
@@ -293,7 +294,9 @@ def _listen(conn: Connection, reporter: PipeReporter, guard: LeaseGuard, jobs: q
             guard.renewed(*rest)
 
 
-def _pump(reporter: PipeReporter, interval: float) -> None:
+def _pump(reporter: PipeReporter, has_job: threading.Event, interval: float) -> None:
+    while not has_job.wait(STANDBY_CHECK):
+        pass  # a standby has nothing to send: it does not wake every interval
     stopped = threading.Event()
     while not stopped.wait(interval):
         try:
