@@ -27,11 +27,7 @@ def test_a_worker_serves_prometheus_metrics(shards_env: ShardsHarness) -> None:
     shards_env.ok("launch", "quick", "--scope", "farm")
     shards_env.wait_state("farm", "quick", State.DONE)
 
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return str(response.read().decode())
-
-    text = wait_until(lambda: 'shards_runs_ended_total{state="Done"} 1.0' in (t := scrape()) and t,
+    text = wait_until(lambda: 'shards_runs_ended_total{state="Done"} 1.0' in (t := _scrape(port)) and t,
                       what="the Done run in the metrics")
     assert 'shards_requests_claimed_total{kind="launch"} 1.0' in text
     assert 'shards_requests_claimed_total{kind="define"} 1.0' in text
@@ -44,7 +40,7 @@ def test_a_worker_serves_prometheus_metrics(shards_env: ShardsHarness) -> None:
     shards_env.wait_state("farm", "wait-for-stop", State.RUNNING)
     shards_env.ok("stop", "wait-for-stop", "--scope", "farm")
     shards_env.wait_state("farm", "wait-for-stop", State.STOPPED)
-    text = wait_until(lambda: 'shards_stop_seconds_count{forced="false"} 1.0' in (t := scrape()) and t,
+    text = wait_until(lambda: 'shards_stop_seconds_count{forced="false"} 1.0' in (t := _scrape(port)) and t,
                       what="the stop in the metrics")
     assert 'shards_run_duration_seconds_count{process="wait-for-stop",state="Stopped"} 1.0' in text
 
@@ -60,14 +56,14 @@ def test_an_isolated_runs_inline_children_are_counted_by_its_worker(shards_env: 
     shards_env.ok("launch", "parent", "--scope", "farm",
                   "--args", '{"child": "child-fail", "survive_failure": true}')
     shards_env.wait_state("farm", "parent", State.DONE)
-
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return str(response.read().decode())
-
-    text = wait_until(lambda: 'shards_runs_ended_total{state="Done"} 3.0' in (t := scrape()) and t,
+    text = wait_until(lambda: 'shards_runs_ended_total{state="Done"} 3.0' in (t := _scrape(port)) and t,
                       what="two parents and a child Done in the metrics")
     assert 'shards_runs_ended_total{state="Failed"} 1.0' in text
     # Durations are the top-level runs': the parents.
     assert 'shards_run_duration_seconds_count{process="parent",state="Done"} 2.0' in text
     assert "child-ok" not in text
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
