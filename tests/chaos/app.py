@@ -11,7 +11,6 @@ before it records the run's end, so the analysis takes that end as the execution
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import resource
 import sys
@@ -20,6 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 
 import shards
 
@@ -37,10 +37,16 @@ def _append(line: str) -> None:
 
 
 def _worker_pid() -> int:
-    """The worker this execution belongs to: its own process for a run in a thread; the process
-    that started it for a run in an OS process of its own (which exits with its worker)."""
-    parent = multiprocessing.parent_process()
-    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+    """The worker this execution belongs to: its own process for a run in a thread; for a run in
+    an OS process of its own, the parent of the fork server that forked it (which exits with its
+    worker)."""
+    parent = os.getppid()
+    try:
+        if b"shards_worker.fork_server" in Path(f"/proc/{parent}/cmdline").read_bytes():
+            return int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        pass  # gone already: this process exits too
+    return os.getpid()
 
 
 @contextmanager
