@@ -115,6 +115,8 @@ def figure1(plan: Plan) -> dict[str, Any]:
     configs: dict[str, Callable[[int], dict[str, Any] | None]] = {
         f"shards_{w}w": _shards_pickup(w, plan.f1_launches) for w in plan.f1_workers
     }
+    # The worker's share with threads too (the claim -> Running path is the same; what follows differs).
+    configs["shards_1w_thread"] = _shards_pickup(1, plan.f1_launches, ("--isolation", "thread"))
 
     def raw(mode: str) -> Callable[[int], dict[str, Any]]:
         def measure(rep: int) -> dict[str, Any]:

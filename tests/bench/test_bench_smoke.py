@@ -52,7 +52,7 @@ def test_smoke_harness_reports_every_figure(tmp_path: Path) -> None:
         assert fig["configs"], f"figure {key} measured nothing"
 
     f1 = figures["1"]
-    for config in ("shards_1w", "shards_4w", "raw_tight", "raw_adaptive"):
+    for config in ("shards_1w", "shards_4w", "shards_1w_thread", "raw_tight", "raw_adaptive"):
         for q in ("p50", "p99"):
             assert all(_number(v) for v in _values(f1, config, "insert_to_running_ms", q)), (config, q)
     f2 = figures["2"]
