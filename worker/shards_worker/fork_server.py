@@ -4,8 +4,8 @@ the app once; every run's OS process is a plain fork of it (shards_worker.standb
 shards_worker.run_process is what they execute).
 
 Not multiprocessing's forkserver: each of its processes ran the worker's own command again
-(`shards worker`, a console script, imported the whole CLI: about 30 ms of CPU per run), and its
-start added about 4 ms of CPU to each fork.
+(`shards worker`, a console script, imported the whole CLI: about 30 ms of CPU per run), and a
+fork through it cost 6 ms of CPU, against 2.6 ms here (docs/benchmarks.md, issue 25).
 
 The worker and its fork server talk over one Unix socket pair (SOCK_SEQPACKET: one message per
 send, file descriptors with it). The worker sends its configuration (pickled), then b"F" per
