@@ -36,16 +36,6 @@ DATABASE = "bench"
 STOP_TIMEOUT = 30.0
 
 
-def shards_script() -> list[str]:
-    """`shards` as people and the images run it: the console script beside this interpreter
-    (`python -m shards_cli` where there is none, or with SHARDS_BENCH_COMMAND=module, to compare
-    with figures measured that way). A worker's command decides how its run processes start."""
-    script = Path(sys.executable).parent / "shards"
-    if script.is_file() and os.environ.get("SHARDS_BENCH_COMMAND", "script") != "module":
-        return [str(script)]
-    return [sys.executable, "-m", "shards_cli"]
-
-
 @functools.cache
 def worker_help() -> str:
     """`shards worker --help`, wide, without colour (what this code's worker accepts)."""
@@ -116,9 +106,8 @@ class Cluster:
     def start_workers(self, count: int, *, concurrency: int = 1, extra: Sequence[str] = ()) -> None:
         for _ in range(count):
             port = free_port()
-            command = [*shards_script(), "worker", APP, "--mongo", self.uri,
-                       "--concurrency", str(concurrency), "--metrics-port", str(port), *extra]
-            self.processes.spawn(command, f"worker-{len(self.processes.workers)}.log", worker=True)
+            self.processes.start_worker(APP, "--mongo", self.uri, "--concurrency", str(concurrency),
+                                        "--metrics-port", str(port), *extra)
             self.metrics_ports.append(port)
 
     def ready(self, timeout: float = 180.0) -> None:

@@ -53,8 +53,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; smoke 1)")
     parser.add_argument("--with-operator", action="store_true", help="run figures 6 and 10 in --smoke too")
     parser.add_argument("--worker-command", choices=["script", "module"], default="script",
-                        help="start workers as `shards worker` (the console script, as the images do) "
-                             "or as `python -m shards_cli worker`")
+                        help="run `shards` (every worker, and figure 8's CLI) as the console script, as "
+                             "people and the images do, or as `python -m shards_cli`")
     parser.add_argument("--f7-modes", default="", help="figure 7's modes: thread,process")
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default=None, help="also write RESULTS_DIR/NAME.json")
@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path[:0] = [str(BENCH), str(BENCH.parent / "tests")]  # the figures, and tooling.harness
     import figures
     import report
+    from tooling.harness import COMMAND_ENV
 
-    os.environ["SHARDS_BENCH_COMMAND"] = args.worker_command  # read by cluster.shards_script
+    os.environ[COMMAND_ENV] = args.worker_command  # every program the harness starts (scripts' too)
     plan = figures.Plan.smoke() if args.smoke else figures.Plan()
     if args.repeats is not None:
         plan.repeats = max(1, args.repeats)

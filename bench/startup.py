@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cluster import SCOPE, Cluster, shards_script
+from cluster import SCOPE, Cluster
 from stats import latency
+from tooling.harness import shards_command
 
 TARGETS_MS = {"help": 150.0, "status": 300.0}
 
@@ -34,7 +35,7 @@ def measure(runs: int) -> Callable[[int], dict[str, Any]]:
         with Cluster("startup") as cluster:
             cluster.start_workers(1)
             cluster.ready()
-            shards = shards_script()
+            shards = shards_command()
             env = {**os.environ, "SHARDS_MONGO_URI": cluster.uri, "COLUMNS": "120"}
             return {
                 "help_ms": timed([*shards, "--help"], env, runs),

@@ -16,9 +16,33 @@ and the bench start: the embedded MongoDB server, Shards workers, the operator, 
 Nothing is ever signalled but a pid this harness started.
 """
 
-from tooling.harness.child import REPO, WAIT, Child, cpu_seconds, reap, shards_command, spawn, wait_until
+from tooling.harness.child import (
+    COMMAND_ENV,
+    REPO,
+    WAIT,
+    Child,
+    cpu_seconds,
+    reap,
+    shards_command,
+    spawn,
+    wait_until,
+)
 from tooling.harness.mongo import EmbeddedMongo
 from tooling.harness.processes import DEPLOY_LEASE, Processes, answers, shards_env
 
-__all__ = ["DEPLOY_LEASE", "REPO", "WAIT", "Child", "EmbeddedMongo", "Processes", "answers", "cpu_seconds",
-           "reap", "shards_command", "shards_env", "spawn", "wait_until"]
+__all__ = [
+    "COMMAND_ENV",
+    "DEPLOY_LEASE",
+    "REPO",
+    "WAIT",
+    "Child",
+    "EmbeddedMongo",
+    "Processes",
+    "answers",
+    "cpu_seconds",
+    "reap",
+    "shards_command",
+    "shards_env",
+    "spawn",
+    "wait_until",
+]

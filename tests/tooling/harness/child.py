@@ -118,8 +118,17 @@ class Child:
         return reap(self.popen, grace=self.grace if timeout is None else timeout, sig=sig)[0]
 
 
+COMMAND_ENV = "SHARDS_HARNESS_COMMAND"  # "script": the console script (the bench's default); else -m
+
+
 def shards_command(*args: str) -> list[str]:
-    """`shards ARGS` with this interpreter, as the tests, the chaos suite and the bench run it."""
+    """`shards ARGS` with this interpreter, as the tests, the chaos suite and the bench run it:
+    `python -m shards_cli`, or with SHARDS_HARNESS_COMMAND=script the `shards` console script
+    beside the interpreter, as people and the images run it (how a worker is started decides how
+    its isolated runs' processes start: make bench measures it that way)."""
+    script = Path(sys.executable).parent / "shards"
+    if os.environ.get(COMMAND_ENV) == "script" and script.is_file():
+        return [str(script), *args]
     return [sys.executable, "-m", "shards_cli", *args]
 
 
