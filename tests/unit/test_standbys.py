@@ -22,11 +22,10 @@ class FakeProcess:
     def is_alive(self) -> bool:
         return self.exitcode is None
 
-    def kill(self) -> None:
-        if self.closed:
-            raise ValueError("process object is closed")
-        self.killed = True
-        self.exitcode = -9
+    def kill(self) -> None:  # as ForkedProcess: nothing once it has exited
+        if self.exitcode is None:
+            self.killed = True
+            self.exitcode = -9
 
     def join(self, timeout: float | None = None) -> None:
         pass

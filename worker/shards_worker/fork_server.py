@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from shards.errors import ShardsError
 
@@ -58,6 +58,15 @@ _CONFIG_MAX = 1 << 20
 # Not `-m shards_worker.fork_server`: the package imports this module before runpy would run it
 # again as __main__ (two copies of it, and a RuntimeWarning on stderr).
 _ENTRY = "import sys; from shards_worker.fork_server import serve_fd; serve_fd(int(sys.argv[1]))"
+
+
+class _Reply(NamedTuple):
+    """The server's answer to a start or a fork: for a fork, the process and the worker's end of
+    its pipe (None: it could not fork, `value` is the errno)."""
+
+    kind: bytes
+    value: int
+    forked: tuple[ForkedProcess, int] | None
 
 
 class ForkedProcess:
@@ -142,10 +151,9 @@ class ForkServer:
         self._lock = threading.Lock()  # one fork (or start) at a time
         self._server: subprocess.Popen[bytes] | None = None
         self._channel: socket.socket | None = None
-        self._reply: tuple[bytes, int, int, list[int]] | None = None
+        self._reply: _Reply | None = None
         self._replied = threading.Condition()
         self._processes: dict[int, ForkedProcess] = {}  # forked, exit not reported yet
-        self._early_exits: dict[int, int] = {}  # exits reported before their fork's reply was read
 
     def start(self) -> None:
         """Start the server and wait (bounded) until it has imported the app."""
@@ -163,15 +171,10 @@ class ForkServer:
             except OSError as error:
                 self._lose(f"its channel failed: {error_line(error)}")
                 raise ShardsError(f"the fork server is gone ({error_line(error)})") from error
-            kind, pid, value, fds = self._await(FORK_WAIT, "fork a run's process")
-            if kind == FAILED:
-                raise ShardsError(f"the fork server could not fork: {os.strerror(value)}")
-            conn_fd, *rest = fds
-            process = ForkedProcess(pid, rest[0] if rest else None)
-            with self._replied:
-                self._processes[pid] = process
-                if pid in self._early_exits:  # it exited before its fork's reply was read
-                    process.exited(self._early_exits.pop(pid))
+            reply = self._await(FORK_WAIT, "fork a run's process")
+            if reply.forked is None:
+                raise ShardsError(f"the fork server could not fork: {os.strerror(reply.value)}")
+            process, conn_fd = reply.forked
             return process, Connection(conn_fd)
 
     def close(self) -> None:
@@ -185,10 +188,6 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait(CLOSE_WAIT)
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._server is None else self._server.pid
 
     # -- the channel ----------------------------------------------------------------------------
     def _start(self) -> None:
@@ -212,11 +211,11 @@ class ForkServer:
                   "pump_interval": self.pump_interval}
         ours.send(pickle.dumps(config))
         with self._replied:
-            self._channel, self.lost, self._reply, self._early_exits = ours, False, None, {}
+            self._channel, self.lost, self._reply = ours, False, None
         threading.Thread(target=self._read, args=(ours,), name="shards-fork-server", daemon=True).start()
         self._await(START_WAIT, "import the app")
 
-    def _await(self, timeout: float, what: str) -> tuple[bytes, int, int, list[int]]:
+    def _await(self, timeout: float, what: str) -> _Reply:
         with self._replied:
             if not self._replied.wait_for(lambda: self._reply is not None or self.lost, timeout):
                 self._lose_locked(f"it did not {what} within {timeout:.0f}s")
@@ -245,11 +244,14 @@ class ForkServer:
                     process = self._processes.pop(pid, None)
                     if process is not None:
                         process.exited(value)
-                    else:
-                        self._early_exits[pid] = value
-                else:
-                    self._reply = (kind, pid, value, fds)
-                    self._replied.notify_all()
+                    continue
+                forked = None
+                if kind == FORKED:  # known before its exit can be read (the server sends that later)
+                    conn_fd, *pidfd = fds
+                    forked = (ForkedProcess(pid, pidfd[0] if pidfd else None), conn_fd)
+                    self._processes[pid] = forked[0]
+                self._reply = _Reply(kind, value, forked)
+                self._replied.notify_all()
 
     def _lose(self, why: str) -> None:
         with self._replied:

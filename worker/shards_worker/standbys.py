@@ -43,9 +43,8 @@ class Standby:
     conn: Connection
 
     def kill(self) -> None:
-        """Kill the process (a forced stop, a deadline, the fence); a no-op once it is laid to rest."""
-        with contextlib.suppress(ValueError):  # closed: it exited and was reaped
-            self.process.kill()
+        """Kill the process (a forced stop, a deadline, the fence); a no-op once it has exited."""
+        self.process.kill()
 
 
 Fork = Callable[[], Standby]  # starts one standby (the process host's context and target)
